@@ -1,0 +1,233 @@
+"""Training configuration: every hyperparameter is a named, documented field.
+
+The paper's hyperparameter table is not public; defaults start from the Meta-World+
+MT-PPO baseline settings (see README). Variants (``toppo.variants``) are overrides on
+these defaults; command-line ``key=value`` pairs override the variant.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+from dataclasses import dataclass, fields
+from typing import Any
+
+BENCHMARKS = {"MT10": 10, "MT50": 50}
+REWARD_VERSIONS = ("v1", "v2")
+COMBINER_NAMES = ("sum", "pcgrad", "cagrad", "fairgrad")
+POPART_MODES = ("welford", "ema")
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(ValueError):
+    """A configuration key or value that cannot be used; the message names the key."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    # --- experiment -------------------------------------------------------------------
+    benchmark: str = "MT10"  # MT10 or MT50 (metaworld 3.x, one env per task)
+    reward_version: str = "v2"  # metaworld reward function version: v1 or v2
+    seed: int = 0  # seeds torch, numpy and the environments (and their goals)
+    total_steps: int = 20_000_000  # training env steps summed over tasks (MT10 20M, MT50 100M)
+    device: str = "auto"  # auto (cuda if available), cpu or cuda
+    torch_threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+
+    # --- environments -----------------------------------------------------------------
+    envs_per_task: int = 1  # env copies per task stepped in parallel
+    async_envs: bool = False  # gymnasium AsyncVectorEnv (subprocesses) instead of Sync
+    max_episode_steps: int = 500  # metaworld's time limit; ends by truncation (bootstrapped)
+
+    # --- PPO core ---------------------------------------------------------------------
+    rollout_steps_per_task: int = 10_000  # env steps per task collected per update
+    num_epochs: int = 16  # passes over the rollout per update
+    num_minibatches: int = 32  # minibatches per epoch
+    learning_rate: float = 3e-4  # Adam step size (actor and critic)
+    adam_eps: float = 1e-5
+    anneal_lr: bool = False  # linear decay of the learning rate to 0 over the budget
+    gamma: float = 0.99
+    gae_lambda: float = 0.97
+    clip_coef: float = 0.2  # PPO surrogate clip
+    clip_vloss: bool = True  # PPO value clipping (kept in every variant)
+    vf_clip_coef: float = 0.2  # value clip range (in normalised units when PopArt is on)
+    ent_coef: float = 5e-3
+    vf_coef: float = 0.5  # weight of the critic loss (critic and actor have separate nets)
+    max_grad_norm: float = 1.0  # global grad-norm clip per side, applied after combining
+    target_kl: float = 0.0  # early-stop the epoch loop above this approx-KL; 0 = off
+
+    # --- networks ---------------------------------------------------------------------
+    hidden_sizes: tuple[int, ...] = (400, 400, 400)
+    activation: str = "tanh"  # tanh or relu
+    log_std_init: float = 0.0  # initial per-task log-std
+    ln_actor: bool = False  # LayerNorm before each activation in the actor body (LN-a)
+    ln_critic: bool = False  # LayerNorm before each activation in the critic body (LN-c)
+
+    # --- Critic Balancing ---------------------------------------------------------------
+    popart: bool = False  # per-task PopArt value normalisation (Hessel et al. 2019)
+    popart_mode: str = "welford"  # welford (exact running stats) or ema
+    popart_beta: float = 3e-4  # EMA step size (popart_mode=ema)
+    popart_min_sigma: float = 1e-4  # floor on the per-task scale
+    stratified_minibatches: bool = False  # equal samples per task in every minibatch
+    actor_combiner: str = "sum"  # per-task gradient combiner on the shared actor params
+    critic_combiner: str = "sum"  # ... on the shared critic params
+    cagrad_c: float = 0.4  # CAGrad's conflict-averse radius c
+    fairgrad_alpha: float = 1.0  # FairGrad's alpha (1 = proportional fairness)
+    per_task_grad_impl: str = "vmap"  # vmap (torch.func) or loop (reference, K backwards)
+
+    # --- evaluation -------------------------------------------------------------------
+    eval_every_steps: int = 1_000_000  # cadence in training env steps (summed over tasks)
+    eval_episodes: int = 50  # episodes per task, pseudorandom goals (50 covers all goals)
+    eval_envs_per_task: int = 10  # eval env copies per task stepped together
+
+    # --- diagnostics and bookkeeping ----------------------------------------------------
+    diagnostics: bool = True  # per-task critic grad norms, cosines, Gram condition number
+    checkpoint_every_updates: int = 1  # write checkpoints/latest.pt every N updates
+    progress_every_s: float = 10.0  # seconds between progress lines
+
+    # ------------------------------------------------------------------------------------
+    @property
+    def num_tasks(self) -> int:
+        return BENCHMARKS[self.benchmark]
+
+    @property
+    def steps_per_update(self) -> int:
+        return self.rollout_steps_per_task * self.num_tasks
+
+    @property
+    def num_updates(self) -> int:
+        return -(-self.total_steps // self.steps_per_update)
+
+    @property
+    def minibatch_per_task(self) -> int:
+        """Samples of each task in one stratified minibatch."""
+        return self.rollout_steps_per_task // self.num_minibatches
+
+    @property
+    def needs_per_task_grads(self) -> bool:
+        return self.actor_combiner != "sum" or self.critic_combiner != "sum" or self.diagnostics
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["hidden_sizes"] = list(self.hidden_sizes)
+        return d
+
+    def config_hash(self) -> str:
+        """Hash of everything that changes the result (device and bookkeeping excluded)."""
+        d = self.to_dict()
+        for k in ("device", "torch_threads", "progress_every_s", "checkpoint_every_updates"):
+            d.pop(k)
+        return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
+
+    def validate(self) -> TrainConfig:
+        def bad(key: str, why: str) -> ConfigError:
+            return ConfigError(f"config key '{key}': {why} (got {getattr(self, key)!r})")
+
+        if self.benchmark not in BENCHMARKS:
+            raise bad("benchmark", f"unknown benchmark, expected one of {sorted(BENCHMARKS)}")
+        if self.reward_version not in REWARD_VERSIONS:
+            raise bad("reward_version", f"expected one of {REWARD_VERSIONS}")
+        if self.device not in DEVICES:
+            raise bad("device", f"expected one of {DEVICES}")
+        for side in ("actor_combiner", "critic_combiner"):
+            if getattr(self, side) not in COMBINER_NAMES:
+                raise bad(side, f"unknown combiner, expected one of {COMBINER_NAMES}")
+        if self.popart_mode not in POPART_MODES:
+            raise bad("popart_mode", f"expected one of {POPART_MODES}")
+        if self.activation not in ("tanh", "relu"):
+            raise bad("activation", "expected tanh or relu")
+        if self.per_task_grad_impl not in ("vmap", "loop"):
+            raise bad("per_task_grad_impl", "expected vmap or loop")
+        positive = [
+            "total_steps", "envs_per_task", "max_episode_steps", "rollout_steps_per_task",
+            "num_epochs", "num_minibatches", "eval_every_steps", "eval_episodes",
+            "eval_envs_per_task", "checkpoint_every_updates",
+        ]
+        for key in positive:
+            if getattr(self, key) <= 0:
+                raise bad(key, "must be a positive integer")
+        nonneg = ["learning_rate", "adam_eps", "clip_coef", "vf_clip_coef", "ent_coef",
+                  "vf_coef", "max_grad_norm", "target_kl", "cagrad_c", "popart_beta",
+                  "popart_min_sigma", "torch_threads", "seed"]
+        for key in nonneg:
+            if getattr(self, key) < 0:
+                raise bad(key, "must be non-negative")
+        for key in ("gamma", "gae_lambda"):
+            if not 0.0 <= getattr(self, key) <= 1.0:
+                raise bad(key, "must lie in [0, 1]")
+        if self.fairgrad_alpha <= 0:
+            raise bad("fairgrad_alpha", "must be positive")
+        if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
+            raise bad("hidden_sizes", "must be a non-empty list of positive widths")
+        if self.rollout_steps_per_task % self.envs_per_task:
+            raise bad("rollout_steps_per_task", f"must be divisible by envs_per_task={self.envs_per_task}")
+        if self.minibatch_per_task < 1:
+            raise bad(
+                "num_minibatches",
+                f"a minibatch cannot hold every task: {self.rollout_steps_per_task} rollout steps "
+                f"per task split into {self.num_minibatches} minibatches leaves <1 sample per task",
+            )
+        needs_strat = self.actor_combiner != "sum" or self.critic_combiner != "sum"
+        if needs_strat and not self.stratified_minibatches:
+            raise bad("stratified_minibatches",
+                      "per-task gradient combiners need task-stratified minibatches; set it to true")
+        return self
+
+
+FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+
+
+def parse_value(key: str, raw: str) -> Any:
+    """Parse a ``key=value`` override string into the type of the field ``key``."""
+    if key not in FIELD_TYPES:
+        raise ConfigError(
+            f"unknown config key '{key}'; known keys: {', '.join(sorted(FIELD_TYPES))}"
+        )
+    default = getattr(TrainConfig(), key)
+    try:
+        if isinstance(default, bool):
+            low = raw.strip().lower()
+            if low in ("1", "true", "yes", "on"):
+                return True
+            if low in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(raw)
+        if isinstance(default, int):
+            try:
+                return int(raw.replace("_", ""))
+            except ValueError:
+                as_float = float(raw)  # accept 2e7 for step counts
+                if not as_float.is_integer():
+                    raise
+                return int(as_float)
+        if isinstance(default, float):
+            return float(raw)
+        if isinstance(default, tuple):
+            parts = raw.strip("[]() ").replace(",", " ").split()
+            return tuple(int(p) for p in parts)
+    except ValueError as exc:
+        raise ConfigError(f"config key '{key}': cannot parse {raw!r} as {type(default).__name__}") from exc
+    return raw
+
+
+def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
+    """Build and validate a TrainConfig, refusing unknown keys by name."""
+    values = dict(base or {})
+    values.update(overrides)
+    unknown = sorted(set(values) - set(FIELD_TYPES))
+    if unknown:
+        raise ConfigError(f"unknown config key(s): {', '.join(unknown)}")
+    if "hidden_sizes" in values:
+        values["hidden_sizes"] = tuple(int(h) for h in values["hidden_sizes"])
+    return TrainConfig(**values).validate()
+
+
+def config_from_dict(d: dict[str, Any]) -> TrainConfig:
+    """Rebuild a TrainConfig from a resolved ``config.yaml`` mapping."""
+    return make_config(d)
+
+
+__all__ = [
+    "BENCHMARKS", "COMBINER_NAMES", "ConfigError", "TrainConfig", "make_config",
+    "parse_value", "config_from_dict",
+]
