@@ -228,6 +228,11 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
 
 __all__ = [
-    "BENCHMARKS", "COMBINER_NAMES", "ConfigError", "TrainConfig", "make_config",
-    "parse_value", "config_from_dict",
+    "BENCHMARKS",
+    "COMBINER_NAMES",
+    "ConfigError",
+    "TrainConfig",
+    "config_from_dict",
+    "make_config",
+    "parse_value",
 ]

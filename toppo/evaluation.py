@@ -1,0 +1,66 @@
+"""Meta-World evaluation: per task, N episodes with terminate-on-success and mean actions.
+
+Success of an episode is its final ``success`` flag (with terminate-on-success, 1 iff the
+task was solved at some step). Goals come from metaworld's pseudorandom task selection,
+so N = 50 episodes visit each of the task's 50 goals once. Every evaluation restores the
+eval envs to the same snapshot, so evaluations over training see the same goals and the
+same initial states, and a resumed run evaluates exactly like an uninterrupted one.
+
+With C eval copies per task, copy c plays episodes [c*n, (c+1)*n) of the goal cycle
+(it skips the first c*n goals), so copies split the goals instead of repeating them.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from toppo.envs import EnvCopies
+
+
+@dataclass
+class EvalResult:
+    success_rate: np.ndarray  # (K,) fraction of episodes whose final success was 1
+    mean_return: np.ndarray  # (K,) mean undiscounted episode return
+    episodes: int  # episodes per task
+    env_steps: int  # env steps executed by this evaluation (all copies, all tasks)
+
+
+def evaluate(act: Callable[[np.ndarray], np.ndarray], envs: EnvCopies, snapshot: list[Any],
+             episodes: int) -> EvalResult:
+    """Run ``episodes`` evaluation episodes per task; ``act`` maps obs (N, D) -> actions."""
+    K, C = envs.num_tasks, len(envs.copies)
+    per_copy = math.ceil(episodes / C)
+    # episodes each env index (copy * K + task) must complete
+    quota = np.repeat([max(0, min(per_copy, episodes - c * per_copy)) for c in range(C)], K)
+
+    envs.set_state(snapshot)
+    for c, vec in enumerate(envs.copies):
+        for _ in range(c * per_copy):  # skip ahead to this copy's share of the goal cycle
+            vec.reset()
+    obs = envs.reset()
+
+    done_eps = np.zeros(envs.num_envs, dtype=np.int64)
+    successes = np.zeros(envs.num_envs)
+    returns = np.zeros(envs.num_envs)
+    running_return = np.zeros(envs.num_envs)
+    steps = 0
+    while (done_eps < quota).any():
+        obs, reward, terminated, truncated, infos = envs.step(act(obs))
+        steps += envs.num_envs
+        running_return += reward
+        ended = np.flatnonzero(terminated | truncated)
+        if ended.size:
+            final_success = EnvCopies.final_success(infos, K)
+            for i in ended:
+                if done_eps[i] < quota[i]:
+                    successes[i] += final_success[i]
+                    returns[i] += running_return[i]
+                    done_eps[i] += 1
+                running_return[i] = 0.0
+    per_task = lambda x: x.reshape(C, K).sum(0) / episodes
+    return EvalResult(per_task(successes), per_task(returns), episodes, steps)

@@ -1,0 +1,75 @@
+"""Per-task PopArt value normalisation (van Hasselt et al. 2016; Hessel et al. 2019).
+
+Each task k keeps running statistics (mu_k, sigma_k) of its value targets. The critic's
+last layer has one output per task and predicts *normalised* values; the unnormalised
+value is ``sigma_k * v_k + mu_k``. When the statistics change, row k of the last layer is
+rescaled ("preserving outputs precisely") so every unnormalised prediction is unchanged:
+
+    W_k <- W_k * sigma_old / sigma_new
+    b_k <- (sigma_old * b_k + mu_old - mu_new) / sigma_new
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class PopArt(nn.Module):
+    """Running per-task target statistics; buffers so they move with the state dict."""
+
+    def __init__(self, num_tasks: int, mode: str = "welford", beta: float = 3e-4,
+                 min_sigma: float = 1e-4):
+        super().__init__()
+        if mode not in ("welford", "ema"):
+            raise ValueError(f"popart mode must be 'welford' or 'ema', got {mode!r}")
+        self.mode, self.beta, self.min_sigma = mode, beta, min_sigma
+        self.register_buffer("mu", torch.zeros(num_tasks, dtype=torch.float64))
+        self.register_buffer("nu", torch.ones(num_tasks, dtype=torch.float64))  # ema 2nd moment
+        self.register_buffer("m2", torch.zeros(num_tasks, dtype=torch.float64))  # welford
+        self.register_buffer("count", torch.zeros(num_tasks, dtype=torch.float64))
+
+    @property
+    def sigma(self) -> torch.Tensor:
+        if self.mode == "welford":
+            var = torch.where(self.count > 1, self.m2 / self.count.clamp(min=1), torch.ones_like(self.m2))
+        else:
+            var = self.nu - self.mu**2
+        return var.clamp(min=0).sqrt().clamp(min=self.min_sigma)
+
+    def normalize(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        return (x - self.mu[task].to(x.dtype)) / self.sigma[task].to(x.dtype)
+
+    def denormalize(self, x: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        return x * self.sigma[task].to(x.dtype) + self.mu[task].to(x.dtype)
+
+    @torch.no_grad()
+    def update(self, targets: torch.Tensor, head: nn.Linear) -> None:
+        """Fold ``targets`` shaped (K, N) (task k's value targets in row k) into the
+        statistics, then rescale ``head`` (K outputs) so its unnormalised outputs are kept."""
+        old_mu, old_sigma = self.mu.clone(), self.sigma.clone()
+        x = targets.to(torch.float64)
+        n = x.shape[1]
+        batch_mean = x.mean(1)
+        if self.mode == "welford":  # Chan et al. parallel update of mean and M2
+            batch_m2 = ((x - batch_mean[:, None]) ** 2).sum(1)
+            total = self.count + n
+            delta = batch_mean - self.mu
+            self.mu += delta * n / total
+            self.m2 += batch_m2 + delta**2 * self.count * n / total
+            self.count.copy_(total)
+        else:  # one EMA step per target, applied in closed form for the batch mean
+            w = 1.0 - (1.0 - self.beta) ** n
+            self.mu.mul_(1 - w).add_(w * batch_mean)
+            self.nu.mul_(1 - w).add_(w * (x**2).mean(1))
+            self.count += n
+        new_mu, new_sigma = self.mu, self.sigma
+        scale = (old_sigma / new_sigma).to(head.weight.dtype)
+        head.weight.mul_(scale[:, None])
+        head.bias.copy_(((old_sigma * head.bias.to(torch.float64) + old_mu - new_mu) / new_sigma)
+                        .to(head.bias.dtype))
+
+    def summary(self) -> dict[str, float]:
+        sigma = self.sigma
+        return {"popart_mu_mean": float(self.mu.mean()), "popart_sigma_min": float(sigma.min()),
+                "popart_sigma_max": float(sigma.max())}

@@ -1,0 +1,96 @@
+"""PPO building blocks as pure functions: GAE, minibatch samplers, per-task losses.
+
+Shapes: a rollout is indexed (T steps, N envs); after GAE it is regrouped per task as
+(K tasks, M samples per task) with M = T * copies. A stratified minibatch is (K, m).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+
+def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
+        episode_end: torch.Tensor, gamma: float, lam: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Generalised advantage estimation over (T, N) tensors.
+
+    ``next_values[t]`` is V(s_{t+1}) for the transition at t: the value of the next state
+    in the same episode or, where the episode was truncated by the time limit at t, the
+    value of the episode's final observation (bootstrapping a truncation, not treating it
+    as terminal). ``episode_end[t]`` (bool) stops the advantage trace crossing into the
+    next episode. Meta-World training episodes never terminate, only truncate.
+    Returns (advantages, returns = advantages + values).
+    """
+    T = rewards.shape[0]
+    adv = torch.zeros_like(rewards)
+    last = torch.zeros_like(rewards[0])
+    cont = (~episode_end).to(rewards.dtype)
+    for t in reversed(range(T)):
+        delta = rewards[t] + gamma * next_values[t] - values[t]
+        last = delta + gamma * lam * cont[t] * last
+        adv[t] = last
+    return adv, adv + values
+
+
+def normalize_per_task(adv: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Normalise advantages (K, M) to zero mean and unit std inside each task."""
+    return (adv - adv.mean(1, keepdim=True)) / (adv.std(1, keepdim=True) + eps)
+
+
+def stratified_minibatches(num_tasks: int, samples_per_task: int, num_minibatches: int,
+                           generator: torch.Generator | None = None,
+                           device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Index tensors (K, m) into per-task data (K, M): every minibatch holds m samples of
+    every task, m = M // num_minibatches. Each task's samples are permuted independently;
+    the M mod num_minibatches left-over samples of a task sit out this epoch."""
+    m = samples_per_task // num_minibatches
+    perm = torch.argsort(torch.rand(num_tasks, samples_per_task, generator=generator), dim=1)
+    perm = perm.to(device)
+    return [perm[:, j * m:(j + 1) * m] for j in range(num_minibatches)]
+
+
+def random_minibatches(total: int, num_minibatches: int, generator: torch.Generator | None = None,
+                       device: torch.device | str = "cpu") -> list[torch.Tensor]:
+    """Flat index tensors into (K * M) samples, plain PPO's random minibatches."""
+    size = total // num_minibatches
+    perm = torch.randperm(total, generator=generator).to(device)
+    return [perm[j * size:(j + 1) * size] for j in range(num_minibatches)]
+
+
+def gaussian_log_prob(action: torch.Tensor, mean: torch.Tensor, log_std: torch.Tensor) -> torch.Tensor:
+    """Sum over action dims of the diagonal Gaussian log density."""
+    var = torch.exp(2 * log_std)
+    return (-((action - mean) ** 2) / (2 * var) - log_std - 0.5 * math.log(2 * math.pi)).sum(-1)
+
+
+def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
+    return (log_std + 0.5 * (1.0 + math.log(2 * math.pi))).sum(-1)
+
+
+def actor_loss(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor,
+               old_logp: torch.Tensor, adv: torch.Tensor, clip_coef: float, ent_coef: float
+               ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """Clipped surrogate minus the entropy bonus, averaged over the given samples."""
+    logp = gaussian_log_prob(action, mean, log_std)
+    log_ratio = logp - old_logp
+    ratio = log_ratio.exp()
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
+    entropy = gaussian_entropy(log_std).mean()
+    with torch.no_grad():
+        stats = {"approx_kl": ((ratio - 1) - log_ratio).mean(),
+                 "clipfrac": ((ratio - 1).abs() > clip_coef).float().mean(),
+                 "policy_loss": pg.detach(), "entropy": entropy.detach()}
+    return pg - ent_coef * entropy, stats
+
+
+def critic_loss(value: torch.Tensor, old_value: torch.Tensor, target: torch.Tensor,
+                clip_vloss: bool, vf_clip_coef: float, vf_coef: float) -> torch.Tensor:
+    """PPO value loss with value clipping around the rollout-time prediction."""
+    unclipped = (value - target) ** 2
+    if clip_vloss:
+        clipped = old_value + (value - old_value).clamp(-vf_clip_coef, vf_clip_coef)
+        loss = 0.5 * torch.max(unclipped, (clipped - target) ** 2).mean()
+    else:
+        loss = 0.5 * unclipped.mean()
+    return vf_coef * loss

@@ -1,0 +1,384 @@
+"""TOPPO / multi-task PPO trainer on Meta-World+ MT10 and MT50.
+
+    python -m toppo.train --variant toppo --benchmark MT10 --reward-version v2 --seed 0 \
+        --out-dir results/runs/paper/MT10-v2/toppo/seed0 [key=value ...]
+
+One PPO update, top to bottom (``Trainer.train_one_update``):
+  1. rollout: ``rollout_steps_per_task`` env steps per task, actions sampled from the policy;
+     episodes end by time-limit truncation, whose final state is bootstrapped;
+  2. GAE on unnormalised values; advantages normalised inside each task;
+  3. PopArt (optional): per-task target statistics updated once, critic head rescaled;
+  4. ``num_epochs`` x ``num_minibatches`` minibatches (task-stratified or random); with a
+     non-``sum`` combiner, per-task gradients of each side are combined (shared parameters)
+     or summed (per-task rows); then one global grad-norm clip and an Adam step;
+  5. evaluation at the configured cadence; checkpoint and logs written atomically.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import yaml
+
+from toppo import ppo
+from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
+from toppo.envs import EnvCopies, make_envs
+from toppo.evaluation import evaluate
+from toppo.io import (
+    git_commit,
+    package_versions,
+    save_torch_atomic,
+    write_csv_atomic,
+    write_json_atomic,
+    write_yaml_atomic,
+)
+from toppo.learner import Learner, TrainingDiverged
+from toppo.variants import VARIANTS, resolve
+
+EVAL_COLUMNS = ["benchmark", "reward_version", "variant", "seed", "step", "task_index", "task",
+                "success_rate", "mean_return", "episodes"]
+METRIC_COLUMNS = ["update", "step", "wall_time_s", "env_sps", "rollout_time_s", "learn_time_s",
+                  "update_time_s", "policy_loss",
+                  "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm_actor",
+                  "grad_norm_critic", "critic_gradnorm_max", "critic_gradnorm_min",
+                  "critic_gradnorm_spread", "critic_cos_mean", "critic_cos_min", "critic_gram_cond",
+                  "popart_mu_mean", "popart_sigma_min", "popart_sigma_max", "mean_train_success"]
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ConfigError("config key 'device': cuda requested but torch sees no CUDA device")
+    return torch.device(name)
+
+
+class Trainer:
+    def __init__(self, cfg: TrainConfig, out_dir: Path, variant: str = "custom"):
+        self.cfg, self.variant, self.out = cfg, variant, Path(out_dir)
+        self.ckpt_path = self.out / "checkpoints" / "latest.pt"
+        self.device = resolve_device(cfg.device)
+        if cfg.torch_threads > 0:
+            torch.set_num_threads(cfg.torch_threads)
+        torch.manual_seed(cfg.seed)
+        np.random.seed(cfg.seed)
+
+        self.envs, self.eval_envs = make_envs(
+            cfg.benchmark, cfg.reward_version, cfg.seed, envs_per_task=cfg.envs_per_task,
+            eval_envs_per_task=min(cfg.eval_envs_per_task, cfg.eval_episodes),
+            async_envs=cfg.async_envs, max_episode_steps=cfg.max_episode_steps)
+        self.eval_snapshot = self.eval_envs.get_state()
+        self.K = self.envs.num_tasks
+        obs_dim = self.envs.single_observation_space.shape[0]
+        act_dim = self.envs.single_action_space.shape[0]
+        self.task_of_env = torch.as_tensor(self.envs.task_ids, device=self.device)
+        self.eval_task_ids = torch.as_tensor(self.eval_envs.task_ids, device=self.device)
+
+        self.learner = Learner(cfg, obs_dim, act_dim, self.device)
+
+        self.update_idx = 0
+        self.eval_rows: list[dict[str, Any]] = []
+        self.metric_rows: list[dict[str, Any]] = []
+        self.eval_env_steps = 0
+        self.wall_time = 0.0
+        self.last_eval_success = float("nan")
+
+    @property
+    def global_step(self) -> int:
+        return self.update_idx * self.cfg.steps_per_update
+
+    # ------------------------------------------------------------------ rollout
+    @torch.no_grad()
+    def collect_rollout(self) -> dict[str, torch.Tensor]:
+        cfg, dev, N = self.cfg, self.device, self.envs.num_envs
+        actor, value = self.learner.actor, self.learner.value
+        T = cfg.rollout_steps_per_task // cfg.envs_per_task
+        task = self.task_of_env
+        obs_buf = torch.zeros((T, N, self.envs.single_observation_space.shape[0]), device=dev)
+        act_buf = torch.zeros((T, N, self.envs.single_action_space.shape[0]), device=dev)
+        logp_buf, val_buf, rew_buf, next_val_buf = (torch.zeros((T, N), device=dev) for _ in range(4))
+        end_buf = torch.zeros((T, N), dtype=torch.bool, device=dev)
+        successes: list[float] = []
+
+        obs = torch.as_tensor(self.envs.reset(), device=dev)
+        for t in range(T):
+            mean, log_std = actor(obs, task)
+            action = mean + log_std.exp() * torch.randn_like(mean)
+            obs_buf[t], act_buf[t] = obs, action
+            logp_buf[t] = ppo.gaussian_log_prob(action, mean, log_std)
+            val_buf[t] = value(obs, task)
+            next_obs, reward, terminated, truncated, infos = self.envs.step(
+                action.clamp(-1.0, 1.0).cpu().numpy())
+            rew_buf[t] = torch.as_tensor(reward, device=dev)
+            ended = np.flatnonzero(terminated | truncated)
+            obs = torch.as_tensor(next_obs, device=dev)
+            if ended.size:
+                end_buf[t, ended] = True
+                final = EnvCopies.final_obs(infos, self.K)
+                trunc_only = [i for i in ended if truncated[i] and not terminated[i]]
+                if trunc_only:  # bootstrap the time limit: V(final observation of the episode)
+                    idx = torch.as_tensor(trunc_only, device=dev)
+                    fin = torch.as_tensor(np.stack([final[i] for i in trunc_only]), device=dev)
+                    next_val_buf[t, idx] = value(fin, task[idx])
+                successes.extend(EnvCopies.final_success(infos, self.K).values())
+        last_value = value(obs, task)
+        following = torch.cat([val_buf[1:], last_value[None]], 0)  # V(s_{t+1}) within episodes
+        next_val_buf = torch.where(end_buf, next_val_buf, following)
+        adv, ret = ppo.gae(rew_buf, val_buf, next_val_buf, end_buf, cfg.gamma, cfg.gae_lambda)
+
+        def per_task(x: torch.Tensor) -> torch.Tensor:  # (T, C*K, ...) -> (K, T*C, ...)
+            x = x.reshape(T, cfg.envs_per_task, self.K, *x.shape[2:])
+            return x.transpose(0, 2).reshape(self.K, T * cfg.envs_per_task, *x.shape[3:])
+
+        return {"obs": per_task(obs_buf), "action": per_task(act_buf), "logp": per_task(logp_buf),
+                "value": per_task(val_buf), "adv": per_task(adv), "ret": per_task(ret),
+                "task": per_task(task.expand(T, N)),
+                "train_success": torch.tensor(float(np.mean(successes)) if successes else float("nan"))}
+
+    # ------------------------------------------------------------------ losses
+    def train_one_update(self) -> dict[str, Any]:
+        t0 = time.perf_counter()
+        roll = self.collect_rollout()
+        t_roll = time.perf_counter() - t0
+        stats = self.learner.update(roll, self.update_idx)
+        self.update_idx += 1
+        return {"update": self.update_idx, "step": self.global_step,
+                "env_sps": self.cfg.steps_per_update / t_roll, "rollout_time_s": t_roll,
+                "update_time_s": time.perf_counter() - t0, **stats,
+                "mean_train_success": float(roll["train_success"])}
+
+    # ------------------------------------------------------------------ evaluation
+    @torch.no_grad()
+    def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
+        mean, _ = self.learner.actor(torch.as_tensor(obs, device=self.device), self.eval_task_ids)
+        return mean.clamp(-1.0, 1.0).cpu().numpy()
+
+    def run_evaluation(self) -> None:
+        res = evaluate(self.act_deterministic, self.eval_envs, self.eval_snapshot, self.cfg.eval_episodes)
+        self.eval_env_steps += res.env_steps
+        for k, name in enumerate(self.eval_envs.task_names):
+            self.eval_rows.append({
+                "benchmark": self.cfg.benchmark, "reward_version": self.cfg.reward_version,
+                "variant": self.variant, "seed": self.cfg.seed, "step": self.global_step,
+                "task_index": k, "task": name, "success_rate": float(res.success_rate[k]),
+                "mean_return": float(res.mean_return[k]), "episodes": res.episodes})
+        self.last_eval_success = float(res.success_rate.mean())
+
+    def eval_due(self) -> bool:
+        every = self.cfg.eval_every_steps
+        prev = (self.update_idx - 1) * self.cfg.steps_per_update
+        return self.update_idx == self.cfg.num_updates or self.global_step // every > prev // every
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "config_hash": self.cfg.config_hash(), "update_idx": self.update_idx,
+            "learner": self.learner.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "numpy_rng": np.random.get_state(), "env_state": self.envs.get_state(),
+            "eval_rows": self.eval_rows, "metric_rows": self.metric_rows,
+            "eval_env_steps": self.eval_env_steps, "wall_time": self.wall_time,
+            "last_eval_success": self.last_eval_success,
+        }
+
+    def load_state_dict(self, s: dict[str, Any]) -> None:
+        self.update_idx = s["update_idx"]
+        self.learner.load_state_dict(s["learner"])
+        torch.set_rng_state(s["torch_rng"])
+        if s["cuda_rng"] is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(s["cuda_rng"])
+        np.random.set_state(s["numpy_rng"])
+        self.envs.set_state(s["env_state"])
+        self.eval_rows, self.metric_rows = s["eval_rows"], s["metric_rows"]
+        self.eval_env_steps, self.wall_time = s["eval_env_steps"], s["wall_time"]
+        self.last_eval_success = s["last_eval_success"]
+
+    def write_logs(self) -> None:
+        write_csv_atomic(self.out / "eval.csv", self.eval_rows, EVAL_COLUMNS)
+        extra = sorted({k for r in self.metric_rows for k in r} - set(METRIC_COLUMNS),
+                       key=lambda k: (len(k), k))
+        write_csv_atomic(self.out / "train_metrics.csv", self.metric_rows, METRIC_COLUMNS + extra)
+
+    def manifest(self, status: str, started_at: str) -> dict[str, Any]:
+        return {
+            "status": status, "variant": self.variant, "benchmark": self.cfg.benchmark,
+            "reward_version": self.cfg.reward_version, "seed": self.cfg.seed,
+            "config_hash": self.cfg.config_hash(), "git_commit": git_commit(),
+            "packages": package_versions(), "device": str(self.device)
+            + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
+            "torch_threads": torch.get_num_threads(),
+            "wall_time_s": round(self.wall_time, 3), "env_steps": self.global_step,
+            "total_steps": self.cfg.total_steps, "eval_env_steps": self.eval_env_steps,
+            "updates": self.update_idx, "num_updates": self.cfg.num_updates,
+            "eval_episodes": self.cfg.eval_episodes,
+            "param_count": self.learner.param_counts(),
+            "started_at": started_at,
+            "finished_at": datetime.now(UTC).isoformat() if status == "complete" else None,
+        }
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        cfg = self.cfg
+        started_at = datetime.now(UTC).isoformat()
+        if self.ckpt_path.exists():
+            state = torch.load(self.ckpt_path, weights_only=False, map_location=self.device)
+            if state["config_hash"] == cfg.config_hash():
+                self.load_state_dict(state)
+                log(f"resumed from {self.ckpt_path} at update {self.update_idx}/{cfg.num_updates}")
+            else:
+                stale = self.ckpt_path.with_name(f"stale-{state['config_hash']}.pt")
+                self.ckpt_path.rename(stale)
+                log(f"checkpoint was written by another config; kept as {stale}, starting afresh")
+        write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
+        last_print = 0.0
+        while self.update_idx < cfg.num_updates:
+            t0 = time.perf_counter()
+            row = self.train_one_update()
+            if self.eval_due():
+                self.run_evaluation()
+            self.wall_time += time.perf_counter() - t0
+            row["wall_time_s"] = self.wall_time
+            self.metric_rows.append(row)
+            if self.update_idx % cfg.checkpoint_every_updates == 0 or self.update_idx == cfg.num_updates:
+                save_torch_atomic(self.ckpt_path, self.state_dict())
+                self.write_logs()
+            if time.perf_counter() - last_print >= cfg.progress_every_s or self.update_idx == cfg.num_updates:
+                last_print = time.perf_counter()
+                self.print_progress(row)
+        self.write_logs()
+        write_json_atomic(self.out / "manifest.json", self.manifest("complete", started_at))
+        log(f"done: {self.global_step} env steps, {self.eval_env_steps} eval env steps, "
+            f"{self.wall_time:.1f} s -> {self.out}")
+
+    def print_progress(self, row: dict[str, Any]) -> None:
+        cfg = self.cfg
+        done = self.update_idx / cfg.num_updates
+        rate = self.global_step / max(self.wall_time, 1e-9)
+        eta = (cfg.num_updates * cfg.steps_per_update - self.global_step) / max(rate, 1e-9)
+        log(f"update {self.update_idx}/{cfg.num_updates} | step {self.global_step:,}/{cfg.total_steps:,} "
+            f"({100 * done:.1f}%) | {row['env_sps']:.0f} env steps/s in rollout, {rate:.0f} overall | "
+            f"last eval success {self.last_eval_success:.3f} | elapsed {fmt_time(self.wall_time)} | "
+            f"ETA {fmt_time(eta)}")
+
+    def close(self) -> None:
+        self.envs.close()
+        self.eval_envs.close()
+
+
+def fmt_time(seconds: float) -> str:
+    if not math.isfinite(seconds):
+        return "?"
+    m, s = divmod(int(seconds), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
+
+
+def log(msg: str) -> None:
+    print(f"[toppo {datetime.now().strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# ---------------------------------------------------------------------- CLI
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m toppo.train",
+        description="Train TOPPO or one of its ablations on Meta-World+ MT10/MT50. "
+                    "Rerunning the same command resumes from the run directory's checkpoint.",
+        epilog="Any TrainConfig field can be overridden as key=value, e.g. "
+               "rollout_steps_per_task=1000 hidden_sizes=64,64 critic_combiner=cagrad cagrad_c=0.5. "
+               f"Variants: {', '.join(VARIANTS)}.")
+    p.add_argument("--variant", default="toppo", help="named variant (see --list-variants)")
+    p.add_argument("--benchmark", choices=["MT10", "MT50"], help="benchmark (variant default: MT10)")
+    p.add_argument("--reward-version", choices=["v1", "v2"], help="metaworld reward function version")
+    p.add_argument("--seed", type=int, help="seed for torch, numpy, envs and the benchmark's goals")
+    p.add_argument("--total-steps", type=float, help="training env steps summed over tasks")
+    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
+    p.add_argument("--out-dir", type=Path, help="run directory (created; resumed if it has a checkpoint)")
+    p.add_argument("--list-variants", action="store_true", help="print the variants and exit")
+    p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("overrides", nargs="*", metavar="key=value", help="config field overrides")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    overrides: dict[str, Any] = {}
+    for item in args.overrides:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"override {item!r} is not of the form key=value")
+        if key in overrides:
+            raise ConfigError(f"config key '{key}' is given twice")
+        overrides[key] = parse_value(key, raw)
+    flags = {"benchmark": args.benchmark, "reward_version": args.reward_version, "seed": args.seed,
+             "total_steps": args.total_steps, "device": args.device}
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if key in overrides:
+            raise ConfigError(f"config key '{key}' is given both as a flag and as {key}=...")
+        if key == "total_steps":
+            if value != int(value):
+                raise ConfigError(f"config key 'total_steps': not a whole number ({value})")
+            value = int(value)
+        overrides[key] = value
+    return resolve(args.variant, overrides)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_variants:
+        for name, ov in VARIANTS.items():
+            print(f"{name:28s} {ov}")
+        return 0
+    try:
+        cfg = config_from_args(args)
+    except ConfigError as exc:
+        parser.error(str(exc))
+    if args.print_config:
+        print(yaml.safe_dump(cfg.to_dict(), sort_keys=False), end="")
+        return 0
+    if args.out_dir is None:
+        parser.error("--out-dir is required")
+    out: Path = args.out_dir
+    manifest_path, config_path = out / "manifest.json", out / "config.yaml"
+    if manifest_path.exists() and config_path.exists():
+        import json
+        done = json.loads(manifest_path.read_text())
+        if done.get("status") == "complete" and done.get("config_hash") == cfg.config_hash():
+            log(f"{out} is complete for this config ({done['env_steps']:,} env steps); nothing to do")
+            return 0
+    out.mkdir(parents=True, exist_ok=True)
+    write_yaml_atomic(config_path, cfg.to_dict())
+    log(f"variant {args.variant} | {cfg.benchmark} {cfg.reward_version} | seed {cfg.seed} | "
+        f"{cfg.total_steps:,} steps in {cfg.num_updates} updates | config {cfg.config_hash()}")
+    t0 = time.perf_counter()
+    trainer = Trainer(cfg, out, args.variant)
+    counts = trainer.learner.param_counts()
+    log(f"built envs in {time.perf_counter() - t0:.1f} s on device {trainer.device}; parameters: "
+        f"actor {counts['actor']:,}, critic {counts['critic']:,}, total {counts['total']:,}")
+    try:
+        trainer.run()
+    except TrainingDiverged as exc:
+        log(f"error: {exc}")
+        return 3
+    finally:
+        trainer.close()
+    return 0
+
+
+def load_config(run_dir: Path) -> TrainConfig:
+    """The resolved config of a run directory."""
+    return config_from_dict(yaml.safe_load((Path(run_dir) / "config.yaml").read_text()))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
