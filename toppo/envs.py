@@ -83,6 +83,12 @@ class EnvCopies:
                     out[c * num_tasks + i] = float(fin["success"][i])
         return out
 
+    def single_envs(self) -> list[gym.Env] | None:
+        """The individual envs in index order, when every copy is synchronous."""
+        if all(isinstance(c, gym.vector.SyncVectorEnv) for c in self.copies):
+            return [env for c in self.copies for env in c.envs]
+        return None
+
     def get_state(self) -> list[Any]:
         """Random streams, goal lists and task pointers of every env (metaworld's own
         checkpoint API), per copy."""

@@ -8,6 +8,11 @@ same initial states, and a resumed run evaluates exactly like an uninterrupted o
 
 With C eval copies per task, copy c plays episodes [c*n, (c+1)*n) of the goal cycle
 (it skips the first c*n goals), so copies split the goals instead of repeating them.
+
+Envs that finished their episodes stop stepping: with synchronous envs the single envs
+are stepped directly (only the active ones); asynchronous copies step as a whole, so
+there finished envs keep running until their copy is done. ``env_steps`` counts every
+step executed, wasted or not.
 """
 
 from __future__ import annotations
@@ -30,9 +35,10 @@ class EvalResult:
     env_steps: int  # env steps executed by this evaluation (all copies, all tasks)
 
 
-def evaluate(act: Callable[[np.ndarray], np.ndarray], envs: EnvCopies, snapshot: list[Any],
-             episodes: int) -> EvalResult:
-    """Run ``episodes`` evaluation episodes per task; ``act`` maps obs (N, D) -> actions."""
+def evaluate(act: Callable[[np.ndarray, np.ndarray], np.ndarray], envs: EnvCopies,
+             snapshot: list[Any], episodes: int) -> EvalResult:
+    """Run ``episodes`` evaluation episodes per task. ``act(obs, task)`` maps observations
+    (B, D) of envs running tasks ``task`` (B,) to actions (B, A)."""
     K, C = envs.num_tasks, len(envs.copies)
     per_copy = math.ceil(episodes / C)
     # episodes each env index (copy * K + task) must complete
@@ -49,18 +55,30 @@ def evaluate(act: Callable[[np.ndarray], np.ndarray], envs: EnvCopies, snapshot:
     returns = np.zeros(envs.num_envs)
     running_return = np.zeros(envs.num_envs)
     steps = 0
-    while (done_eps < quota).any():
-        obs, reward, terminated, truncated, infos = envs.step(act(obs))
-        steps += envs.num_envs
+    singles = envs.single_envs()  # None for asynchronous copies
+    while (active := np.flatnonzero(done_eps < quota)).size:
+        if singles is None:
+            obs, reward, terminated, truncated, infos = envs.step(act(obs, envs.task_ids))
+            steps += envs.num_envs
+            ended = np.flatnonzero(terminated | truncated)
+            final_success = EnvCopies.final_success(infos, K) if ended.size else {}
+        else:
+            actions = act(obs[active], envs.task_ids[active])
+            reward, ended, final_success = np.zeros(envs.num_envs), [], {}
+            for a, i in zip(actions, active):
+                o, reward[i], term, trunc, info = singles[i].step(a)
+                if term or trunc:
+                    ended.append(i)
+                    final_success[i] = float(info["success"])
+                    o, _ = singles[i].reset()  # the next goal of the pseudorandom cycle
+                obs[i] = o
+            steps += active.size
         running_return += reward
-        ended = np.flatnonzero(terminated | truncated)
-        if ended.size:
-            final_success = EnvCopies.final_success(infos, K)
-            for i in ended:
-                if done_eps[i] < quota[i]:
-                    successes[i] += final_success[i]
-                    returns[i] += running_return[i]
-                    done_eps[i] += 1
-                running_return[i] = 0.0
+        for i in ended:
+            if done_eps[i] < quota[i]:
+                successes[i] += final_success[i]
+                returns[i] += running_return[i]
+                done_eps[i] += 1
+            running_return[i] = 0.0
     per_task = lambda x: x.reshape(C, K).sum(0) / episodes
     return EvalResult(per_task(successes), per_task(returns), episodes, steps)

@@ -80,7 +80,6 @@ class Trainer:
         obs_dim = self.envs.single_observation_space.shape[0]
         act_dim = self.envs.single_action_space.shape[0]
         self.task_of_env = torch.as_tensor(self.envs.task_ids, device=self.device)
-        self.eval_task_ids = torch.as_tensor(self.eval_envs.task_ids, device=self.device)
 
         self.learner = Learner(cfg, obs_dim, act_dim, self.device)
 
@@ -157,8 +156,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
-    def act_deterministic(self, obs: np.ndarray) -> np.ndarray:
-        mean, _ = self.learner.actor(torch.as_tensor(obs, device=self.device), self.eval_task_ids)
+    def act_deterministic(self, obs: np.ndarray, task: np.ndarray) -> np.ndarray:
+        mean, _ = self.learner.actor(torch.as_tensor(obs, dtype=torch.float32, device=self.device),
+                                     torch.as_tensor(task, device=self.device))
         return mean.clamp(-1.0, 1.0).cpu().numpy()
 
     def run_evaluation(self) -> None:

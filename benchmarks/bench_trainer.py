@@ -1,0 +1,125 @@
+"""Trainer speed, as ratios measured in one run on one machine (not a test).
+
+1. MT10 env throughput: the trainer's env-steps/s (rollout alone, and end to end with the
+   PPO update) over raw random-action stepping of the same vector env.
+2. Update cost on MT50-sized batches (K=50, obs 89, act 4, [400,400,400]): one TOPPO
+   minibatch step (per-task gradients by vmap, PCGrad actor, FairGrad critic) over one
+   plain-PPO minibatch step, and the naive K-backward reference over the vmap path.
+
+    python benchmarks/bench_trainer.py [--device cpu|cuda] [--rollout-steps-per-task 2000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import gymnasium as gym
+import metaworld  # noqa: F401
+import torch
+
+from toppo.learner import Learner
+from toppo.ppo import stratified_minibatches
+from toppo.train import Trainer
+from toppo.variants import resolve
+
+
+def raw_env_sps(steps_per_env: int, seed: int = 0) -> float:
+    envs = gym.make_vec("Meta-World/MT10", seed=seed, vector_strategy="sync", use_one_hot=True)
+    envs.reset()
+    envs.action_space.seed(seed)
+    t0 = time.perf_counter()
+    for _ in range(steps_per_env):
+        envs.step(envs.action_space.sample())
+    dt = time.perf_counter() - t0
+    envs.close()
+    return steps_per_env * envs.num_envs / dt
+
+
+def trainer_sps(device: str, rollout_steps_per_task: int, updates: int) -> tuple[float, float, float]:
+    """(rollout-only env steps/s, end-to-end env steps/s, learn seconds per update) for TOPPO."""
+    cfg = resolve("toppo", {"benchmark": "MT10", "device": device, "diagnostics": True,
+                            "rollout_steps_per_task": rollout_steps_per_task,
+                            "total_steps": 10 * rollout_steps_per_task * updates,
+                            "eval_every_steps": 10**12})
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp))
+        rows = [trainer.train_one_update() for _ in range(updates)]
+        trainer.close()
+    steps = cfg.steps_per_update * updates
+    roll = sum(r["rollout_time_s"] for r in rows)
+    total = sum(r["update_time_s"] for r in rows)
+    return steps / roll, steps / total, statistics.mean(r["learn_time_s"] for r in rows)
+
+
+def synthetic_batch(K: int, M: int, obs_dim: int, act_dim: int, device: torch.device) -> dict:
+    g = torch.Generator().manual_seed(0)
+    r = lambda *s: torch.randn(*s, generator=g).to(device)  # noqa: E731
+    return {"obs": r(K, M, obs_dim), "task": torch.arange(K, device=device)[:, None].expand(K, M),
+            "action": r(K, M, act_dim), "logp": r(K, M) - 4, "adv": r(K, M),
+            "target": r(K, M) * torch.linspace(1, 100, K, device=device)[:, None],
+            "old_value": r(K, M)}
+
+
+def minibatch_ms(variant: str, device: torch.device, reps: int, **overrides) -> float:
+    cfg = resolve(variant, {"benchmark": "MT50", **overrides})
+    K, m = cfg.num_tasks, cfg.minibatch_per_task
+    learner = Learner(cfg, obs_dim=39 + K, act_dim=4, device=device)
+    data = synthetic_batch(K, m * 4, 39 + K, 4, device)
+    rows = torch.arange(K, device=device)[:, None]
+    idx = stratified_minibatches(K, m * 4, 4, device=device)
+    batches = [{k: v[rows, i] for k, v in data.items()} for i in idx]
+    if not cfg.stratified_minibatches:  # plain PPO draws a flat minibatch of the same size
+        batches = [{k: v.reshape(-1, *v.shape[2:]) for k, v in b.items()} for b in batches]
+    learner.minibatch_step(batches[0], "warm-up")
+    times = []
+    for i in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        t0 = time.perf_counter()
+        learner.minibatch_step(batches[i % len(batches)], f"rep {i}")
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - t0)
+    return 1000 * statistics.median(times)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument("--rollout-steps-per-task", type=int, default=2000)
+    p.add_argument("--updates", type=int, default=1)
+    p.add_argument("--raw-steps", type=int, default=1000, help="vector steps of the raw env loop")
+    p.add_argument("--reps", type=int, default=10, help="timed minibatch steps per variant")
+    p.add_argument("--skip-env", action="store_true", help="only the MT50 update timings")
+    args = p.parse_args()
+    device = torch.device(args.device)
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+
+    if not args.skip_env:
+        raw = raw_env_sps(args.raw_steps)
+        roll, e2e, learn = trainer_sps(args.device, args.rollout_steps_per_task, args.updates)
+        print(f"MT10 raw random-action stepping:  {raw:8.0f} env steps/s")
+        print(f"MT10 TOPPO rollout (policy on {device}): {roll:8.0f} env steps/s  "
+              f"ratio to raw {roll / raw:.2f}")
+        print(f"MT10 TOPPO end to end (rollout + update, 16x32 minibatches): {e2e:8.0f} env steps/s  "
+              f"ratio to raw {e2e / raw:.2f}  (learn {learn:.1f} s per update of "
+              f"{10 * args.rollout_steps_per_task} steps)")
+
+    plain = minibatch_ms("mtppo", device, args.reps)
+    strat = minibatch_ms("mtppo_strat", device, args.reps)
+    toppo = minibatch_ms("toppo", device, args.reps)
+    loop = minibatch_ms("toppo", device, max(2, args.reps // 5), per_task_grad_impl="loop")
+    print(f"MT50 minibatch (50 tasks x 312 samples): plain PPO {plain:.1f} ms, stratified sum "
+          f"{strat:.1f} ms, TOPPO (vmap) {toppo:.1f} ms, TOPPO (K backwards) {loop:.1f} ms")
+    print(f"ratio TOPPO / plain PPO update time: {toppo / plain:.2f}")
+    print(f"ratio K-backward reference / vmap per-task gradients: {loop / toppo:.2f}")
+    print(f"full MT50 update (16 epochs x 32 minibatches): plain {512 * plain / 1000:.0f} s, "
+          f"TOPPO {512 * toppo / 1000:.0f} s")
+
+
+if __name__ == "__main__":
+    main()
