@@ -3,8 +3,9 @@
 Each takes ``G`` shaped (K tasks, P parameters) — row k is the gradient of task k's loss
 w.r.t. the shared parameters — and returns the (P,) direction the optimiser descends
 along (``sum`` returns ``G.sum(0)``, plain multi-task training). The small K x K problems
-(Gram matrices, task weights) are solved on the CPU in float64; only ``G^T w`` and the
-Gram matrix touch the P-sized data, so the cost is O(K^2 P) whatever K is.
+(task weights) are solved on the CPU in float64; only the Gram matrix G G^T and the
+final ``G^T w`` touch the P-sized data (in G's dtype, on G's device), so the cost is
+O(K^2 P) plus a K-sized solve.
 """
 
 from __future__ import annotations
@@ -17,7 +18,8 @@ from scipy.optimize import least_squares, minimize
 
 
 def _gram(G: torch.Tensor) -> np.ndarray:
-    return (G.to(torch.float64) @ G.to(torch.float64).T).cpu().numpy()
+    """G G^T (K x K), computed in G's dtype on G's device, returned as float64 numpy."""
+    return (G @ G.T).to(torch.float64).cpu().numpy()
 
 
 def _weighted(G: torch.Tensor, w: np.ndarray) -> torch.Tensor:
@@ -43,15 +45,15 @@ def pcgrad(G: torch.Tensor, generator: torch.Generator | None = None) -> torch.T
     """
     K = G.shape[0]
     gram = _gram(G)
+    sq = np.diag(gram)
     C = np.eye(K)
-    for i in range(K):
-        order = torch.randperm(K, generator=generator).tolist()
-        for j in order:
-            if j == i or gram[j, j] <= 0:
-                continue
-            dot = C[i] @ gram[:, j]  # <g_i', g_j>
-            if dot < 0:
-                C[i, j] -= dot / gram[j, j]
+    orders = torch.argsort(torch.rand(K, K, generator=generator), dim=1).numpy()
+    rows = np.arange(K)
+    for step in range(K):  # every task i takes its step-th projection at once
+        j = orders[:, step]
+        dot = np.einsum("ik,ik->i", C, gram[:, j].T)  # <g_i', g_j(i)>
+        project = (j != rows) & (dot < 0) & (sq[j] > 0)
+        C[rows[project], j[project]] -= dot[project] / sq[j[project]]
     return _weighted(G, C.sum(0))
 
 
@@ -71,11 +73,16 @@ def cagrad(G: torch.Tensor, c: float = 0.4) -> torch.Tensor:
     if radius == 0.0 or K == 1:
         return G.sum(0) / (1 + c**2) if K > 1 else G[0] / (1 + c**2)
 
-    def objective(w: np.ndarray) -> float:
-        return float(w @ gram @ b + radius * np.sqrt(max(w @ gram @ w, 0.0) + 1e-12))
+    gb = gram @ b
 
-    res = minimize(objective, b, method="SLSQP", bounds=[(0.0, 1.0)] * K,
-                   constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0})
+    def objective(w: np.ndarray) -> tuple[float, np.ndarray]:
+        gw = gram @ w
+        norm = np.sqrt(max(w @ gw, 0.0) + 1e-12)
+        return float(w @ gb + radius * norm), gb + radius * gw / norm
+
+    res = minimize(objective, b, jac=True, method="SLSQP", bounds=[(0.0, 1.0)] * K,
+                   constraints={"type": "eq", "fun": lambda w: w.sum() - 1.0,
+                                "jac": lambda w: np.ones_like(w)})
     w = np.clip(res.x, 0.0, None)
     gw_norm = np.sqrt(max(w @ gram @ w, 0.0))
     coef = b + (radius / (gw_norm + 1e-12)) * w  # d = G^T (b + lambda w)
@@ -102,7 +109,8 @@ def fairgrad(G: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         A = A / s2
         x0 = np.ones(live.size)
         res = least_squares(lambda x: A @ x - np.power(x, -1.0 / alpha), x0,
-                            bounds=(1e-12, np.inf), xtol=1e-15, ftol=1e-15, gtol=1e-15)
+                            jac=lambda x: A + np.diag(np.power(x, -1.0 / alpha - 1.0) / alpha),
+                            bounds=(1e-12, np.inf), xtol=1e-12, ftol=1e-12, gtol=1e-12)
         w[live] = res.x * s2 ** (-alpha / (alpha + 1))
     return _weighted(G, w)
 
