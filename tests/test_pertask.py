@@ -85,3 +85,13 @@ def test_gradient_diagnostics_hand_computed():
     assert d["critic_cos_mean"] == 0 and d["critic_cos_min"] == 0
     assert d["critic_gram_cond"] == pytest.approx(9.0)
     assert d["critic_gradnorm_t0"] == 3
+
+
+def test_non_finite_loss_stops_with_the_update_named():
+    from toppo.learner import TrainingDiverged
+
+    learner = _learner()
+    mb = _batch()
+    mb["target"][3, 2] = float("nan")
+    with pytest.raises(TrainingDiverged, match="update 7, epoch 2, minibatch 5"):
+        learner.minibatch_step(mb, "update 7, epoch 2, minibatch 5")
