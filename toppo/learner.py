@@ -114,9 +114,9 @@ class Learner:
         gn_actor = torch.nn.utils.get_total_norm([p.grad for p in self.actor.parameters()])
         gn_critic = torch.nn.utils.get_total_norm([p.grad for p in self.critic.parameters()])
         total_norm = torch.sqrt(gn_actor**2 + gn_critic**2)
-        if not bool(torch.isfinite(loss) & torch.isfinite(total_norm)):
+        if not bool(torch.isfinite(loss.detach()) & torch.isfinite(total_norm)):
             raise TrainingDiverged(f"non-finite loss or gradient at {where} "
-                                   f"(loss={float(loss)}, grad norm={float(total_norm)})")
+                                   f"(loss={float(loss.detach())}, grad norm={float(total_norm)})")
         # one global clip over both sides, after the per-task gradients were combined
         torch.nn.utils.clip_grads_with_norm_(self.params, cfg.max_grad_norm, total_norm)
         self.optimizer.step()
