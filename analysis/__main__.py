@@ -1,0 +1,103 @@
+"""Command line: ``python -m analysis {tables,figures,convert} ...``.
+
+    python -m analysis tables  --runs results/runs/paper --config config/config.yaml \\
+        --out-dir results --scale paper
+    python -m analysis figures --runs results/runs/paper --config config/config.yaml \\
+        --out-dir results/figures --scale paper
+    python -m analysis convert --help
+
+``--config`` is the workflow config; only its ``report:`` section is read (merged over
+analysis/default_report.yaml, which is also what is used without ``--config``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from analysis import DEFAULT_REPORT_PATH, load_report_spec
+from analysis.baselines import DEFAULT_PATH as DEFAULT_BASELINES
+
+
+def _add_common(p: argparse.ArgumentParser, out_default: str) -> None:
+    p.add_argument("--runs", nargs="+", required=True, metavar="PATH",
+                   help="run directories (containing eval.csv) or roots searched recursively for them")
+    p.add_argument("--config", type=Path, default=None, metavar="YAML",
+                   help=f"workflow config whose 'report:' section selects rows and protocols "
+                        f"(default: {DEFAULT_REPORT_PATH.name} built in)")
+    p.add_argument("--baselines", type=Path, default=DEFAULT_BASELINES, metavar="CSV",
+                   help="published baselines table (default: %(default)s)")
+    p.add_argument("--no-baselines", action="store_true", help="render without published baselines")
+    p.add_argument("--out-dir", type=Path, default=Path(out_default), metavar="DIR",
+                   help="where the files are written (default: %(default)s)")
+    p.add_argument("--scale", required=True, metavar="NAME",
+                   help="experiment scale name, stated in every caption (e.g. smoke, paper)")
+    p.add_argument("--reps", type=int, default=None, metavar="N",
+                   help="bootstrap resamples (default: the spec's bootstrap_reps)")
+    p.add_argument("--seed", type=int, default=None, metavar="S",
+                   help="bootstrap seed (default: the spec's bootstrap_seed)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m analysis",
+                                     description="Tables, figures and baseline conversion from TOPPO run logs.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{tables,figures,convert}")
+    _add_common(sub.add_parser("tables", help="write the LaTeX tables (table3, ablations, protocols, per task)",
+                               description="Write table3.tex, ablation_cumulative.tex, ablation_combiners.tex, "
+                                           "protocols.tex and per_task.tex."), "results")
+    _add_common(sub.add_parser("figures", help="write the figures as PDF and PNG",
+                               description="Write curves, worst_k, gradnorm_spread and heatmap (.pdf and .png)."),
+                "results/figures")
+    try:
+        from analysis import convert_cli
+    except ImportError as e:
+        reason = f"{type(e).__name__}: {e}"
+        conv = sub.add_parser("convert", help=f"convert baselines (unavailable: {reason})")
+        conv.set_defaults(unavailable=reason)
+    else:
+        convert_cli.add_parser(sub)
+    return parser
+
+
+def _render(args: argparse.Namespace) -> int:
+    if args.reps is not None and args.reps < 1:
+        raise ValueError(f"--reps must be >= 1, got {args.reps}")
+    spec = load_report_spec(args.config)
+    baselines = None if args.no_baselines else args.baselines
+    if baselines is not None and not baselines.is_file():
+        raise ValueError(f"{baselines}: baselines file not found (pass --baselines CSV or --no-baselines)")
+    if args.command == "tables":
+        from analysis.tables import render_all
+    else:
+        from analysis.figures import render_all
+    start = time.perf_counter()
+    print(f"{args.command}: runs {' '.join(args.runs)} -> {args.out_dir} (scale {args.scale})", flush=True)
+    paths = render_all(args.runs, spec, baselines, args.out_dir, args.scale, reps=args.reps, seed=args.seed,
+                       log=lambda line: print(line, flush=True))
+    print(f"{args.command}: {len(paths)} files in {time.perf_counter() - start:.1f} s", flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "convert":
+        if getattr(args, "unavailable", None):
+            print(f"python -m analysis convert: unavailable ({args.unavailable})", file=sys.stderr)
+            return 2
+        from analysis import convert_cli
+
+        return convert_cli.run(args) or 0
+    from analysis.logs import LogError
+    from analysis.protocols import ProtocolError
+
+    try:
+        return _render(args)
+    except (LogError, ProtocolError, ValueError) as e:
+        print(f"python -m analysis {args.command}: error: {e}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

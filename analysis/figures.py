@@ -1,0 +1,311 @@
+"""The paper's figures (matplotlib, Agg backend), each written as PDF and PNG.
+
+* :func:`training_curves`  success vs env steps per variant, with the curves protocol's band
+* :func:`worst_k_curve`    worst-k success for k = 1..K; published means drawn at k = K
+* :func:`gradnorm_spread`  per-task critic gradient-norm spread (max/min) over training,
+                           plain ``mtppo`` vs ``toppo``, log scale
+* :func:`success_heatmap`  per-task success, tasks x variants
+
+Panels and protocols come from the report spec (table-3 blocks and the ablation setting),
+numbers from ``analysis.protocols`` (the code the tables use). Every figure's footnote states
+seeds, budget reached, protocol and scale; a panel without data says so instead of failing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import io
+import textwrap
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from analysis import logs, metrics
+from analysis.protocols import (
+    RunSet,
+    as_protocol,
+    curve,
+    describe,
+    fmt_count,
+    score_matrix,
+)
+from analysis.tables import load_baselines_or_none, pick_published, same_protocol
+from toppo.variants import CUMULATIVE, LABELS
+
+FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap")
+GRADNORM_VARIANTS = ("mtppo", "toppo")
+
+
+@dataclass(frozen=True)
+class Panel:
+    """One subplot: a benchmark and reward version, the variants drawn, the protocol used."""
+
+    benchmark: str
+    reward_version: str
+    variants: tuple[str, ...]
+    protocol: object
+    baselines: tuple[str, ...] = ()
+
+    @property
+    def title(self) -> str:
+        return f"{self.benchmark} ({self.reward_version.upper()} rewards)"
+
+
+def panels(spec: dict, table3_only: bool = False) -> list[Panel]:
+    """Table-3 blocks (its reward version and protocol), then the ablation setting with the
+    cumulative variants; a (benchmark, reward version) appearing twice is merged."""
+    t3, ab = spec["table3"], spec["ablations"]
+    out: dict[tuple[str, str], Panel] = {}
+
+    def add(bench: str, rv: str, variants, protocol, baselines=()) -> None:
+        key = (bench, rv)
+        if key in out:
+            old = out[key]
+            out[key] = dataclasses.replace(old, variants=tuple(dict.fromkeys([*old.variants, *variants])),
+                                           baselines=tuple(dict.fromkeys([*old.baselines, *baselines])))
+        else:
+            out[key] = Panel(bench, rv, tuple(dict.fromkeys(variants)), as_protocol(protocol), tuple(baselines))
+
+    for block in t3["blocks"]:
+        add(block["benchmark"], t3["reward_version"], block.get("ours", []), t3["protocol"],
+            block.get("baselines", []))
+    if not table3_only:
+        add(ab["benchmark"], ab["reward_version"], CUMULATIVE, ab["protocol"])
+    return list(out.values())
+
+
+# ---------------------------------------------------------------- helpers
+def _label(variant: str) -> str:
+    return LABELS.get(variant, variant)
+
+
+def _subplots(n: int, width: float = 4.6, height: float = 3.6):
+    fig, axes = plt.subplots(1, max(n, 1), figsize=(width * max(n, 1), height), squeeze=False,
+                             layout="constrained")
+    return fig, list(axes[0])
+
+
+def _no_data(ax, text: str) -> None:
+    ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
+    ax.set_xticks([])
+    ax.set_yticks([])
+
+
+def _finish(fig, title: str, notes: Sequence[str], scale: str) -> None:
+    """Title and a footnote with the facts (seeds, budget, protocol, scale) under the axes."""
+    fig.suptitle(title, fontsize=11)
+    text = "; ".join([*notes, f"scale: {scale}"])
+    wrapped = "\n".join(textwrap.wrap(text, width=int(45 * fig.get_figwidth() / 2.6)))
+    fig.supxlabel(wrapped, x=0.01, ha="left", fontsize=7, color="0.25")
+
+
+def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
+    """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically) and close it."""
+    out_dir = Path(out_dir)
+    paths = []
+    for ext, kw in (("pdf", {}), ("png", {"dpi": 150})):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, **kw)
+        paths.append(logs.write_bytes_atomic(out_dir / f"{name}.{ext}", buf.getvalue()))
+    plt.close(fig)
+    return paths
+
+
+def _fmt_steps(x, _pos=None) -> str:
+    return fmt_count(x) if x else "0"
+
+
+# ---------------------------------------------------------------- figures
+def training_curves(runs: RunSet, spec: dict, scale: str):
+    """Success (%) vs env steps per variant: the curves protocol's aggregate with its band
+    (stratified-bootstrap 95% CI over seeds for ci95)."""
+    cp = as_protocol(spec["curves_protocol"])
+    ps = panels(spec)
+    fig, axes = _subplots(len(ps))
+    notes = []
+    for ax, panel in zip(axes, ps, strict=False):
+        hs = [(v, runs.history(panel.benchmark, panel.reward_version, v)) for v in panel.variants]
+        hs = [(v, h) for v, h in hs if h is not None]
+        ax.set_title(panel.title, fontsize=10)
+        if not hs:
+            _no_data(ax, f"no runs for {', '.join(panel.variants)}")
+            continue
+        for variant, h in hs:
+            c = curve(h, cp, reps=runs.reps, seed=runs.seed)
+            (line,) = ax.plot(c["steps"], c["value"], label=_label(variant), lw=1.4)
+            ax.fill_between(c["steps"], c["lower"], c["upper"], color=line.get_color(), alpha=0.2, lw=0)
+        ax.set_xlabel("env steps")
+        ax.set_ylabel(f"success (%), {metrics.statistic(cp.aggregator).label}")
+        ax.xaxis.set_major_formatter(_fmt_steps)
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}")
+    band = {"ci95": f"band: stratified-bootstrap 95% CI over seeds, {runs.reps} resamples",
+            "std": "band: std over seeds", "sem": "band: s.e.m. over seeds", "none": "no band"}[cp.dispersion]
+    _finish(fig, "Training curves", [*notes, f"protocol {describe(cp)} ({band})"], scale)
+    return fig
+
+
+def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame | None = None):
+    """Worst-k success for k = 1..K (mean over seeds of each seed's k lowest tasks, band
+    +- std over seeds) under table 3's protocol; published means under the same protocol
+    name are drawn at k = K, where the worst-k equals the mean."""
+    ps = panels(spec, table3_only=True)
+    fig, axes = _subplots(len(ps))
+    notes = []
+    for ax, panel in zip(axes, ps, strict=False):
+        p = dataclasses.replace(panel.protocol, aggregator="mean")
+        ax.set_title(panel.title, fontsize=10)
+        hs = [(v, runs.history(panel.benchmark, panel.reward_version, v)) for v in panel.variants]
+        hs = [(v, h) for v, h in hs if h is not None]
+        if not hs:
+            _no_data(ax, f"no runs for {', '.join(panel.variants)}")
+            continue
+        n_tasks = max(h.values.shape[1] for _, h in hs)
+        for variant, h in hs:
+            scores = 100.0 * score_matrix(h, p)[0]
+            ks = np.arange(1, scores.shape[1] + 1)
+            per_seed = np.stack([metrics.worst_k_profile(scores[i : i + 1]) for i in range(scores.shape[0])])
+            mean = metrics.worst_k_profile(scores)
+            (line,) = ax.plot(ks, mean, label=_label(variant), lw=1.4)
+            if scores.shape[0] > 1:
+                sd = per_seed.std(axis=0, ddof=1)
+                ax.fill_between(ks, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, lw=0)
+        if baselines is not None:
+            for method in panel.baselines:
+                row = pick_published(baselines, method, panel.benchmark, panel.reward_version, None, p)
+                if row is None or not same_protocol(row, p):  # a published mean under our protocol
+                    continue
+                ax.scatter([n_tasks], [float(row["value"])], marker="D", s=22, zorder=3,
+                           label=f"{method} (published mean)")
+        ax.set_xlabel("k (worst tasks averaged)")
+        ax.set_ylabel("worst-k success (%)")
+        ax.set_ylim(0, 100)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+        notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}, "
+                     f"protocol {p.name} per (seed, task)")
+    _finish(fig, "Worst-k success", [*notes, "band = std over seeds; published means (same protocol) at k = K"],
+            scale)
+    return fig
+
+
+def _spread_panels(train: pd.DataFrame | None, spec: dict) -> list[tuple[str, str]]:
+    """(benchmark, reward version) with spread logs for mtppo or toppo; the ablation setting first."""
+    if train is None or train.empty or "critic_gradnorm_spread" not in train:
+        return []
+    have = train[train.variant.isin(GRADNORM_VARIANTS) & train.critic_gradnorm_spread.notna()]
+    keys = sorted({(b, r) for b, r in zip(have.benchmark, have.reward_version, strict=True)})
+    first = (spec["ablations"]["benchmark"], spec["ablations"]["reward_version"])
+    return sorted(keys, key=lambda k: k != first)
+
+
+def gradnorm_spread(runs: RunSet, spec: dict, scale: str):
+    """Per-task critic gradient-norm spread (max/min over tasks) over training: geometric
+    mean over seeds, band min..max over seeds, log y."""
+    train = runs.train
+    keys = _spread_panels(train, spec)
+    fig, axes = _subplots(len(keys))
+    notes = []
+    if not keys:
+        _no_data(axes[0], "no train_metrics.csv with critic_gradnorm_spread\nfor mtppo or toppo")
+        notes.append("no training metrics")
+    for ax, (bench, rv) in zip(axes, keys, strict=False):
+        ax.set_title(f"{bench} ({rv.upper()} rewards)", fontsize=10)
+        facts = []
+        for variant in GRADNORM_VARIANTS:
+            g = train[(train.benchmark == bench) & (train.reward_version == rv) & (train.variant == variant)]
+            if g.empty or g.critic_gradnorm_spread.isna().all():
+                continue
+            spread = g.pivot_table(index="update", columns="seed", values="critic_gradnorm_spread")
+            spread = spread.replace([np.inf, -np.inf], np.nan).dropna()  # updates logged by every seed
+            if spread.empty:
+                continue
+            steps = g.groupby("update")["step"].mean().loc[spread.index].to_numpy()
+            logs_ = np.log(spread.clip(lower=1.0).to_numpy())
+            window = max(1, len(spread) // 50)
+            smooth = pd.DataFrame(logs_).rolling(window, min_periods=1).median().to_numpy()
+            (line,) = ax.plot(steps, np.exp(smooth.mean(axis=1)), label=_label(variant), lw=1.4)
+            ax.fill_between(steps, np.exp(smooth.min(axis=1)), np.exp(smooth.max(axis=1)),
+                            color=line.get_color(), alpha=0.2, lw=0)
+            facts.append(f"{_label(variant)} {spread.shape[1]} seeds to {_fmt_steps(steps[-1])} steps")
+        ax.set_yscale("log")
+        ax.set_xlabel("env steps")
+        ax.set_ylabel("critic grad-norm spread (max/min)")
+        ax.xaxis.set_major_formatter(_fmt_steps)
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+        notes.append(f"{bench}-{rv}: " + ", ".join(facts))
+    _finish(fig, "Per-task critic gradient-norm spread",
+            [*notes, ("training diagnostic (no evaluation protocol): line = geometric mean over seeds, "
+                      "band = min..max over seeds (rolling median)")], scale)
+    return fig
+
+
+def success_heatmap(runs: RunSet, spec: dict, scale: str):
+    """Per-task success (%), tasks x variants, mean over seeds under each panel's protocol."""
+    ps = panels(spec)
+    n_tasks = [next((h.values.shape[1] for v in p.variants
+                     if (h := runs.history(p.benchmark, p.reward_version, v))), 0) for p in ps]
+    height = max(3.6, 0.14 * max(n_tasks, default=0) + 1.8)
+    fig, axes = _subplots(len(ps), width=1.2 + 0.55 * max((len(p.variants) for p in ps), default=1) + 1.8,
+                          height=height)
+    notes, image = [], None
+    for ax, panel in zip(axes, ps, strict=False):
+        p = dataclasses.replace(panel.protocol, aggregator="mean")
+        ax.set_title(panel.title, fontsize=9)
+        hs = {v: h for v in panel.variants if (h := runs.history(panel.benchmark, panel.reward_version, v))}
+        if not hs:
+            _no_data(ax, "no runs")
+            continue
+        tasks = list(dict.fromkeys(t for h in hs.values() for t in h.tasks))
+        grid = np.full((len(tasks), len(panel.variants)), np.nan)
+        for j, v in enumerate(panel.variants):
+            if v in hs:
+                means = 100.0 * score_matrix(hs[v], p)[0].mean(axis=0)
+                for t, m in zip(hs[v].tasks, means, strict=True):
+                    grid[tasks.index(t), j] = m
+        image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", vmin=0, vmax=100, cmap="viridis",
+                          interpolation="nearest")
+        ax.set_yticks(range(len(tasks)), tasks, fontsize=5 if len(tasks) > 20 else 7)
+        ax.set_xticks(range(len(panel.variants)), [_label(v) for v in panel.variants], rotation=45,
+                      ha="right", fontsize=7)
+        notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary(list(hs.values()))}, "
+                     f"protocol {describe(p)}")
+    if image is not None:
+        fig.colorbar(image, ax=axes, shrink=0.6, label="success (%)")
+    _finish(fig, "Per-task success", notes, scale)
+    return fig
+
+
+# ---------------------------------------------------------------- all figures
+def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str | Path | None,
+               out_dir: str | Path, scale: str, reps: int | None = None, seed: int | None = None,
+               log=print) -> list[Path]:
+    """Write curves, worst_k, gradnorm_spread and heatmap as .pdf and .png into ``out_dir``."""
+    reps = spec.get("bootstrap_reps", metrics.DEFAULT_REPS) if reps is None else reps
+    seed = spec.get("bootstrap_seed", 0) if seed is None else seed
+    runs = RunSet.load(run_paths, reps=reps, seed=seed, train=GRADNORM_VARIANTS)
+    baselines = load_baselines_or_none(baselines_path)
+    out_dir = Path(out_dir)
+    builders = {
+        "curves": lambda: training_curves(runs, spec, scale),
+        "worst_k": lambda: worst_k_curve(runs, spec, scale, baselines),
+        "gradnorm_spread": lambda: gradnorm_spread(runs, spec, scale),
+        "heatmap": lambda: success_heatmap(runs, spec, scale),
+    }
+    written = []
+    for name in FIGURE_NAMES:
+        paths = save_figure(builders[name](), out_dir, name)
+        written += paths
+        if log:
+            log(f"wrote {', '.join(map(str, paths))}")
+    return written

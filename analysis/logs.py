@@ -1,0 +1,279 @@
+"""Read run directories (docs/design.md) into long pandas DataFrames, validating as we go.
+
+A run directory is any directory containing ``eval.csv``; :func:`find_run_dirs` accepts run
+directories themselves or any root above them (``results/runs/paper``). Every frame gets a
+``run_dir`` column so an error or a table footnote can name the run it came from.
+
+    evals = load_evals(["results/runs/paper"])          # one row per (run, evaluation, task)
+    manifests = load_manifests(["results/runs/paper"])  # one row per run, nested keys dotted
+    train = load_train_metrics(["results/runs/paper"])  # one row per (run, PPO update)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+# The eval.csv / train_metrics.csv contract of docs/design.md. toppo.train writes these
+# lists (EVAL_COLUMNS, METRIC_COLUMNS); they are restated here so analysis does not import
+# torch, and tests/test_logs.py checks the two stay equal.
+EVAL_COLUMNS = ["benchmark", "reward_version", "variant", "seed", "step", "task_index", "task",
+                "success_rate", "mean_return", "episodes"]
+TRAIN_METRIC_COLUMNS = ["update", "step", "wall_time_s", "env_sps", "rollout_time_s", "learn_time_s",
+                        "update_time_s", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
+                        "grad_norm_actor", "grad_norm_critic", "critic_gradnorm_max", "critic_gradnorm_min",
+                        "critic_gradnorm_spread", "critic_cos_mean", "critic_cos_min", "critic_gram_cond",
+                        "popart_mu_mean", "popart_sigma_min", "popart_sigma_max", "mean_train_success"]
+RUN_KEY = ["variant", "benchmark", "reward_version", "seed"]
+_INT_COLUMNS = ["seed", "step", "task_index", "episodes"]
+
+
+class LogError(ValueError):
+    """A run directory or log file that cannot be used; the message names the file."""
+
+
+PathLike = str | os.PathLike
+
+
+# ---------------------------------------------------------------- atomic output
+def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
+    """Write ``data`` so a reader sees either the old file or the complete new one."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def write_text_atomic(path: PathLike, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode())
+
+
+# ---------------------------------------------------------------- discovery
+def _as_list(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    if isinstance(paths, str | os.PathLike):
+        return [Path(paths)]
+    return [Path(p) for p in paths]
+
+
+def find_run_dirs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    """Run directories (containing ``eval.csv``) at or below each path, sorted, without repeats."""
+    found: set[Path] = set()
+    for p in _as_list(paths):
+        if not p.exists():
+            raise LogError(f"{p}: no such file or directory")
+        if p.is_file():
+            if p.name != "eval.csv":
+                raise LogError(f"{p}: expected a run directory, a root of run directories or an eval.csv")
+            found.add(p.parent.resolve())
+        elif (p / "eval.csv").is_file():
+            found.add(p.resolve())
+        else:
+            found.update(e.parent.resolve() for e in p.rglob("eval.csv"))
+    return sorted(found)
+
+
+def _require_runs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
+    runs = find_run_dirs(paths)
+    if not runs:
+        raise LogError(f"no run directories (folders with eval.csv) under {', '.join(map(str, _as_list(paths)))}")
+    return runs
+
+
+# ---------------------------------------------------------------- eval.csv
+def _read_raw_eval(path: Path) -> pd.DataFrame:
+    try:
+        df = pd.read_csv(path, dtype={c: str for c in ("benchmark", "reward_version", "variant", "task")})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise LogError(f"{path}: cannot parse as CSV: {e}") from e
+    missing = [c for c in EVAL_COLUMNS if c not in df.columns]
+    if missing:
+        raise LogError(f"{path}: missing column(s) {', '.join(missing)} (required: {', '.join(EVAL_COLUMNS)})")
+    if df.empty:
+        raise LogError(f"{path}: no evaluation rows yet (run not evaluated?)")
+    return df
+
+
+def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
+    """Check and type the rows of one or many eval.csv files (``run_dir`` names each row's file).
+
+    Files are concatenated in order, so an offending row is reported as file + line number.
+    """
+
+    def bad_line(mask: pd.Series, what: str) -> LogError:
+        i = int(np.flatnonzero(mask.to_numpy())[0])
+        line = int(df.groupby("run_dir", sort=False).cumcount().iloc[i]) + 2
+        row = df.iloc[i].drop("run_dir").to_dict()
+        return LogError(f"{Path(df['run_dir'].iloc[i]) / 'eval.csv'}, line {line}: {what} (row: {row})")
+
+    for col in EVAL_COLUMNS:
+        if col != "mean_return" and df[col].isna().any():
+            raise bad_line(df[col].isna(), f"empty value in column '{col}'")
+    for col in [*_INT_COLUMNS, "success_rate", "mean_return"]:
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            num = pd.to_numeric(df[col], errors="coerce")
+            if (num.isna() & df[col].notna()).any():
+                raise bad_line(num.isna() & df[col].notna(), f"column '{col}' is not numeric")
+            df[col] = num
+        if col in _INT_COLUMNS and not pd.api.types.is_integer_dtype(df[col]):
+            if (df[col] != np.round(df[col])).any():
+                raise bad_line(df[col] != np.round(df[col]), f"column '{col}' must be an integer")
+            df[col] = df[col].astype(np.int64)
+    if ((df.success_rate < 0) | (df.success_rate > 1)).any():
+        raise bad_line((df.success_rate < 0) | (df.success_rate > 1), "success_rate outside [0, 1]")
+    if (df.episodes < 1).any():
+        raise bad_line(df.episodes < 1, "episodes must be >= 1")
+    if (df.step < 0).any():
+        raise bad_line(df.step < 0, "step must be >= 0")
+    run_code = pd.factorize(df["run_dir"])[0]
+    mixed = df[RUN_KEY].groupby(run_code, sort=False).nunique()
+    if (mixed > 1).any(axis=None):
+        code = mixed.index[(mixed > 1).any(axis=1)][0]
+        col = mixed.columns[(mixed.loc[code] > 1)][0]
+        run = df["run_dir"].to_numpy()[run_code == code][0]
+        values = sorted(df.loc[df.run_dir == run, col].astype(str).unique().tolist())
+        raise LogError(f"{Path(run) / 'eval.csv'}: one run per file expected, but column '{col}' has values {values}")
+    span = int(df.task_index.max()) + 1
+    dup = pd.Series(run_code, index=df.index).mul(int(df.step.max()) + 1).add(df.step).mul(span) \
+        .add(df.task_index).duplicated(keep="first")
+    if dup.any():
+        raise bad_line(dup, "duplicate (step, task_index): this evaluation was logged twice")
+    return df
+
+
+def read_eval_csv(path: PathLike) -> pd.DataFrame:
+    """One ``eval.csv``, validated against the contract; errors name the file and line.
+
+    The returned frame has a ``run_dir`` column (the file's folder).
+    """
+    path = Path(path)
+    return _validate_evals(_read_raw_eval(path).assign(run_dir=str(path.parent.resolve())))
+
+
+def _check_unique_runs(frame: pd.DataFrame, what: str) -> None:
+    """Two run directories holding the same (variant, benchmark, reward_version, seed) is an error."""
+    owners = frame[[*RUN_KEY, "run_dir"]].drop_duplicates()
+    dup = owners[owners.duplicated(RUN_KEY, keep=False)]
+    if not dup.empty:
+        key = dup.iloc[0][RUN_KEY].to_dict()
+        dirs = dup.loc[(dup[RUN_KEY] == dup.iloc[0][RUN_KEY]).all(axis=1), "run_dir"].tolist()
+        raise LogError(f"{what}: run {key} appears in more than one directory: {' and '.join(dirs)}; "
+                       "pass only one of them")
+
+
+def _run_sort_key(frame: pd.DataFrame) -> tuple:
+    """(variant, benchmark, reward_version, seed) of a file's first row, for ordering runs
+    (unvalidated yet, so a non-numeric seed sorts last instead of failing here)."""
+    first = frame.iloc[0]
+    seed = pd.to_numeric(pd.Series([first["seed"]]), errors="coerce").iloc[0]
+    return (*(str(first[c]) for c in RUN_KEY[:3]), np.isnan(seed), 0 if np.isnan(seed) else seed)
+
+
+def load_evals(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+    """All ``eval.csv`` under ``paths`` in one long frame (design.md columns + ``run_dir``).
+
+    Runs are ordered by (variant, benchmark, reward_version, seed); each file keeps its row order.
+    """
+    frames = [_read_raw_eval(run / "eval.csv").assign(run_dir=str(run)) for run in _require_runs(paths)]
+    frames.sort(key=_run_sort_key)
+    evals = _validate_evals(pd.concat(frames, ignore_index=True))
+    _check_unique_runs(evals.drop_duplicates("run_dir"), "eval.csv")
+    return evals
+
+
+# ---------------------------------------------------------------- manifest.json
+def read_manifest(run_dir: PathLike) -> dict:
+    """``manifest.json`` of a run as a dict (raises LogError if absent or malformed)."""
+    path = Path(run_dir) / "manifest.json"
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError as e:
+        raise LogError(f"{path}: missing (every run directory has a manifest.json)") from e
+    except json.JSONDecodeError as e:
+        raise LogError(f"{path}: not valid JSON: {e}") from e
+
+
+def load_manifests(paths: PathLike | Iterable[PathLike], missing_ok: bool = False) -> pd.DataFrame:
+    """One row per run: every manifest key, nested keys dotted (``param_count.total``), ``run_dir``.
+
+    With ``missing_ok`` runs without a manifest are skipped instead of raising.
+    """
+    rows = []
+    for run in _require_runs(paths):
+        try:
+            m = read_manifest(run)
+        except LogError:
+            if missing_ok:
+                continue
+            raise
+        absent = [k for k in RUN_KEY if k not in m]
+        if absent:
+            raise LogError(f"{run / 'manifest.json'}: missing key(s) {', '.join(absent)}")
+        rows.append({**m, "run_dir": str(run)})
+    if not rows:
+        return pd.DataFrame(columns=[*RUN_KEY, "run_dir"])
+    frame = pd.json_normalize(rows, sep=".")
+    frame["seed"] = frame["seed"].astype(np.int64)
+    _check_unique_runs(frame, "manifest.json")
+    return frame.sort_values(RUN_KEY, ignore_index=True)
+
+
+# ---------------------------------------------------------------- train_metrics.csv
+def _run_identity(run: Path) -> dict:
+    """(variant, benchmark, reward_version, seed) of a run: from its manifest, else its eval.csv."""
+    try:
+        m = read_manifest(run)
+        return {k: m[k] for k in RUN_KEY}
+    except (LogError, KeyError):
+        row = pd.read_csv(run / "eval.csv", nrows=1)
+        if row.empty:
+            raise LogError(f"{run}: cannot tell which run this is (no manifest.json, empty eval.csv)") from None
+        return {k: row.iloc[0][k] for k in RUN_KEY}
+
+
+def load_train_metrics(paths: PathLike | Iterable[PathLike],
+                       variants: Iterable[str] | None = None) -> pd.DataFrame:
+    """All ``train_metrics.csv`` (one row per PPO update) with the run key and ``run_dir``.
+
+    ``variants`` restricts reading to those variants. Runs without the file are skipped; an
+    empty frame (with the key columns) if none has one.
+    """
+    wanted = None if variants is None else set(variants)
+
+    def read(run: Path) -> pd.DataFrame | None:
+        path = run / "train_metrics.csv"
+        if not path.is_file():
+            return None
+        identity = _run_identity(run)
+        if wanted is not None and identity["variant"] not in wanted:
+            return None
+        try:
+            df = pd.read_csv(path)
+        except pd.errors.EmptyDataError:
+            return None
+        except pd.errors.ParserError as e:
+            raise LogError(f"{path}: cannot parse as CSV: {e}") from e
+        missing = [c for c in ("update", "step") if c not in df.columns]
+        if missing:
+            raise LogError(f"{path}: missing column(s) {', '.join(missing)}")
+        return df.assign(**identity, run_dir=str(run))
+
+    frames = [f for f in map(read, _require_runs(paths)) if f is not None]
+    if not frames:
+        return pd.DataFrame(columns=[*RUN_KEY, "update", "step", "run_dir"])
+    _check_unique_runs(pd.concat([f.iloc[:1] for f in frames]), "train_metrics.csv")
+    train = pd.concat(frames, ignore_index=True)
+    train["seed"] = train["seed"].astype(np.int64)
+    return train.sort_values([*RUN_KEY, "update"], ignore_index=True)

@@ -1,0 +1,207 @@
+"""The published-baselines table: the shipped file, validation errors (file, line, column), selection."""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pandas as pd
+import pytest
+
+from analysis.baselines import (
+    COLUMNS,
+    DEFAULT_PATH,
+    INT_COLUMNS,
+    BaselineError,
+    SelectionError,
+    describe_row,
+    load_baselines,
+    select,
+)
+
+GOOD = [
+    {"method": "MTMHSAC", "benchmark": "MT50", "reward_version": "v1", "budget_steps": "100000000",
+     "protocol": "final", "aggregator": "iqm", "value": "45.2", "dispersion": "3.1", "dispersion_kind": "std",
+     "n_seeds": "10", "eval_episodes": "50", "param_count": "3000000", "source": "Some paper, Venue 2025",
+     "arxiv": "2505.11289", "location": "Table 2", "notes": ""},
+    {"method": "PaCo", "benchmark": "MT10", "reward_version": "v2", "budget_steps": "20000000",
+     "protocol": "max_over_time", "aggregator": "mean", "value": "85.4", "dispersion": "", "dispersion_kind": "none",
+     "n_seeds": "", "eval_episodes": "", "param_count": "", "source": "Other paper, Venue 2022", "arxiv": "",
+     "location": "Table 1", "notes": "spread not transcribed, with a comma"},
+    {"method": "PaCo", "benchmark": "MT50", "reward_version": "v2", "budget_steps": "100000000",
+     "protocol": "final", "aggregator": "mean", "value": "57.3", "dispersion": "1.3", "dispersion_kind": "sem",
+     "n_seeds": "5", "eval_episodes": "10", "param_count": "", "source": "Other paper, Venue 2022", "arxiv": "",
+     "location": "Table 1", "notes": ""},
+]
+
+
+def write_csv(path, rows, columns=COLUMNS):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(columns), lineterminator="\n", extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+    return path
+
+
+def assert_error(path, line, column, match):
+    with pytest.raises(BaselineError) as info:
+        load_baselines(path)
+    err = info.value
+    msg = str(err)
+    assert str(path) in msg
+    if line is not None:
+        assert f"{path}:{line}" in msg and err.line == line
+    if column is not None:
+        assert f"column '{column}'" in msg and err.column == column
+    assert match in msg, msg
+    return err
+
+
+# ---------------------------------------------------------------- the shipped file
+def test_shipped_csv_loads_and_every_row_is_cited():
+    df = load_baselines()
+    assert DEFAULT_PATH.name == "baselines.csv" and DEFAULT_PATH.parent.name == "data"
+    assert list(df.columns) == list(COLUMNS)
+    assert len(df) >= 10 and df.index.name == "line" and df.index[0] == 2
+    assert (df["source"].str.len() > 0).all() and (df["location"].str.len() > 0).all()
+    assert df["value"].between(0, 100).all()
+    with open(DEFAULT_PATH, newline="") as f:
+        assert len(list(csv.DictReader(f))) == len(df)  # no row dropped
+    for col in INT_COLUMNS:
+        assert all(isinstance(v, int) or math.isnan(v) for v in df[col])
+
+
+def test_shipped_csv_has_the_toppo_reference_rows_and_the_report_baselines():
+    df = load_baselines()
+    toppo = select(df, method="TOPPO (paper)")
+    got = {(r.benchmark, r.reward_version, r.aggregator, r.value, r.budget_steps, r.n_seeds)
+           for r in toppo.itertuples()}
+    assert got == {("MT50", "v2", "mean", 90.9, 100_000_000, 10), ("MT50", "v1", "iqm", 79.3, 100_000_000, 10),
+                   ("MT10", "v2", "mean", 97.2, 20_000_000, 10)}
+    assert (toppo["arxiv"] == "2605.11473").all() and (toppo["dispersion_kind"] == "none").all()
+    moore = select(df, method="MOORE", benchmark="MT50", reward_version="v2", budget_steps=100_000_000)
+    assert len(moore) == 1 and moore["value"].iloc[0] == 72.0 and moore["arxiv"].iloc[0] == "2505.11289"
+
+
+# ---------------------------------------------------------------- validation
+def test_good_file_round_trips_exactly(tmp_path):
+    df = load_baselines(write_csv(tmp_path / "b.csv", GOOD))
+    assert list(df.index) == [2, 3, 4]
+    assert df.loc[2, "budget_steps"] == 100_000_000 and isinstance(df.loc[2, "budget_steps"], int)
+    assert df.loc[2, "dispersion"] == 3.1 and df.loc[2, "dispersion_kind"] == "std"
+    assert math.isnan(df.loc[3, "dispersion"]) and math.isnan(df.loc[3, "n_seeds"]) and df.loc[3, "arxiv"] == ""
+    assert df.loc[3, "notes"] == "spread not transcribed, with a comma"
+
+
+def test_integers_written_as_floats_load_exactly(tmp_path):
+    # pandas writes an int column with missing values as 1e8 -> "100000000.0"; that is still an integer
+    rows = [dict(GOOD[0], budget_steps="100000000.0", n_seeds="10.0", param_count="1e6")]
+    df = load_baselines(write_csv(tmp_path / "b.csv", rows))
+    assert df.loc[2, "budget_steps"] == 100_000_000 and df.loc[2, "param_count"] == 1_000_000
+
+
+def test_a_frame_written_by_pandas_loads(tmp_path):
+    frame = pd.DataFrame([{**r, "budget_steps": float(r["budget_steps"])} for r in GOOD], columns=list(COLUMNS))
+    frame.to_csv(tmp_path / "b.csv", index=False)
+    assert len(load_baselines(tmp_path / "b.csv")) == 3
+
+
+@pytest.mark.parametrize(("column", "bad", "match"), [
+    ("benchmark", "MT20", "unknown value 'MT20'; expected one of MT10, MT50"),
+    ("reward_version", "v3", "unknown value 'v3'"),
+    ("protocol", "best", "expected one of final, max_over_time, curve_peak, seed_peak, last_n"),
+    ("aggregator", "avg", "expected one of mean, iqm, median"),
+    ("dispersion_kind", "var", "expected one of std, sem, ci95, none"),
+    ("value", "101", "percentage in [0, 100]"),
+    ("value", "-0.1", "percentage in [0, 100]"),
+    ("value", "0.45x", "not a number"),
+    ("value", "nan", "not a finite number"),
+    ("value", "", "must not be empty"),
+    ("dispersion", "-0.5", "must be >= 0"),
+    ("dispersion", "inf", "not a finite number"),
+    ("n_seeds", "0", "integer >= 1"),
+    ("n_seeds", "2.5", "not an integer"),
+    ("budget_steps", "20000000.5", "not an integer"),
+    ("budget_steps", "20M", "not an integer"),
+    ("eval_episodes", "-3", "integer >= 1"),
+    ("param_count", "many", "not an integer"),
+    ("method", "", "must not be empty"),
+    ("source", " ", "must not be empty"),
+    ("location", "", "must not be empty"),
+    ("arxiv", "arXiv:2505.11289", "not an arXiv id"),
+])
+def test_each_bad_cell_names_file_line_and_column(tmp_path, column, bad, match):
+    rows = [GOOD[0], dict(GOOD[1], **{column: bad}), GOOD[2]]
+    assert_error(write_csv(tmp_path / "b.csv", rows), 3, column, match)
+
+
+def test_dispersion_and_kind_must_agree(tmp_path):
+    path = write_csv(tmp_path / "a.csv", [dict(GOOD[0], dispersion_kind="none")])
+    assert_error(path, 2, "dispersion_kind", "must be std, sem or ci95")
+    path = write_csv(tmp_path / "b.csv", [dict(GOOD[0], dispersion="")])
+    assert_error(path, 2, "dispersion", "dispersion_kind is 'std'")
+    df = load_baselines(write_csv(tmp_path / "c.csv", [dict(GOOD[1], dispersion_kind="")]))  # empty = none
+    assert df.loc[2, "dispersion_kind"] == ""
+
+
+def test_missing_and_unknown_columns_are_named_on_line_1(tmp_path):
+    cols = [c for c in COLUMNS if c != "dispersion_kind"]
+    assert_error(write_csv(tmp_path / "a.csv", GOOD, cols), 1, "dispersion_kind", "missing from the header")
+    path = write_csv(tmp_path / "b.csv", GOOD, (*COLUMNS, "dispersion_knd"))
+    assert_error(path, 1, "dispersion_knd", "unknown column")
+
+
+def test_duplicate_key_names_both_lines(tmp_path):
+    rows = [GOOD[0], GOOD[1], dict(GOOD[0], value="50", source="A different paper")]
+    err = assert_error(write_csv(tmp_path / "b.csv", rows), 4, None, "as line 2")
+    assert "MTMHSAC" in str(err)
+
+
+def test_wrong_number_of_cells_and_empty_file(tmp_path):
+    path = write_csv(tmp_path / "b.csv", GOOD)
+    path.write_text(path.read_text() + "MOORE,MT10,v1\n")
+    assert_error(path, 5, None, "3 cells, but the header has 16")
+    (tmp_path / "e.csv").write_text("")
+    assert_error(tmp_path / "e.csv", 1, None, "empty file")
+    with pytest.raises(BaselineError, match="not found"):
+        load_baselines(tmp_path / "absent.csv")
+
+
+def test_line_numbers_count_multiline_cells_and_blank_lines(tmp_path):
+    path = write_csv(tmp_path / "b.csv", [dict(GOOD[0], notes="first line\nsecond line"), GOOD[1]])
+    path.write_text(path.read_text() + "\n" + ",".join(f'"{dict(GOOD[2], value="150")[c]}"' for c in COLUMNS) + "\n")
+    # header 1, record 1 on lines 2-3, record 2 on line 4, blank line 5, bad record on line 6
+    assert_error(path, 6, "value", "percentage")
+    path = write_csv(tmp_path / "c.csv", [dict(GOOD[0], notes="first line\nsecond line"), GOOD[1]])
+    df = load_baselines(path)
+    assert list(df.index) == [2, 4] and df.loc[2, "notes"] == "first line\nsecond line"
+
+
+def test_baseline_error_is_a_value_error(tmp_path):
+    err = assert_error(write_csv(tmp_path / "b.csv", [dict(GOOD[0], value="200")]), 2, "value", "[0, 100]")
+    assert isinstance(err, ValueError) and err.path == str(tmp_path / "b.csv")
+
+
+# ---------------------------------------------------------------- selection
+def test_select_filters_and_names_what_exists(tmp_path):
+    df = load_baselines(write_csv(tmp_path / "b.csv", GOOD))
+    assert list(select(df, method="paco").index) == [3, 4]  # case-insensitive
+    assert list(select(df, method="PaCo", benchmark="MT50").index) == [4]
+    assert list(select(df, budget_steps=100_000_000).index) == [2, 4]
+    assert list(select(df, source="venue 2022", protocol="final").index) == [4]
+    assert list(select(df, line=3).index) == [3]
+    assert select(df, benchmark="MT10", reward_version="v1").empty  # no method asked: just empty
+    with pytest.raises(SelectionError, match="no baseline row for method 'CARE'; methods present: MTMHSAC, PaCo"):
+        select(df, method="CARE")
+    with pytest.raises(SelectionError, match=r"(?s)'PaCo' has no row matching benchmark='MT50', "
+                                             r"reward_version='v1'.*line 3: PaCo MT10 v2"):
+        select(df, method="PaCo", benchmark="MT50", reward_version="v1")
+    with pytest.raises(SelectionError, match="no baseline row at CSV line 9"):
+        select(df, line=9)
+
+
+def test_describe_row_names_line_and_source(tmp_path):
+    df = load_baselines(write_csv(tmp_path / "b.csv", GOOD))
+    text = describe_row(df.loc[2])
+    assert text.startswith("line 2: MTMHSAC MT50 v1 100,000,000 steps final/iqm = 45.2")
+    assert "Some paper, Venue 2025; Table 2" in text

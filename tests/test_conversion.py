@@ -1,0 +1,350 @@
+"""Protocol records, exact dispersion conversions, refusals, and the ``convert`` command."""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import itertools
+import math
+
+import numpy as np
+import pytest
+
+from analysis.baselines import COLUMNS, load_baselines, select
+from analysis.conversion import (
+    ConversionRefused,
+    ci95_halfwidth_to_sem,
+    convert_dispersion,
+    convert_published,
+    fraction_to_percent,
+    percent_to_fraction,
+    reverse_command,
+    sem_to_ci95_halfwidth,
+    sem_to_std,
+    std_to_sem,
+    t_critical,
+)
+from analysis.convert_cli import main as convert_main
+from analysis.protocol_spec import (
+    AGGREGATORS,
+    DISPERSIONS,
+    PROTOCOL_NAMES,
+    Protocol,
+    ProtocolSpecError,
+)
+
+T_0975_3 = 3.182446305284263  # t_{0.975, 3}
+NS = [2, 3, 4, 5, 7, 10, 16, 30, 100, 1000]
+SPREADS = [0.0, 1e-9, 0.3, 1.0, 2.5, 17.25, 49.9, 1e4]
+
+
+# ---------------------------------------------------------------- Protocol
+def test_protocol_parse_and_str_round_trip_everything():
+    for name, agg, disp in itertools.product(PROTOCOL_NAMES, AGGREGATORS, DISPERSIONS):
+        for extra in ({}, {"eval_episodes": 50}, {"reward_version": "v1"}, {"eval_episodes": 10, "reward_version": "v2"}):
+            for last_n in ((None, 5) if name == "last_n" else (None,)):
+                p = Protocol(name, agg, disp, last_n=last_n, **extra)
+                assert Protocol.parse(str(p)) == p
+                assert hash(Protocol.parse(str(p))) == hash(p)
+
+
+def test_protocol_text_forms():
+    assert str(Protocol.parse("final/iqm/std")) == "final/iqm/std"
+    p = Protocol.parse(" last_5 / Mean / sem ")
+    assert (p.name, p.last_n, p.aggregator, p.dispersion) == ("last_n", 5, "mean", "sem") and str(p) == "last_5/mean/sem"
+    assert Protocol.parse("last_n/mean/std").last_n is None
+    p = Protocol.parse("final/mean/none/reward=v2/episodes=50")
+    assert (p.eval_episodes, p.reward_version) == (50, "v2") and str(p) == "final/mean/none/episodes=50/reward=v2"
+    assert Protocol.parse("final/mean/none/eval_episodes=50/reward_version=v1") == \
+        Protocol("final", "mean", "none", eval_episodes=50, reward_version="v1")
+
+
+@pytest.mark.parametrize(("text", "match"), [
+    ("final/iqm", "expected NAME/AGGREGATOR/DISPERSION"),
+    ("final//std", "expected NAME/AGGREGATOR/DISPERSION"),
+    ("best/iqm/std", "unknown protocol name 'best'"),
+    ("final/avg/std", "unknown protocol aggregator 'avg'"),
+    ("final/iqm/var", "unknown protocol dispersion 'var'"),
+    ("last_0/mean/std", "positive integer"),
+    ("final/iqm/std/seeds=10", "expected episodes=N or reward=v1|v2"),
+    ("final/iqm/std/episodes=0", "positive integer"),
+    ("final/iqm/std/episodes=ten", "positive integer"),
+    ("final/iqm/std/reward=v3", "unknown protocol reward_version 'v3'"),
+    ("final/iqm/std/reward=v1/reward=v2", "sets reward_version twice"),
+])
+def test_protocol_parse_errors_are_clear(text, match):
+    with pytest.raises(ProtocolSpecError, match=match):
+        Protocol.parse(text)
+
+
+def test_protocol_is_validated_frozen_and_hashable():
+    with pytest.raises(ProtocolSpecError, match="only applies to protocol last_n"):
+        Protocol("final", "mean", "std", last_n=3)
+    with pytest.raises(ProtocolSpecError, match="unknown protocol name"):
+        Protocol("max", "mean", "std")
+    with pytest.raises(ValueError):
+        Protocol.parse(42)  # type: ignore[arg-type]
+    p = Protocol("last_n", "mean", "std", last_n=2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        p.name = "final"  # type: ignore[misc]
+    assert {p: 1}[Protocol.parse("last_2/mean/std")] == 1
+
+
+# ---------------------------------------------------------------- dispersion maths
+def test_exact_expectations():
+    assert std_to_sem(2.0, 4) == 1.0
+    assert sem_to_std(1.0, 4) == 2.0
+    assert t_critical(4) == pytest.approx(T_0975_3, rel=1e-12)
+    assert sem_to_ci95_halfwidth(1.0, 4) == pytest.approx(T_0975_3, rel=1e-12)
+    assert ci95_halfwidth_to_sem(T_0975_3, 4) == pytest.approx(1.0, rel=1e-12)
+    assert convert_dispersion(2.0, "std", "ci95", 4) == pytest.approx(T_0975_3, rel=1e-12)
+    assert t_critical(10**6) == pytest.approx(1.959964, abs=1e-5)
+
+
+@pytest.mark.parametrize("n", NS)
+def test_round_trips_and_path_independence(n):
+    for x in SPREADS:
+        assert sem_to_std(std_to_sem(x, n), n) == pytest.approx(x, rel=1e-12, abs=1e-300)
+        assert ci95_halfwidth_to_sem(sem_to_ci95_halfwidth(x, n), n) == pytest.approx(x, rel=1e-12, abs=1e-300)
+        for a, b in itertools.permutations(("std", "sem", "ci95"), 2):
+            there = convert_dispersion(x, a, b, n)
+            assert convert_dispersion(there, b, a, n) == pytest.approx(x, rel=1e-12, abs=1e-300)
+        via_sem = sem_to_ci95_halfwidth(std_to_sem(x, n), n)
+        assert convert_dispersion(x, "std", "ci95", n) == pytest.approx(via_sem, rel=1e-12, abs=1e-300)
+        for kind in ("std", "sem", "ci95"):
+            assert convert_dispersion(x, kind, kind, None) == x
+            assert convert_dispersion(x, kind, "none", n) is None
+
+
+def test_monotonicity():
+    for n in NS:
+        cis = [sem_to_ci95_halfwidth(s, n) for s in SPREADS]
+        assert all(b > a for a, b in itertools.pairwise(cis))  # grows with sem
+    for std in (0.5, 3.0, 40.0):
+        cis = [convert_dispersion(std, "std", "ci95", n) for n in range(2, 400)]
+        assert all(b < a for a, b in itertools.pairwise(cis))  # shrinks with n at fixed std
+        sems = [std_to_sem(std, n) for n in range(2, 400)]
+        assert all(b < a for a, b in itertools.pairwise(sems))
+    ts = [t_critical(n) for n in range(2, 400)]
+    assert all(b < a for a, b in itertools.pairwise(ts)) and ts[-1] > 1.959963
+
+
+def test_undefined_and_invalid_inputs_are_clear_errors():
+    for f in (std_to_sem, sem_to_std, sem_to_ci95_halfwidth, ci95_halfwidth_to_sem):
+        with pytest.raises(ValueError, match=r"needs n >= 2 seeds, got n=1 \(a standard deviation over one seed"):
+            f(1.0, 1)
+        with pytest.raises(ValueError, match="must be an integer"):
+            f(1.0, 2.5)
+        with pytest.raises(ValueError, match="must be an integer"):
+            f(1.0, True)
+        with pytest.raises(ValueError, match=">= 0"):
+            f(-1.0, 4)
+        with pytest.raises(ValueError, match="finite"):
+            f(float("nan"), 4)
+    assert std_to_sem(np.float64(2.0), np.int64(4)) == 1.0
+    with pytest.raises(ValueError, match="no spread to convert"):
+        convert_dispersion(1.0, "none", "std", 4)
+    with pytest.raises(ValueError, match="unknown dispersion kind 'var'"):
+        convert_dispersion(1.0, "var", "std", 4)
+    with pytest.raises(ValueError, match="needs the number of seeds"):
+        convert_dispersion(1.0, "std", "sem", None)
+    with pytest.raises(ValueError, match="n >= 2"):
+        convert_dispersion(1.0, "std", "sem", 1)
+
+
+def test_percent_and_fraction():
+    assert percent_to_fraction(72.0) == pytest.approx(0.72) and fraction_to_percent(0.5) == 50.0
+    for x in (0.0, 1.0, 33.3, 99.99, 100.0):
+        assert fraction_to_percent(percent_to_fraction(x)) == pytest.approx(x, rel=1e-15)
+    with pytest.raises(ValueError, match="finite"):
+        percent_to_fraction(float("inf"))
+    with pytest.raises(ValueError, match="finite"):
+        fraction_to_percent("0.5")  # type: ignore[arg-type]
+
+
+# ---------------------------------------------------------------- published rows
+ROW = {"method": "X", "benchmark": "MT50", "reward_version": "v1", "budget_steps": 100_000_000, "protocol": "final",
+       "aggregator": "mean", "value": 60.0, "dispersion": 4.0, "dispersion_kind": "std", "n_seeds": 4,
+       "eval_episodes": 50, "param_count": float("nan"), "source": "S", "arxiv": "", "location": "T1", "notes": ""}
+
+
+def test_convert_published_exact_cases():
+    r = convert_published(ROW, "final/mean/sem")
+    assert (r.value, r.dispersion, r.unit, r.n_seeds) == (60.0, 2.0, "percent", 4)
+    assert str(r.protocol) == "final/mean/sem/episodes=50/reward=v1" and str(r.source_protocol).startswith("final/mean/std")
+    assert r.steps == ("std 4 -> sem 2 with n=4 seeds",) and r.caveats == ()
+    r = convert_published(ROW, Protocol("final", "mean", "ci95", eval_episodes=50, reward_version="v1"))
+    assert r.dispersion == pytest.approx(2.0 * T_0975_3, rel=1e-12) and "t interval" in r.caveats[0]
+    r = convert_published(ROW, "final/mean/std", unit="fraction")
+    assert (r.value, r.dispersion) == (pytest.approx(0.6), pytest.approx(0.04)) and "percent -> fraction" in r.steps[-1]
+    r = convert_published(ROW, "final/mean/std")
+    assert (r.value, r.dispersion) == (60.0, 4.0) and "nothing to convert" in r.steps[0]
+    r = convert_published(ROW, "final/mean/none")
+    assert r.dispersion is None and "dropped the std" in r.steps[0]
+    assert "60.00 (final/mean/none" in r.text()
+
+
+def _refusal(row, target) -> str:
+    with pytest.raises(ConversionRefused) as info:
+        convert_published(row, target)
+    msg = str(info.value)
+    assert "re-report our runs under the external protocol: python -m analysis convert ours --protocol " in msg
+    assert "--runs RUN_DIR" in msg
+    return msg
+
+
+@pytest.mark.parametrize(("target", "why"), [
+    ("final/iqm/std", "a mean cannot become an IQM"),
+    ("final/median/std", "a mean cannot become a median"),
+    ("max_over_time/mean/std", "a final number cannot become a max_over_time number"),
+    ("curve_peak/mean/std", "a final number cannot become a curve_peak number"),
+    ("seed_peak/mean/std", "a final number cannot become a seed_peak number"),
+    ("last_5/mean/std", "a final number cannot become a last_n number"),
+    ("final/mean/std/reward=v2", "reward version v1, the target is v2; different reward functions"),
+    ("final/mean/std/episodes=10", "used 50 evaluation episodes per task, the target needs 10"),
+])
+def test_refusals_explain_and_offer_the_reverse(target, why):
+    msg = _refusal(ROW, target)
+    assert why in msg
+    assert "--protocol final/mean/std/episodes=50/reward=v1 --benchmark MT50 --reward-version v1" in msg
+
+
+def test_refusals_for_missing_information():
+    assert "does not state its evaluation episodes" in _refusal(dict(ROW, eval_episodes=None), "final/mean/std/episodes=50")
+    msg = _refusal(dict(ROW, dispersion=float("nan"), dispersion_kind="none"), "final/mean/sem")
+    assert "states no dispersion, so no sem can be derived" in msg and "--protocol final/mean/sem/" in msg
+    assert "needs the number of seeds" in _refusal(dict(ROW, n_seeds=float("nan")), "final/mean/sem")
+    assert "n >= 2 seeds, got n=1" in _refusal(dict(ROW, n_seeds=1), "final/mean/sem")
+    last = dict(ROW, protocol="last_n", dispersion_kind="std")
+    msg = _refusal(last, "last_5/mean/std")
+    assert "last n (unstated)" in msg and "write last_K with the source's K" in msg
+    assert convert_published(last, "last_n/mean/sem").dispersion == 2.0  # same (unstated) n: allowed
+
+
+def test_reverse_command_uses_target_dispersion_when_the_source_has_none():
+    row = dict(ROW, dispersion=float("nan"), dispersion_kind="none", eval_episodes=float("nan"))
+    assert reverse_command(row, Protocol.parse("final/mean/ci95")) == \
+        "python -m analysis convert ours --protocol final/mean/ci95/reward=v1 --benchmark MT50 " \
+        "--reward-version v1 --runs RUN_DIR [RUN_DIR ...]"
+
+
+def test_convert_a_shipped_row():
+    row = select(load_baselines(), method="MOORE", benchmark="MT50", reward_version="v2",
+                 budget_steps=100_000_000).iloc[0]
+    r = convert_published(row, "final/iqm/none", unit="fraction")
+    assert r.value == pytest.approx(0.72) and r.n_seeds == 10 and r.row["source"].startswith("Meta-World+")
+    assert "an IQM cannot become a mean" in _refusal(row, "final/mean/std")
+
+
+# ---------------------------------------------------------------- the convert command
+def _write_baselines(path, rows):
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(COLUMNS), lineterminator="\n")
+        w.writeheader()
+        for r in rows:
+            w.writerow({k: ("" if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()})
+    return path
+
+
+def test_cli_published_converts(tmp_path, capsys):
+    path = _write_baselines(tmp_path / "b.csv", [ROW])
+    rc = convert_main(["published", "--baselines", str(path), "--method", "X", "--benchmark", "MT50",
+                       "--reward-version", "v1", "--to", "final/mean/sem"])
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert f"{path}:2: X MT50 v1 100,000,000 steps final/mean = 60" in out
+    assert "published  60.00 +- 4.00 (final/mean/std/episodes=50/reward=v1, percent), 4 seeds" in out
+    assert "converted  60.00 +- 2.00 (final/mean/sem/episodes=50/reward=v1, percent)" in out
+
+
+def test_cli_published_refuses_with_exit_2(tmp_path, capsys):
+    path = _write_baselines(tmp_path / "b.csv", [ROW])
+    rc = convert_main(["published", "--baselines", str(path), "--method", "X", "--benchmark", "MT50",
+                       "--reward-version", "v1", "--to", "final/iqm/std"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert "a mean cannot become an IQM" in captured.err and "python -m analysis convert ours" in captured.err
+
+
+def test_cli_bad_baselines_file_and_selection(tmp_path, capsys):
+    path = _write_baselines(tmp_path / "b.csv", [ROW, dict(ROW, aggregator="iqm"), dict(ROW, value=120)])
+    args = ["published", "--baselines", str(path), "--method", "X", "--benchmark", "MT50", "--reward-version", "v1",
+            "--to", "final/mean/none"]
+    assert convert_main(args) == 2
+    assert f"{path}:4: column 'value': must be a percentage in [0, 100]" in capsys.readouterr().err
+    path = _write_baselines(tmp_path / "c.csv", [ROW, dict(ROW, aggregator="iqm")])
+    args[2] = str(path)
+    assert convert_main(args) == 2
+    err = capsys.readouterr().err
+    assert "2 rows of X match; choose one with --budget, --source or --line" in err and "line 3: X MT50" in err
+    assert convert_main([*args, "--line", "2"]) == 0
+    assert convert_main([*args[:4], "Y", *args[5:]]) == 2
+    assert "no baseline row for method 'Y'; methods present: X" in capsys.readouterr().err
+
+
+BASE_ARGS = {"--method": "MOORE", "--benchmark": "MT50", "--reward-version": "v2", "--to": "final/iqm/none"}
+
+
+@pytest.mark.parametrize("bad", [{"--to": "final/avg/std"}, {"--budget": "1.5"}, {"--line": "0"},
+                                 {"--benchmark": "MT20"}, {"--reward-version": "V1"}])
+def test_cli_bad_arguments_are_argparse_errors(bad, capsys):
+    args = ["published"] + [x for k, v in {**BASE_ARGS, **bad}.items() for x in (k, v)]
+    with pytest.raises(SystemExit) as info:
+        convert_main(args)
+    assert info.value.code == 2 and "error: argument " + next(iter(bad)) in capsys.readouterr().err
+    with pytest.raises(SystemExit) as info:
+        convert_main(["published", "--method", "MOORE"])  # missing required options
+    assert info.value.code == 2
+
+
+def test_cli_help_documents_every_option_with_real_examples(capsys):
+    for mode, options in (("published", ["--baselines", "--method", "--benchmark", "--reward-version", "--budget",
+                                          "--source", "--line", "--to", "--fraction"]),
+                          ("ours", ["--runs", "--protocol", "--benchmark", "--reward-version", "--variant", "--reps",
+                                    "--seed", "--format"])):
+        with pytest.raises(SystemExit):
+            convert_main([mode, "--help"])
+        out = capsys.readouterr().out
+        for opt in options:
+            assert opt in out, (mode, opt)
+        assert "examples" in out and "python -m analysis convert" in out
+    # the help's published examples name real rows and run on the shipped file as documented
+    df = load_baselines()
+    assert (df.loc[13, "method"], df.loc[13, "benchmark"], df.loc[13, "protocol"], df.loc[13, "value"]) == \
+        ("MOORE", "MT50", "final", 72.0)
+    assert (df.loc[18, "method"], df.loc[18, "benchmark"], df.loc[18, "protocol"]) == ("MOORE", "MT10", "curve_peak")
+    assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT50", "--reward-version", "v2",
+                         "--budget", "100000000", "--to", "final/iqm/none", "--fraction"]) == 0
+    assert "converted  0.7200 (final/iqm/none/episodes=50/reward=v2, fraction)" in capsys.readouterr().out
+    assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT50", "--reward-version", "v2",
+                         "--budget", "100000000", "--to", "final/mean/std"]) == 2
+    assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT10", "--reward-version", "v2",
+                         "--source", "Orthogonal Experts", "--to", "curve_peak/mean/none"]) == 0
+
+
+def test_cli_ours_reports_our_runs_under_the_external_protocol(tmp_path, capsys):
+    from analysis.__main__ import main as analysis_main
+    from analysis.synthetic import write_run
+
+    root = tmp_path / "runs"
+    success = {0: [[0.2, 0.4], [0.6, 1.0]], 1: [[0.4, 0.6], [0.8, 0.6]]}  # (evals, tasks) per seed
+    for seed, s in success.items():
+        write_run(root / f"MT10-v1/toppo/seed{seed}", variant="toppo", benchmark="MT10", reward_version="v1",
+                  seed=seed, success=np.array(s), steps=[10, 20], train_updates=None)
+    write_run(root / "MT50-v2/mtppo/seed0", variant="mtppo", benchmark="MT50", reward_version="v2", seed=0,
+              success=np.full((2, 3), 0.5), steps=[10, 20], train_updates=None)
+    rc = convert_main(["ours", "--runs", str(root), "--protocol", "final/mean/std", "--benchmark", "MT10"])
+    out = capsys.readouterr().out
+    # final evaluation: seed0 mean(0.6, 1.0) = 80%, seed1 mean(0.8, 0.6) = 70% -> 75 +- std(80, 70) = 7.07
+    assert rc == 0 and out.startswith("MT10 v1 toppo: final/mean/std = 75.00 +- 7.07 (std) %; 2 seeds, 2 tasks")
+    rc = analysis_main(["convert", "ours", "--runs", str(root), "--protocol", "max_over_time/mean/sem",
+                        "--format", "csv"])
+    lines = capsys.readouterr().out.splitlines()
+    assert rc == 0 and lines[0].startswith("benchmark,reward_version,variant,protocol,value,dispersion")
+    assert lines[1].startswith("MT10,v1,toppo,max_over_time/mean/sem,75,5,sem,,,2,2,20")
+    assert lines[2].startswith("MT50,v2,mtppo,max_over_time/mean/sem,50,,sem")  # one seed: no spread
+    assert convert_main(["ours", "--runs", str(root), "--protocol", "final/mean/std/episodes=10"]) == 1
+    assert "needs 10 evaluation episodes" in capsys.readouterr().err
+    assert convert_main(["ours", "--runs", str(root), "--protocol", "final/mean/std", "--variant", "nope"]) == 1
+    assert "no runs with variant nope" in capsys.readouterr().err
+    assert convert_main(["ours", "--runs", str(tmp_path / "absent"), "--protocol", "final/mean/std"]) == 1

@@ -1,0 +1,133 @@
+"""analysis.logs and analysis.synthetic: the design.md run-directory contract, read and checked."""
+
+import ast
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from analysis import logs, synthetic
+from analysis.logs import LogError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run(root, variant="toppo", seed=0, **kw):
+    kw.setdefault("success", np.array([[0.5, 1.0], [0.25, 0.75]]))
+    return synthetic.write_run(root / "MT10-v1" / variant / f"seed{seed}", variant=variant, benchmark="MT10",
+                               reward_version="v1", seed=seed, steps=[10, 20], **kw)
+
+
+def test_column_lists_match_the_trainer():
+    """logs restates toppo.train's column lists (to avoid importing torch); they must agree."""
+    tree = ast.parse((REPO / "toppo" / "train.py").read_text())
+    found = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
+             for t in node.targets if isinstance(t, ast.Name) and t.id in ("EVAL_COLUMNS", "METRIC_COLUMNS")}
+    assert found["EVAL_COLUMNS"] == logs.EVAL_COLUMNS
+    assert found["METRIC_COLUMNS"] == logs.TRAIN_METRIC_COLUMNS
+
+
+def test_synthetic_run_directory_follows_the_contract(tmp_path):
+    d = run(tmp_path, train_updates=4, param_total=1000)
+    assert sorted(p.name for p in d.iterdir()) == ["config.yaml", "eval.csv", "manifest.json", "train_metrics.csv"]
+    assert list(pd.read_csv(d / "eval.csv").columns) == logs.EVAL_COLUMNS
+    train_cols = list(pd.read_csv(d / "train_metrics.csv").columns)
+    assert train_cols == logs.TRAIN_METRIC_COLUMNS + ["critic_gradnorm_t0", "critic_gradnorm_t1"]
+    m = json.loads((d / "manifest.json").read_text())
+    assert {"status", "config_hash", "git_commit", "packages", "device", "seed", "variant", "benchmark",
+            "reward_version", "wall_time_s", "env_steps", "eval_env_steps", "updates", "param_count",
+            "started_at", "finished_at"} <= set(m)
+    assert m["param_count"]["total"] == 1000 and m["status"] == "complete" and m["env_steps"] == 20
+
+
+def test_find_run_dirs_accepts_roots_run_dirs_and_files(tmp_path):
+    a, b = run(tmp_path, seed=0), run(tmp_path, seed=1)
+    assert logs.find_run_dirs([tmp_path]) == [a.resolve(), b.resolve()]
+    assert logs.find_run_dirs([a, a / "eval.csv", tmp_path]) == [a.resolve(), b.resolve()]
+    with pytest.raises(LogError, match="no such file"):
+        logs.find_run_dirs([tmp_path / "nope"])
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(LogError, match="no run directories"):
+        logs.load_evals(tmp_path / "empty")
+
+
+def test_load_evals_concatenates_with_run_dir(tmp_path):
+    a, b = run(tmp_path, seed=1), run(tmp_path, seed=0)
+    evals = logs.load_evals(tmp_path)
+    assert len(evals) == 8 and list(evals.seed) == [0] * 4 + [1] * 4
+    assert set(evals.run_dir) == {str(a.resolve()), str(b.resolve())}
+    assert evals.success_rate.dtype == float and evals.step.dtype == np.int64
+
+
+def _rewrite(path, fn):
+    df = pd.read_csv(path)
+    fn(df)
+    df.to_csv(path, index=False)
+
+
+def test_missing_column_is_named(tmp_path):
+    d = run(tmp_path)
+    _rewrite(d / "eval.csv", lambda df: df.drop(columns=["episodes"], inplace=True))
+    with pytest.raises(LogError, match=r"eval.csv: missing column\(s\) episodes"):
+        logs.load_evals(tmp_path)
+
+
+def test_bad_success_rate_names_file_and_line(tmp_path):
+    run(tmp_path, seed=0)
+    d = run(tmp_path, seed=1)
+    _rewrite(d / "eval.csv", lambda df: df.__setitem__("success_rate", [0.1, 0.2, 1.5, 0.3]))
+    with pytest.raises(LogError, match=r"seed1/eval.csv, line 4: success_rate outside \[0, 1\]"):
+        logs.load_evals(tmp_path)
+
+
+def test_non_numeric_and_duplicate_rows_are_refused(tmp_path):
+    d = run(tmp_path)
+    _rewrite(d / "eval.csv", lambda df: df.__setitem__("step", ["10", "x", "20", "20"]))
+    with pytest.raises(LogError, match="line 3: column 'step' is not numeric"):
+        logs.load_evals(tmp_path)
+    _rewrite(d / "eval.csv", lambda df: df.__setitem__("step", [10, 10, 10, 20]))
+    with pytest.raises(LogError, match="line 4: duplicate \\(step, task_index\\)"):
+        logs.read_eval_csv(d / "eval.csv")
+
+
+def test_empty_and_mixed_files_are_refused(tmp_path):
+    d = run(tmp_path)
+    _rewrite(d / "eval.csv", lambda df: df.__setitem__("seed", [0, 0, 1, 1]))
+    with pytest.raises(LogError, match="one run per file.*'seed'"):
+        logs.load_evals(tmp_path)
+    (d / "eval.csv").write_text(",".join(logs.EVAL_COLUMNS) + "\n")
+    with pytest.raises(LogError, match="no evaluation rows"):
+        logs.load_evals(tmp_path)
+
+
+def test_same_run_in_two_directories_names_both(tmp_path):
+    a = run(tmp_path / "x")
+    b = run(tmp_path / "y")
+    with pytest.raises(LogError, match=f"more than one directory: {a.resolve()} and {b.resolve()}"):
+        logs.load_evals([tmp_path / "x", tmp_path / "y"])
+
+
+def test_manifests_and_train_metrics(tmp_path):
+    run(tmp_path, seed=0, train_updates=3, param_total=500)
+    d = run(tmp_path, seed=1, train_updates=None, status="running")
+    man = logs.load_manifests(tmp_path)
+    assert list(man["param_count.total"]) == [500, 1_000_000] and list(man.status) == ["complete", "running"]
+    train = logs.load_train_metrics(tmp_path)
+    assert len(train) == 3 and set(train.seed) == {0} and "critic_gradnorm_t1" in train
+    assert (train.variant == "toppo").all() and (train.benchmark == "MT10").all()
+    assert logs.load_train_metrics(tmp_path, variants=["mtppo"]).empty
+    (d / "manifest.json").unlink()
+    with pytest.raises(LogError, match="manifest.json: missing"):
+        logs.load_manifests(tmp_path)
+    assert len(logs.load_manifests(tmp_path, missing_ok=True)) == 1
+    (d / "train_metrics.csv").write_text("update,step\n1,5\n")
+    train = logs.load_train_metrics(tmp_path)  # identity from eval.csv when there is no manifest
+    assert set(train.seed) == {0, 1}
+
+
+def test_write_text_atomic_leaves_no_temp_files(tmp_path):
+    p = logs.write_text_atomic(tmp_path / "sub" / "a.tex", "x")
+    logs.write_text_atomic(p, "y")
+    assert p.read_text() == "y" and [q.name for q in p.parent.iterdir()] == ["a.tex"]
