@@ -13,23 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-# The eval.csv / train_metrics.csv contract of docs/design.md. toppo.train writes these
-# lists (EVAL_COLUMNS, METRIC_COLUMNS); they are restated here so analysis does not import
-# torch, and tests/test_logs.py checks the two stay equal.
-EVAL_COLUMNS = ["benchmark", "reward_version", "variant", "seed", "step", "task_index", "task",
-                "success_rate", "mean_return", "episodes"]
-TRAIN_METRIC_COLUMNS = ["update", "step", "wall_time_s", "env_sps", "rollout_time_s", "learn_time_s",
-                        "update_time_s", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
-                        "grad_norm_actor", "grad_norm_critic", "critic_gradnorm_max", "critic_gradnorm_min",
-                        "critic_gradnorm_spread", "critic_cos_mean", "critic_cos_min", "critic_gram_cond",
-                        "popart_mu_mean", "popart_sigma_min", "popart_sigma_max", "mean_train_success"]
+from toppo.io import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
+from toppo.logschema import EVAL_COLUMNS  # the contract of docs/design.md
+
 RUN_KEY = ["variant", "benchmark", "reward_version", "seed"]
 _INT_COLUMNS = ["seed", "step", "task_index", "episodes"]
 
@@ -42,25 +34,6 @@ PathLike = str | os.PathLike
 
 
 # ---------------------------------------------------------------- atomic output
-def write_bytes_atomic(path: PathLike, data: bytes) -> Path:
-    """Write ``data`` so a reader sees either the old file or the complete new one."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def write_text_atomic(path: PathLike, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode())
-
-
 # ---------------------------------------------------------------- discovery
 def _as_list(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     if isinstance(paths, str | os.PathLike):

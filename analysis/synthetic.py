@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from analysis.logs import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS, write_text_atomic
+from toppo.io import write_text_atomic
+from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 
 BENCHMARK_TASKS = {"MT10": 10, "MT50": 50}
 # Final-success offsets (logits) of the synthetic learners; unknown variants get a hashed offset.

@@ -1,7 +1,8 @@
 """analysis.logs and analysis.synthetic: the design.md run-directory contract, read and checked."""
 
-import ast
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 
 from analysis import logs, synthetic
 from analysis.logs import LogError
+from toppo.logschema import TRAIN_METRIC_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -20,13 +22,11 @@ def run(root, variant="toppo", seed=0, **kw):
                                reward_version="v1", seed=seed, steps=[10, 20], **kw)
 
 
-def test_column_lists_match_the_trainer():
-    """logs restates toppo.train's column lists (to avoid importing torch); they must agree."""
-    tree = ast.parse((REPO / "toppo" / "train.py").read_text())
-    found = {t.id: ast.literal_eval(node.value) for node in tree.body if isinstance(node, ast.Assign)
-             for t in node.targets if isinstance(t, ast.Name) and t.id in ("EVAL_COLUMNS", "METRIC_COLUMNS")}
-    assert found["EVAL_COLUMNS"] == logs.EVAL_COLUMNS
-    assert found["METRIC_COLUMNS"] == logs.TRAIN_METRIC_COLUMNS
+def test_analysis_does_not_import_torch():
+    """The column contract and atomic writers are shared with the trainer without torch."""
+    code = ("import sys, analysis.logs, analysis.tables, analysis.figures, analysis.protocols; "
+            "assert 'torch' not in sys.modules, 'analysis imported torch'")
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
 
 
 def test_synthetic_run_directory_follows_the_contract(tmp_path):
@@ -34,7 +34,7 @@ def test_synthetic_run_directory_follows_the_contract(tmp_path):
     assert sorted(p.name for p in d.iterdir()) == ["config.yaml", "eval.csv", "manifest.json", "train_metrics.csv"]
     assert list(pd.read_csv(d / "eval.csv").columns) == logs.EVAL_COLUMNS
     train_cols = list(pd.read_csv(d / "train_metrics.csv").columns)
-    assert train_cols == logs.TRAIN_METRIC_COLUMNS + ["critic_gradnorm_t0", "critic_gradnorm_t1"]
+    assert train_cols == TRAIN_METRIC_COLUMNS + ["critic_gradnorm_t0", "critic_gradnorm_t1"]
     m = json.loads((d / "manifest.json").read_text())
     assert {"status", "config_hash", "git_commit", "packages", "device", "seed", "variant", "benchmark",
             "reward_version", "wall_time_s", "env_steps", "eval_env_steps", "updates", "param_count",

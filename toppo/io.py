@@ -1,4 +1,6 @@
-"""Atomic file output (temp file in the same folder + os.replace) and run provenance."""
+"""Atomic file output (temp file in the same folder + os.replace) and run provenance.
+
+Torch is imported only where a checkpoint is saved: analysis uses this module too."""
 
 from __future__ import annotations
 
@@ -12,12 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import pandas as pd
-import torch
 import yaml
 
 
-def write_bytes_atomic(path: Path, data: bytes) -> None:
+def write_bytes_atomic(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` so a reader sees either the old file or the complete new one."""
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -29,10 +31,11 @@ def write_bytes_atomic(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+    return path
 
 
-def write_text_atomic(path: Path, text: str) -> None:
-    write_bytes_atomic(path, text.encode())
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    return write_bytes_atomic(path, text.encode())
 
 
 def write_json_atomic(path: Path, obj: Any) -> None:
@@ -49,6 +52,8 @@ def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: list[str] 
 
 
 def save_torch_atomic(path: Path, obj: Any) -> None:
+    import torch  # here, so that analysis can use this module without torch
+
     buf = io.BytesIO()
     torch.save(obj, buf)
     write_bytes_atomic(path, buf.getvalue())

@@ -41,16 +41,8 @@ from toppo.io import (
     write_yaml_atomic,
 )
 from toppo.learner import Learner, TrainingDiverged
+from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 from toppo.variants import VARIANTS, resolve
-
-EVAL_COLUMNS = ["benchmark", "reward_version", "variant", "seed", "step", "task_index", "task",
-                "success_rate", "mean_return", "episodes"]
-METRIC_COLUMNS = ["update", "step", "wall_time_s", "env_sps", "rollout_time_s", "learn_time_s",
-                  "update_time_s", "policy_loss",
-                  "value_loss", "entropy", "approx_kl", "clipfrac", "grad_norm_actor",
-                  "grad_norm_critic", "critic_gradnorm_max", "critic_gradnorm_min",
-                  "critic_gradnorm_spread", "critic_cos_mean", "critic_cos_min", "critic_gram_cond",
-                  "popart_mu_mean", "popart_sigma_min", "popart_sigma_max", "mean_train_success"]
 
 
 def resolve_device(name: str) -> torch.device:
@@ -204,9 +196,9 @@ class Trainer:
 
     def write_logs(self) -> None:
         write_csv_atomic(self.out / "eval.csv", self.eval_rows, EVAL_COLUMNS)
-        extra = sorted({k for r in self.metric_rows for k in r} - set(METRIC_COLUMNS),
+        extra = sorted({k for r in self.metric_rows for k in r} - set(TRAIN_METRIC_COLUMNS),
                        key=lambda k: (len(k), k))
-        write_csv_atomic(self.out / "train_metrics.csv", self.metric_rows, METRIC_COLUMNS + extra)
+        write_csv_atomic(self.out / "train_metrics.csv", self.metric_rows, TRAIN_METRIC_COLUMNS + extra)
 
     def manifest(self, status: str, started_at: str) -> dict[str, Any]:
         return {
