@@ -12,6 +12,12 @@ empty (not stated by the source); so may ``n_seeds`` and ``budget_steps`` when t
 not state them (a conversion that needs them then refuses). ``dispersion_kind`` must be
 ``none`` (or empty) exactly when ``dispersion`` is empty. Empty numbers load as NaN, empty
 text as ``""``; integers load as Python ints (exact) in object columns.
+
+Protocol: one of the protocols we compute (:data:`analysis.protocol_spec.PROTOCOL_NAMES`) or
+:data:`UNSTATED_PROTOCOL` (``unstated``), a baselines-only value for a number whose source does
+not state (or whose source we have not read to say) when in training, or how, it was read. It
+is never a protocol we compute: :mod:`analysis.conversion` refuses to convert such a row and
+``analysis.tables`` never compares it with our numbers.
 """
 
 from __future__ import annotations
@@ -42,6 +48,9 @@ KEY_COLUMNS: tuple[str, ...] = ("method", "benchmark", "reward_version", "budget
 _REQUIRED_TEXT = ("method", "source", "location")
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$")
 _MAX_EXACT_INT = 2**53
+UNSTATED_PROTOCOL = "unstated"
+# what the protocol column accepts: our computable protocols, plus "the source does not say"
+BASELINE_PROTOCOLS: tuple[str, ...] = (*PROTOCOL_NAMES, UNSTATED_PROTOCOL)
 
 
 class BaselineError(ValueError):
@@ -102,7 +111,7 @@ def _parse_row(cells: dict[str, str], path: Path, line: int) -> dict[str, Any]:
     out["benchmark"] = _enum_cell(cells["benchmark"].strip(), BENCHMARKS, path, line, "benchmark")
     out["reward_version"] = _enum_cell(cells["reward_version"].strip(), REWARD_VERSIONS, path, line,
                                        "reward_version")
-    out["protocol"] = _enum_cell(cells["protocol"].strip(), PROTOCOL_NAMES, path, line, "protocol")
+    out["protocol"] = _enum_cell(cells["protocol"].strip(), BASELINE_PROTOCOLS, path, line, "protocol")
     out["aggregator"] = _enum_cell(cells["aggregator"].strip(), AGGREGATORS, path, line, "aggregator")
     value_text = cells["value"].strip()
     if not value_text:
@@ -140,8 +149,8 @@ def load_baselines(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
 
     Returns one row per CSV record with the columns of :data:`COLUMNS`, indexed by CSV line
     (``line``). Raises :class:`BaselineError` (naming the file, line and column) on a missing
-    or unknown column, an unknown benchmark / reward version / protocol / aggregator /
-    dispersion kind, a value outside [0, 100], a negative dispersion, a count below 1, a
+    or unknown column, an unknown benchmark / reward version / protocol (one of
+    :data:`BASELINE_PROTOCOLS`) / aggregator / dispersion kind, a value outside [0, 100], a negative dispersion, a count below 1, a
     non-integer budget or count, a row with the wrong number of cells, or two rows with the same
     (method, benchmark, reward_version, budget_steps, protocol, aggregator).
     """

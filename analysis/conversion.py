@@ -18,6 +18,11 @@ What cannot be converted: the statistic itself. A mean cannot become an IQM or a
 different experiments. :func:`convert_published` refuses those (:class:`ConversionRefused`)
 and says how to get a comparable number instead: re-report *our* runs under the published
 protocol with ``python -m analysis convert ours``.
+
+A row whose protocol is ``unstated`` (the source does not say when in training, or how, its
+number was read) cannot be converted to any protocol: :func:`convert_published` refuses it
+whatever the target, and the reverse command it offers leaves the protocol to the reader
+(``--protocol PROTOCOL``: the one you believe the source used, stated as an assumption).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from typing import Any
 
 from scipy import stats
 
+from analysis.baselines import UNSTATED_PROTOCOL
 from analysis.protocol_spec import DISPERSIONS, Protocol
 
 CI_LEVEL = 0.95
@@ -168,9 +174,18 @@ def _get(row: Mapping[str, Any] | Any, key: str) -> Any:
     return None if _missing(value) else value
 
 
-def row_protocol(row: Mapping[str, Any] | Any) -> Protocol:
+def protocol_unstated(row: Mapping[str, Any] | Any) -> bool:
+    """Whether the row's protocol is ``unstated`` (its source does not say when in training, or
+    how, the number was read)."""
+    return str(_get(row, "protocol") or "").strip().lower() == UNSTATED_PROTOCOL
+
+
+def row_protocol(row: Mapping[str, Any] | Any) -> Protocol | None:
     """The :class:`Protocol` a baselines row reports (protocol, aggregator, dispersion kind,
-    eval_episodes and reward_version as stated; empty kind counts as ``none``)."""
+    eval_episodes and reward_version as stated; empty kind counts as ``none``), or None when its
+    protocol is ``unstated``. Any other value that is not a protocol raises ProtocolSpecError."""
+    if protocol_unstated(row):
+        return None
     kind = _get(row, "dispersion_kind") or "none"
     episodes = _get(row, "eval_episodes")
     return Protocol(name=str(_get(row, "protocol")), aggregator=str(_get(row, "aggregator")), dispersion=str(kind),
@@ -180,22 +195,35 @@ def row_protocol(row: Mapping[str, Any] | Any) -> Protocol:
 
 def _row_label(row: Mapping[str, Any] | Any) -> str:
     line = getattr(row, "name", None)
-    where = f" (baselines line {line})" if isinstance(line, int) else ""
+    where = f" (baselines line {int(line)})" if isinstance(line, numbers.Integral) and not isinstance(line, bool) else ""
     return (f"{_get(row, 'method')} {_get(row, 'benchmark')} {_get(row, 'reward_version')}{where}")
 
 
+UNSTATED_REVERSE_NOTE = ("  (PROTOCOL: the one you believe the source used, written NAME/AGGREGATOR/DISPERSION "
+                         "as in --help; the source does not state it, so say that it is your assumption)")
+
+
 def reverse_command(row: Mapping[str, Any] | Any, target: Protocol | None = None) -> str:
-    """The command that re-reports our runs under the row's protocol (the comparable direction)."""
+    """The command that re-reports our runs under the row's protocol (the comparable direction).
+
+    For a row whose protocol is ``unstated`` the protocol is left as ``PROTOCOL``, to be
+    filled in with the one the reader believes the source used."""
     src = row_protocol(row)
-    if target is not None and src.dispersion == "none":
-        src = Protocol(src.name, src.aggregator, target.dispersion, src.last_n, src.eval_episodes, src.reward_version)
-    cmd = f"python -m analysis convert ours --protocol {src}"
+    if src is None:
+        cmd = "python -m analysis convert ours --protocol PROTOCOL"
+    else:
+        if target is not None and src.dispersion == "none":
+            src = Protocol(src.name, src.aggregator, target.dispersion, src.last_n, src.eval_episodes,
+                           src.reward_version)
+        cmd = f"python -m analysis convert ours --protocol {src}"
     if _get(row, "benchmark"):
         cmd += f" --benchmark {_get(row, 'benchmark')}"
     if _get(row, "reward_version"):
         cmd += f" --reward-version {_get(row, 'reward_version')}"
     cmd += " --runs RUN_DIR [RUN_DIR ...]"
-    if src.name == "last_n" and src.last_n is None:
+    if src is None:
+        cmd += UNSTATED_REVERSE_NOTE
+    elif src.name == "last_n" and src.last_n is None:
         cmd += "  (write last_K with the source's K: it does not state n)"
     return cmd
 
@@ -204,9 +232,18 @@ _AGG_WORDS = {"mean": "a mean", "iqm": "an IQM", "median": "a median"}
 
 
 def _refuse(row: Mapping[str, Any] | Any, target: Protocol, why: str) -> ConversionRefused:
+    src = row_protocol(row)
     return ConversionRefused(
-        f"cannot convert {_row_label(row)} from {row_protocol(row)} to {target}: {why}. "
-        f"Instead, re-report our runs under the external protocol: {reverse_command(row, target)}")
+        f"cannot convert {_row_label(row)} from {'an unstated protocol' if src is None else src} to {target}: "
+        f"{why}. Instead, re-report our runs under the external protocol: {reverse_command(row, target)}")
+
+
+def _refuse_unstated(row: Mapping[str, Any] | Any, target: Protocol) -> ConversionRefused:
+    return ConversionRefused(
+        f"cannot convert {_row_label(row)} to {target}: the source does not state when in training (or how) "
+        f"its number was read (protocol '{UNSTATED_PROTOCOL}' in the baselines file), so it cannot be converted "
+        "to any protocol and is never compared with our numbers. Instead, re-report our runs under the protocol "
+        f"you believe the source used: {reverse_command(row, target)}")
 
 
 def convert_published(row: Mapping[str, Any] | Any, target: Protocol | str, *, unit: str = "percent") -> ConvertedValue:
@@ -217,13 +254,16 @@ def convert_published(row: Mapping[str, Any] | Any, target: Protocol | str, *, u
     target leaves None are not constrained), with the dispersion converted between std / sem /
     ci95 given the row's n_seeds (or dropped: target ``none``), and percent -> ``unit``
     (``percent`` or ``fraction``). Everything else is a different statistic or experiment and is
-    refused, with the reverse command in the message.
+    refused, with the reverse command in the message. A row whose protocol is ``unstated`` is
+    refused whatever the target (its reverse command leaves ``PROTOCOL`` to the reader).
     """
     if isinstance(target, str):
         target = Protocol.parse(target)
     if unit not in ("percent", "fraction"):
         raise ValueError(f"unit must be 'percent' or 'fraction', got {unit!r}")
     src = row_protocol(row)
+    if src is None:
+        raise _refuse_unstated(row, target)
     value = _get(row, "value")
     if value is None:
         raise _refuse(row, target, "the row has no value")

@@ -32,7 +32,7 @@ from analysis.baselines import (
     load_baselines,
     select,
 )
-from analysis.conversion import ConversionRefused, convert_published, row_protocol
+from analysis.conversion import ConversionRefused, convert_published
 from analysis.protocol_spec import FORMAT_HELP, REWARD_VERSIONS, Protocol, ProtocolSpecError
 
 PROG = "python -m analysis convert"
@@ -51,9 +51,14 @@ examples (published; rows of analysis/data/baselines.csv):
   # the same row as a mean: refused (exit 2), with the command that re-reports our runs instead:
   python -m analysis convert published --method MOORE --benchmark MT50 --reward-version v2 \\
       --budget 100000000 --to final/mean/std
-  # several rows match (MOORE's own paper and Meta-World+): pick one by --budget, --source or --line
+  # several rows match (Meta-World+, line 11, and MOORE's own paper, line 18): pick one by
+  # --budget, --source or --line
   python -m analysis convert published --method MOORE --benchmark MT10 --reward-version v2 \\
-      --source "Orthogonal Experts" --to curve_peak/mean/none
+      --source "Meta-World+" --to final/iqm/none
+  # MOORE's own MT10 number (line 18) has protocol 'unstated' (the original paper's protocol
+  # was not read): refused (exit 2) whatever --to, with the reverse command to fill in
+  python -m analysis convert published --method MOORE --benchmark MT10 --reward-version v2 \\
+      --source "Orthogonal Experts" --to final/mean/none
 """
 
 OURS_EXAMPLES = """\
@@ -61,9 +66,10 @@ examples (ours):
   # our MT50 V1 runs under Meta-World+'s reporting (final-checkpoint IQM, std over seeds):
   python -m analysis convert ours --runs results/runs/paper --protocol final/iqm/std \\
       --benchmark MT50 --reward-version v1
-  # under the protocol of MOORE's own MT10 number (line 18), only the toppo variant, as CSV:
-  python -m analysis convert ours --runs results/runs/paper --protocol curve_peak/mean/std \\
-      --benchmark MT10 --variant toppo --format csv
+  # under the protocol of the TOPPO paper's MT50 V2 number (line 20: final/mean), only the toppo
+  # variant, as CSV:
+  python -m analysis convert ours --runs results/runs/paper --protocol final/mean/std \\
+      --benchmark MT50 --reward-version v2 --variant toppo --format csv
 """
 
 
@@ -103,7 +109,8 @@ def _add_modes(parser: argparse.ArgumentParser) -> None:
                     "Only the dispersion kind (std / sem / ci95, given the row's n_seeds) and the unit\n"
                     "(percent / fraction) change exactly; a different statistic, protocol, reward version\n"
                     "or number of evaluation episodes is refused (exit 2) with the command that re-reports\n"
-                    "our runs under the published protocol instead.")
+                    "our runs under the published protocol instead. A row whose protocol is 'unstated'\n"
+                    "(its source does not say when in training its number was read) is always refused.")
     pub.add_argument("--baselines", type=Path, default=DEFAULT_PATH, metavar="CSV",
                      help="baselines table (default: the packaged analysis/data/baselines.csv)")
     pub.add_argument("--method", required=True, metavar="M",
@@ -197,7 +204,7 @@ def _published(args: argparse.Namespace) -> int:
     print(f"row        {shown}:{row.name}: {describe_row(row, line=False)}")
     print(f"published  {_fmt(float(row['value']), 2)}"
           + ("" if math.isnan(row["dispersion"]) else f" +- {_fmt(float(row['dispersion']), 2)}")
-          + f" ({row_protocol(row)}, percent), {n} seeds")
+          + f" ({result.source_protocol}, percent), {n} seeds")
     print(f"converted  {result.text(digits)}")
     for step in result.steps:
         print(f"step       {step}")

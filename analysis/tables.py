@@ -9,8 +9,10 @@ Which rows appear, and under which protocol, is the report spec (the ``report:``
 of the workflow config, see ``analysis/default_report.yaml``), never this code.
 
 Published baselines whose protocol differs from the table's are shown marked with a dagger
-and a footnote ("different protocol: ..."), never bolded or compared; a baseline named in
-the spec without a row for that benchmark and reward version is listed in a footnote.
+and a footnote ("different protocol: ..."), never bolded or compared; so are those whose
+source does not state its protocol (``unstated`` in the baselines file; footnote "protocol
+not stated by the source"). A baseline named in the spec without a row for that benchmark
+and reward version is listed in a footnote.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import logs, metrics
-from analysis.conversion import row_protocol
+from analysis.conversion import protocol_unstated, row_protocol
 from analysis.protocol_spec import PROTOCOL_NAMES, Protocol
 from analysis.protocols import (
     RunSet,
@@ -175,17 +177,28 @@ def _norm(x: Any) -> str:
     return "" if _missing(x) else str(x).strip().lower()
 
 
+UNSTATED_TEXT = "protocol not stated by the source"
+
+
 def _published_protocol(row: pd.Series) -> Protocol | None:
-    """The protocol a published row reports (``analysis.conversion.row_protocol``), None if unstated."""
+    """The protocol a published row reports (``analysis.conversion.row_protocol``); None when
+    it has none we know (``unstated``, an empty cell, or an unparseable row)."""
     try:
         return row_protocol(row)
     except ValueError:
         return None
 
 
+def _protocol_unstated(row: pd.Series) -> bool:
+    """Whether the source does not state the row's protocol (``unstated`` or an empty cell)."""
+    return protocol_unstated(row) or _missing(row.get("protocol"))
+
+
 def _protocol_text(row: pd.Series) -> str:
     q = _published_protocol(row)
-    return "unreported" if q is None else f"{q.name}/{q.aggregator}"
+    if q is not None:
+        return f"{q.name}/{q.aggregator}"
+    return UNSTATED_TEXT if _protocol_unstated(row) else f"unknown protocol {row.get('protocol')}"
 
 
 def same_protocol(row: pd.Series, protocol) -> bool:
@@ -227,7 +240,7 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
                                                                                    "reward_version"])
     table = Table("lrrl", ["Method", "Params", "Budget", f"Success ({stat_label} {DISPERSION_HEADS[p.dispersion]})"],
                   caption="", label="tab:table3")
-    facts, other_protocol, other_disp, skipped, sources = [], [], [], [], []
+    facts, other_protocol, unstated, other_disp, skipped, sources = [], [], [], [], [], []
     for block in t3["blocks"]:
         bench = block["benchmark"]
         ours = [(v, runs.report(bench, rv, v, p)) for v in block.get("ours", [])]
@@ -250,7 +263,9 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
             if same and kind != p.dispersion and not _missing(row.get("dispersion")):
                 mark += DDAGGER
                 other_disp.append(f"{latex_escape(method)} ({bench}): {latex_escape(kind)}")
-            if not same:
+            if not same and _protocol_unstated(row):
+                unstated.append(f"{latex_escape(method)} ({bench})")
+            elif not same:
                 other_protocol.append(f"{latex_escape(method)} ({bench}): {_tt(_protocol_text(row))}")
             # published spreads are shown as "+- number" whatever their kind (the footnote names it)
             rep = {"value": float(row["value"]), "dispersion": pd.to_numeric(row.get("dispersion"), errors="coerce"),
@@ -272,6 +287,8 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
                            + ", ".join(dict.fromkeys(sources)) + ").")
     if other_protocol:
         table.notes.append(f"{DAGGER} different protocol, not compared: " + "; ".join(other_protocol) + ".")
+    if unstated:
+        table.notes.append(f"{DAGGER} {UNSTATED_TEXT}, not compared: " + "; ".join(unstated) + ".")
     if other_disp:
         table.notes.append(f"{DDAGGER} published dispersion is not {p.dispersion}: " + "; ".join(other_disp) + ".")
     if skipped:

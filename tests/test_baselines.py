@@ -9,15 +9,18 @@ import pandas as pd
 import pytest
 
 from analysis.baselines import (
+    BASELINE_PROTOCOLS,
     COLUMNS,
     DEFAULT_PATH,
     INT_COLUMNS,
+    UNSTATED_PROTOCOL,
     BaselineError,
     SelectionError,
     describe_row,
     load_baselines,
     select,
 )
+from analysis.protocol_spec import PROTOCOL_NAMES, Protocol, ProtocolSpecError
 
 GOOD = [
     {"method": "MTMHSAC", "benchmark": "MT50", "reward_version": "v1", "budget_steps": "100000000",
@@ -83,6 +86,23 @@ def test_shipped_csv_has_the_toppo_reference_rows_and_the_report_baselines():
     assert len(moore) == 1 and moore["value"].iloc[0] == 72.0 and moore["arxiv"].iloc[0] == "2505.11289"
 
 
+def test_shipped_original_paper_rows_state_no_protocol():
+    # lines 14-19: SM, PaCo and MOORE as their own papers report them (quoted by Meta-World+); the
+    # original papers' tables were not read, so no protocol is claimed for them
+    df = load_baselines()
+    own = df.loc[14:19]
+    assert [(r.method, r.benchmark, r.reward_version, r.value) for r in own.itertuples()] == [
+        ("SM", "MT10", "v1", 71.8), ("SM", "MT50", "v1", 61.0), ("PaCo", "MT10", "v2", 85.4),
+        ("PaCo", "MT50", "v2", 57.3), ("MOORE", "MT10", "v2", 88.7), ("MOORE", "MT50", "v2", 72.9)]
+    assert (own["protocol"] == "unstated").all() and (own["aggregator"] == "mean").all()
+    for notes in own["notes"]:
+        assert "PROTOCOL NOT STATED HERE: the original paper's table was not read; never compared with our " \
+               "numbers." in notes
+        assert "placeholder" not in notes and "curve_peak" not in notes and "UNVERIFIED" not in notes
+    assert list(select(df, protocol="unstated").index) == list(range(14, 20))
+    assert (df.drop(index=own.index)["protocol"] != "unstated").all()  # every other row states its protocol
+
+
 # ---------------------------------------------------------------- validation
 def test_good_file_round_trips_exactly(tmp_path):
     df = load_baselines(write_csv(tmp_path / "b.csv", GOOD))
@@ -109,7 +129,8 @@ def test_a_frame_written_by_pandas_loads(tmp_path):
 @pytest.mark.parametrize(("column", "bad", "match"), [
     ("benchmark", "MT20", "unknown value 'MT20'; expected one of MT10, MT50"),
     ("reward_version", "v3", "unknown value 'v3'"),
-    ("protocol", "best", "expected one of final, max_over_time, curve_peak, seed_peak, last_n"),
+    ("protocol", "best", "expected one of final, max_over_time, curve_peak, seed_peak, last_n, unstated"),
+    ("protocol", "Unstated", "unknown value 'Unstated'"),
     ("aggregator", "avg", "expected one of mean, iqm, median"),
     ("dispersion_kind", "var", "expected one of std, sem, ci95, none"),
     ("value", "101", "percentage in [0, 100]"),
@@ -133,6 +154,24 @@ def test_a_frame_written_by_pandas_loads(tmp_path):
 def test_each_bad_cell_names_file_line_and_column(tmp_path, column, bad, match):
     rows = [GOOD[0], dict(GOOD[1], **{column: bad}), GOOD[2]]
     assert_error(write_csv(tmp_path / "b.csv", rows), 3, column, match)
+
+
+def test_unstated_protocol_loads_but_is_never_one_of_ours(tmp_path):
+    assert UNSTATED_PROTOCOL == "unstated" and BASELINE_PROTOCOLS == (*PROTOCOL_NAMES, "unstated")
+    assert "unstated" not in PROTOCOL_NAMES  # a baselines-only value, never a protocol we compute
+    with pytest.raises(ProtocolSpecError, match="unknown protocol name 'unstated'"):
+        Protocol("unstated", "mean", "none")
+    with pytest.raises(ProtocolSpecError):
+        Protocol.parse("unstated/mean/none")
+    rows = [GOOD[0], dict(GOOD[1], protocol="unstated", budget_steps=""), GOOD[2]]
+    df = load_baselines(write_csv(tmp_path / "b.csv", rows))
+    assert list(df.index) == [2, 3, 4] and df.loc[3, "protocol"] == "unstated"
+    assert math.isnan(df.loc[3, "budget_steps"]) and df.loc[3, "value"] == 85.4
+    assert list(select(df, protocol="unstated").index) == [3]
+    assert describe_row(df.loc[3]).startswith("line 3: PaCo MT10 v2 budget ? unstated/mean = 85.4")
+    # an unstated protocol is part of the key like any other: the same row twice is still an error
+    rows = [*rows, dict(GOOD[1], protocol="unstated", budget_steps="", value="80")]
+    assert_error(write_csv(tmp_path / "c.csv", rows), 5, None, "as line 3")
 
 
 def test_dispersion_and_kind_must_agree(tmp_path):

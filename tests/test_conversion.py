@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import itertools
 import math
+import shlex
 
 import numpy as np
 import pytest
@@ -18,12 +19,15 @@ from analysis.conversion import (
     convert_published,
     fraction_to_percent,
     percent_to_fraction,
+    protocol_unstated,
     reverse_command,
+    row_protocol,
     sem_to_ci95_halfwidth,
     sem_to_std,
     std_to_sem,
     t_critical,
 )
+from analysis.convert_cli import build_parser
 from analysis.convert_cli import main as convert_main
 from analysis.protocol_spec import (
     AGGREGATORS,
@@ -233,7 +237,76 @@ def test_convert_a_shipped_row():
                  budget_steps=100_000_000).iloc[0]
     r = convert_published(row, "final/iqm/none", unit="fraction")
     assert r.value == pytest.approx(0.72) and r.n_seeds == 10 and r.row["source"].startswith("Meta-World+")
-    assert "an IQM cannot become a mean" in _refusal(row, "final/mean/std")
+    msg = _refusal(row, "final/mean/std")
+    assert "an IQM cannot become a mean" in msg and "MOORE MT50 v2 (baselines line 13)" in msg
+
+
+# ---------------------------------------------------------------- rows whose protocol is unstated
+UNSTATED = dict(ROW, protocol="unstated")
+UNSTATED_WHY = ("the source does not state when in training (or how) its number was read (protocol 'unstated' in "
+                "the baselines file), so it cannot be converted to any protocol")
+UNSTATED_REVERSE = ("re-report our runs under the protocol you believe the source used: python -m analysis convert "
+                    "ours --protocol PROTOCOL --benchmark MT50 --reward-version v1 --runs RUN_DIR [RUN_DIR ...]")
+
+
+@pytest.mark.parametrize("target", ["final/mean/std", "final/mean/none", "final/iqm/std", "curve_peak/mean/none",
+                                    "max_over_time/mean/sem", "last_5/mean/std", "final/mean/std/reward=v1"])
+@pytest.mark.parametrize("unit", ["percent", "fraction"])
+def test_unstated_protocol_is_refused_whatever_the_target(target, unit):
+    # even a target with the row's aggregator, dispersion, reward and episodes: when the number was
+    # read is unknown, so it is not any protocol's number
+    with pytest.raises(ConversionRefused) as info:
+        convert_published(UNSTATED, target, unit=unit)
+    msg = str(info.value)
+    assert msg.startswith(f"cannot convert X MT50 v1 to {Protocol.parse(target)}: {UNSTATED_WHY}")
+    assert "never compared with our numbers" in msg and UNSTATED_REVERSE in msg
+    assert "the one you believe the source used" in msg and "say that it is your assumption" in msg
+
+
+def test_unstated_protocol_row_protocol_and_reverse_command_do_not_crash():
+    assert protocol_unstated(UNSTATED) and protocol_unstated(dict(ROW, protocol=" Unstated "))
+    assert not protocol_unstated(ROW) and not protocol_unstated(dict(ROW, protocol=None))
+    assert row_protocol(UNSTATED) is None
+    assert row_protocol(ROW) == Protocol("final", "mean", "std", eval_episodes=50, reward_version="v1")
+    with pytest.raises(ProtocolSpecError):  # any other non-protocol is still an error, not "unstated"
+        row_protocol(dict(ROW, protocol="best"))
+    for target in (None, Protocol.parse("final/mean/ci95")):
+        cmd = reverse_command(UNSTATED, target)
+        assert cmd.startswith("python -m analysis convert ours --protocol PROTOCOL --benchmark MT50 "
+                              "--reward-version v1 --runs RUN_DIR [RUN_DIR ...]  (PROTOCOL: ")
+    # the reverse command is a working `convert ours` command once PROTOCOL and RUN_DIR are filled in
+    line = reverse_command(UNSTATED).split("  (")[0]
+    words = shlex.split(line.replace("PROTOCOL", "final/mean/std").replace("RUN_DIR [RUN_DIR ...]", "runs/a runs/b"))
+    assert words[:4] == ["python", "-m", "analysis", "convert"]
+    args = build_parser().parse_args(words[4:])
+    assert (args.mode, str(args.protocol), args.benchmark, args.reward_version, args.runs) == \
+        ("ours", "final/mean/std", ["MT50"], ["v1"], ["runs/a", "runs/b"])
+
+
+def test_shipped_unstated_rows_are_refused():
+    df = load_baselines()
+    for line in range(14, 20):
+        row = df.loc[line]
+        assert row["protocol"] == "unstated" and row_protocol(row) is None
+        for target in ("final/iqm/none", f"final/{row['aggregator']}/none"):
+            with pytest.raises(ConversionRefused) as info:
+                convert_published(row, target)
+            msg = str(info.value)
+            assert f"{row['method']} {row['benchmark']} {row['reward_version']} (baselines line {line})" in msg
+            assert UNSTATED_WHY in msg
+            assert (f"--protocol PROTOCOL --benchmark {row['benchmark']} --reward-version {row['reward_version']} "
+                    "--runs RUN_DIR") in msg
+
+
+def test_cli_refuses_an_unstated_row_with_exit_2(tmp_path, capsys):
+    path = _write_baselines(tmp_path / "b.csv", [UNSTATED])
+    rc = convert_main(["published", "--baselines", str(path), "--method", "X", "--benchmark", "MT50",
+                       "--reward-version", "v1", "--to", "final/mean/std"])
+    captured = capsys.readouterr()
+    assert rc == 2 and captured.out == ""
+    assert captured.err.startswith("python -m analysis convert: cannot convert X MT50 v1 (baselines line 2) to "
+                                   f"final/mean/std: {UNSTATED_WHY}")
+    assert UNSTATED_REVERSE in captured.err
 
 
 # ---------------------------------------------------------------- the convert command
@@ -312,14 +385,28 @@ def test_cli_help_documents_every_option_with_real_examples(capsys):
     df = load_baselines()
     assert (df.loc[13, "method"], df.loc[13, "benchmark"], df.loc[13, "protocol"], df.loc[13, "value"]) == \
         ("MOORE", "MT50", "final", 72.0)
-    assert (df.loc[18, "method"], df.loc[18, "benchmark"], df.loc[18, "protocol"]) == ("MOORE", "MT10", "curve_peak")
+    assert (df.loc[18, "method"], df.loc[18, "benchmark"], df.loc[18, "protocol"]) == ("MOORE", "MT10", "unstated")
+    assert (df.loc[11, "method"], df.loc[11, "benchmark"], df.loc[11, "protocol"], df.loc[11, "value"]) == \
+        ("MOORE", "MT10", "final", 83.2)
+    assert (df.loc[20, "method"], df.loc[20, "benchmark"], df.loc[20, "reward_version"], df.loc[20, "protocol"],
+            df.loc[20, "aggregator"]) == ("TOPPO (paper)", "MT50", "v2", "final", "mean")
     assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT50", "--reward-version", "v2",
                          "--budget", "100000000", "--to", "final/iqm/none", "--fraction"]) == 0
     assert "converted  0.7200 (final/iqm/none/episodes=50/reward=v2, fraction)" in capsys.readouterr().out
     assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT50", "--reward-version", "v2",
                          "--budget", "100000000", "--to", "final/mean/std"]) == 2
+    capsys.readouterr()
     assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT10", "--reward-version", "v2",
-                         "--source", "Orthogonal Experts", "--to", "curve_peak/mean/none"]) == 0
+                         "--to", "final/iqm/none"]) == 2  # several rows match
+    err = capsys.readouterr().err
+    assert "2 rows of MOORE match" in err and "line 11: MOORE MT10 v2" in err and "line 18: MOORE MT10 v2" in err
+    assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT10", "--reward-version", "v2",
+                         "--source", "Meta-World+", "--to", "final/iqm/none"]) == 0
+    assert "analysis/data/baselines.csv:11: MOORE MT10 v2" in capsys.readouterr().out
+    assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT10", "--reward-version", "v2",
+                         "--source", "Orthogonal Experts", "--to", "final/mean/none"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and "(baselines line 18)" in captured.err and UNSTATED_WHY in captured.err
 
 
 def test_cli_ours_reports_our_runs_under_the_external_protocol(tmp_path, capsys):

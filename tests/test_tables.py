@@ -11,6 +11,7 @@ import yaml
 
 from analysis import load_report_spec, synthetic, tables
 from analysis.__main__ import main
+from analysis.baselines import load_baselines
 from analysis.protocols import RunSet
 
 K = 50
@@ -121,6 +122,36 @@ def test_table3_golden(runs, baselines_csv, spec):
     for fact in ("IQM $\\pm$ std over seeds", "final/iqm/std", "MT50: 2 seeds, budget reached 100M env steps",
                  "(of 100M configured)", "MT10: no runs", "V1 rewards"):
         assert fact in caption
+
+
+def test_table3_footnotes_an_unstated_protocol_as_not_compared(runs, baselines_csv, spec, tmp_path):
+    # SM on MT50: only its own paper's number, whose protocol the source does not state; higher
+    # than everything else, so it would be bold if it were compared
+    extra = {"method": "SM", "benchmark": "MT50", "reward_version": "v1", "budget_steps": "",
+             "protocol": "unstated", "aggregator": "mean", "value": "99.0", "dispersion": "",
+             "dispersion_kind": "none", "n_seeds": "", "eval_episodes": "", "param_count": "",
+             "source": "test fixture", "arxiv": "", "location": "Table 9", "notes": ""}
+    fixture = pd.read_csv(baselines_csv, dtype=str, keep_default_na=False)  # cells as written
+    df = pd.concat([fixture, pd.DataFrame([extra])], ignore_index=True)
+    path = tmp_path / "baselines.csv"
+    df.to_csv(path, index=False)
+    for frame in (pd.read_csv(path), load_baselines(path)):  # raw and validated frames alike
+        tex = tables.table3(runs, frame, spec, "testscale")
+        check_structure(tex)
+        assert row(tex, "SM") == "SM$^\\dagger$ & -- & -- & 99.0 \\\\"  # shown, not bold, not compared
+        assert row(tex, "TOPPO (paper)") == "TOPPO (paper) & 1.2M & 100M & \\textbf{75.3} $\\pm$ 1.2 \\\\"
+        assert "$^\\dagger$ protocol not stated by the source, not compared: SM (MT50)." in tex
+        assert "different protocol, not compared: MOORE (MT50): \\texttt{max\\_over\\_time/mean}." in tex
+        assert "SM (MT50): " not in tex and "unreported" not in tex and "unstated" not in tex
+        assert "No published row for v1: SM (MT10)" in tex  # SM on MT10 is still absent from the file
+    # a stated row of the same method, benchmark and reward is preferred when the budget matches
+    stated = dict(extra, budget_steps="100000000", protocol="final", aggregator="iqm", value="40.0")
+    pd.concat([df, pd.DataFrame([stated])], ignore_index=True).to_csv(tmp_path / "both.csv", index=False)
+    both = pd.read_csv(tmp_path / "both.csv")
+    picked = tables.pick_published(both, "SM", "MT50", "v1", 100_000_000, "final/iqm/std")
+    assert (picked["protocol"], picked["value"]) == ("final", 40.0)
+    tex = tables.table3(runs, both, spec, "testscale")
+    assert row(tex, "SM") == "SM & -- & 100M & 40.0 \\\\" and "protocol not stated by the source" not in tex
 
 
 def test_table3_without_baselines_file(runs, spec):
