@@ -1,0 +1,276 @@
+"""The Snakemake workflow: the DAG of the paper grid, config validation, lint, and one real
+end-to-end run of the smallest DAG (train -> aggregate -> tables -> figures).
+
+Every Snakemake call runs with --directory in a temporary folder, so .snakemake/ and results/
+are created there and never in the repository.
+"""
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+import yaml
+
+from toppo.variants import COMBINER_GRID, CUMULATIVE, SINGLE, VARIANTS
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
+PAPER = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
+SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+
+# The paper grid, counted by hand: main 2 benchmarks x 2 rewards x 2 variants x 10 seeds = 80;
+# on MT50-v2 the cumulative rows add 3 variants, the single-module rows 4 and the combiner
+# grid 13 (its other 3 cells are named variants already listed) -> 20 x 10 = 200 more.
+PAPER_TRAIN_JOBS = 280
+PAPER_AGGREGATES = 4  # MT10-v1, MT10-v2, MT50-v1, MT50-v2
+
+
+def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
+                                                                     os.environ.get("PYTHONPATH")]))}
+    return subprocess.run([*SNAKEMAKE, "--directory", str(workdir), *args], capture_output=True,
+                          text=True, timeout=timeout, env=env)
+
+
+def job_counts(proc: subprocess.CompletedProcess) -> dict[str, int]:
+    """The 'Job stats' table of a (dry) run; {} when there is nothing to do."""
+    lines = output(proc).splitlines()
+    if "Job stats:" not in lines:
+        assert "Nothing to be done" in output(proc), output(proc)[-3000:]
+        return {}
+    counts = {}
+    for line in lines[lines.index("Job stats:") + 3:]:
+        parts = line.split()
+        if len(parts) != 2 or not parts[1].isdigit():
+            break
+        counts[parts[0]] = int(parts[1])
+    return counts
+
+
+def output(proc: subprocess.CompletedProcess) -> str:
+    return proc.stdout + proc.stderr
+
+
+def dry_run(workdir: Path, *args: str) -> dict[str, int]:
+    proc = snakemake(workdir, "--dry-run", *args)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    return job_counts(proc)
+
+
+def expected_cells(cfg: dict) -> set[tuple[str, str, str, int]]:
+    cells = set()
+    for group in cfg["grid"]:
+        seeds = group["seeds"]
+        seeds = range(seeds) if isinstance(seeds, int) else seeds
+        cells |= {(b, r, v, s) for b in group["benchmarks"] for r in group["reward_versions"]
+                  for v in group["variants"] for s in seeds}
+    return cells
+
+
+def write_config(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+# ---------------------------------------------------------------------- the paper grid
+def test_paper_config_lists_the_variant_groups():
+    groups = {g["name"]: g for g in PAPER["grid"]}
+    assert groups["cumulative"]["variants"] == CUMULATIVE
+    assert groups["single"]["variants"] == SINGLE
+    assert set(groups["combiners"]["variants"]) == set(COMBINER_GRID.values())
+    assert len(groups["combiners"]["variants"]) == len(COMBINER_GRID) == 16
+    assert {v for g in PAPER["grid"] for v in g["variants"]} <= set(VARIANTS)
+    assert PAPER["budgets"] == {"MT10": 20_000_000, "MT50": 100_000_000}
+    assert all(g["seeds"] == 10 for g in PAPER["grid"])
+
+
+def test_schema_accepts_the_configs_and_the_default_report():
+    import jsonschema
+
+    schema = yaml.safe_load((REPO / "workflow" / "schemas" / "config.schema.yaml").read_text())
+    default = yaml.safe_load((REPO / "analysis" / "default_report.yaml").read_text())["report"]
+    jsonschema.validate(PAPER, schema)
+    jsonschema.validate({**PAPER, **SMOKE}, schema)  # as merged by --configfile (top level)
+    assert PAPER["report"] == default  # config/config.yaml carries analysis's default report
+
+
+def test_paper_grid_dag(tmp_path):
+    cells = expected_cells(PAPER)
+    assert len(cells) == PAPER_TRAIN_JOBS
+    groups = {(b, r) for b, r, _, _ in cells}
+    assert len(groups) == PAPER_AGGREGATES
+    counts = dry_run(tmp_path)  # default target: tables, figures and aggregates
+    assert counts == {"train": PAPER_TRAIN_JOBS, "aggregate": PAPER_AGGREGATES,
+                      "resolved_config": 1, "tables": 1, "figures": 1, "all": 1,
+                      "total": PAPER_TRAIN_JOBS + PAPER_AGGREGATES + 4}
+    assert dry_run(tmp_path, "results/table3.tex") == {
+        "train": PAPER_TRAIN_JOBS, "resolved_config": 1, "tables": 1,
+        "total": PAPER_TRAIN_JOBS + 2}
+    assert not (tmp_path / "results").exists()
+
+
+def test_one_cell_is_one_job(tmp_path):
+    target = "results/runs/paper/MT50-v2/mtppo_popart/seed3/eval.csv"
+    proc = snakemake(tmp_path, "--dry-run", target)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert job_counts(proc) == {"train": 1, "total": 1}
+    out = output(proc)
+    assert "wildcards: benchmark=MT50, reward=v2, variant=mtppo_popart, seed=3" in out
+    assert "mem_mb=32000" in out and "runtime=2880" in out and "gpu=1" in out
+    assert dry_run(tmp_path, "--force", target) == {"train": 1, "total": 1}
+    # a variant that does not exist has no rule
+    proc = snakemake(tmp_path, "--dry-run", "results/runs/paper/MT50-v2/nonesuch/seed3/eval.csv")
+    assert proc.returncode != 0 and "MissingRuleException" in output(proc)
+
+
+def test_smoke_config_dag(tmp_path):
+    counts = dry_run(tmp_path, "results/table3.tex", "--configfile", str(REPO / "config/smoke.yaml"))
+    assert counts == {"train": len(expected_cells(SMOKE)), "resolved_config": 1, "tables": 1,
+                      "total": len(expected_cells(SMOKE)) + 2}
+    assert len(expected_cells(SMOKE)) == 4
+    assert {b for g in SMOKE["grid"] for b in g["benchmarks"]} == {"MT10"}
+    assert {r for g in SMOKE["grid"] for r in g["reward_versions"]} == {"v1"}
+
+
+def test_slurm_profile_dry_run(tmp_path):
+    proc = snakemake(tmp_path, "--workflow-profile", str(REPO / "profiles/slurm"), "--dry-run",
+                     "results/runs/paper/MT10-v1/toppo/seed0/eval.csv")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    out = output(proc)
+    assert "slurm_partition=gpu" in out and "gpu=1" in out and "runtime=2880" in out
+
+
+# ---------------------------------------------------------------------- validation
+GROUP = "grid:\n  - {name: main, benchmarks: [MT10], reward_versions: [v1], variants: [mtppo], %s}\n"
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    (GROUP % "seeds: -1", "seeds"),
+    (GROUP % "seeds: 2, seed_count: 3", "seed_count"),
+    (GROUP % "seeds: 2" + "bugdets: {MT10: 5}\n", "bugdets"),
+    (GROUP % "seeds: 2" + "device: tpu\n", "tpu"),
+    (GROUP % "seeds: 2" + "budgets: {MT10: 0}\n", "budgets"),
+    (GROUP % "seeds: 2" + "report: {bootstrap_reps: 0}\n", "bootstrap_reps"),
+    (GROUP % "seeds: 2" + "trainer_overrides: {eval_episods: 5}\n", "trainer_overrides.eval_episods"),
+    (GROUP % "seeds: 2" + "trainer_overrides: {total_steps: 5}\n", "trainer_overrides.total_steps"),
+    (GROUP % "seeds: 2" + "trainer_overrides: {num_minibatches: 20000}\n", "num_minibatches"),
+])
+def test_bad_config_is_a_clear_error(tmp_path, text, expected):
+    bad = write_config(tmp_path / "bad.yaml", text)
+    proc = snakemake(tmp_path, "--dry-run", "--configfile", str(bad))
+    assert proc.returncode != 0
+    assert expected in output(proc), output(proc)[-3000:]
+
+
+def test_unknown_variant_is_named(tmp_path):
+    bad = write_config(tmp_path / "bad.yaml", """\
+        grid:
+          - {name: main, benchmarks: [MT10], reward_versions: [v1], variants: [toppo_x], seeds: 1}
+        """)
+    proc = snakemake(tmp_path, "--dry-run", "--configfile", str(bad))
+    assert proc.returncode != 0 and "unknown variant 'toppo_x'" in output(proc)
+
+
+def test_lint(tmp_path):
+    proc = snakemake(tmp_path, "--lint")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert "Congratulations" in output(proc)
+
+
+# ---------------------------------------------------------------------- end to end
+TINY = """\
+    scale: e2e
+    device: cpu
+    budgets: {MT10: 20000}
+    resources:
+      MT10: {threads: 1, mem_mb: 2000, runtime: 30}
+    trainer_overrides:
+      rollout_steps_per_task: 1000
+      num_epochs: 2
+      num_minibatches: 4
+      hidden_sizes: [32, 32]
+      eval_every_steps: 10000
+      eval_episodes: 1
+      eval_envs_per_task: 1
+      progress_every_s: 0
+    grid:
+      - {name: main, benchmarks: [MT10], reward_versions: [v1], variants: [mtppo, toppo], seeds: 1}
+    report:
+      bootstrap_reps: 50
+      bootstrap_seed: 0
+      worst_k: [3]
+      last_n: 2
+      curves_protocol: final/mean/ci95
+      table3:
+        protocol: final/iqm/std
+        reward_version: v1
+        blocks:
+          - {benchmark: MT10, ours: [toppo, mtppo], baselines: [MTMHSAC, MT-PPO]}
+      ablations: {benchmark: MT10, reward_version: v1, protocol: final/mean/std}
+    """
+
+
+@pytest.mark.slow
+def test_end_to_end_smallest_dag(tmp_path):
+    cfg = write_config(tmp_path / "tiny.yaml", TINY)
+    proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg), timeout=1200)
+    assert proc.returncode == 0, output(proc)[-5000:]
+
+    table = (tmp_path / "results" / "table3.tex").read_text()
+    for token in ("\\begin{table", "\\begin{tabular", "\\toprule", "\\end{tabular}", "\\end{table"):
+        assert token in table, token
+    assert "e2e" in table  # the table states its scale
+    for fig in ("curves", "worst_k", "gradnorm_spread", "heatmap"):
+        assert (tmp_path / "results" / "figures" / f"{fig}.png").stat().st_size > 0
+
+    run = tmp_path / "results" / "runs" / "e2e" / "MT10-v1" / "toppo" / "seed0"
+    assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
+    assert (run / "checkpoints" / "latest.pt").exists() and (run / "benchmark.tsv").exists()
+    agg = (tmp_path / "results" / "e2e" / "aggregate" / "MT10-v1.csv").read_text().splitlines()
+    assert len(agg) == 1 + 2 * 2 * 10  # header + 2 runs x 2 evaluations x 10 tasks
+    effective = yaml.safe_load((tmp_path / "results" / "e2e" / "config.yaml").read_text())
+    assert effective["scale"] == "e2e" and effective["report"]["worst_k"] == [3]
+
+    # Up to date: nothing to do. A new cell in the grid is the only training job; a changed
+    # trainer override re-runs every cell (its params changed), a budget of a benchmark the
+    # grid does not use re-runs no training.
+    assert dry_run(tmp_path, "--configfile", str(cfg)) == {}
+    base = yaml.safe_load(cfg.read_text())
+
+    def variant_config(name: str, change) -> str:
+        data = yaml.safe_load(cfg.read_text())
+        change(data)
+        path = tmp_path / f"{name}.yaml"
+        path.write_text(yaml.safe_dump(data))
+        return str(path)
+
+    extra_cell = variant_config("extra", lambda d: d["grid"].append(
+        {"name": "x", "benchmarks": ["MT10"], "reward_versions": ["v1"], "variants": ["toppo"],
+         "seeds": [1]}))
+    assert dry_run(tmp_path, "--configfile", extra_cell)["train"] == 1
+    more_episodes = variant_config("episodes", lambda d: d["trainer_overrides"].update(
+        eval_episodes=2))
+    proc = snakemake(tmp_path, "--dry-run", "--configfile", more_episodes)
+    assert job_counts(proc)["train"] == 2 and "params have changed" in output(proc)
+    other_budget = variant_config("mt50", lambda d: d["budgets"].update(MT50=5))
+    assert "train" not in dry_run(tmp_path, "--configfile", other_budget)  # only re-rendering
+    assert base["budgets"] == {"MT10": 20000}
+
+    # Forcing a finished cell re-runs only it, resuming from its final checkpoint (cheap);
+    # with retrain=true it trains from scratch.
+    target = "results/runs/e2e/MT10-v1/toppo/seed0/eval.csv"
+    proc = snakemake(tmp_path, "--cores", "2", "--force", target, "--configfile", str(cfg))
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert job_counts(proc) == {"train": 1, "total": 1}
+    log = (run / "train.log").read_text()
+    assert "resumed from" in log.split("$ ")[-1]
+    proc = snakemake(tmp_path, "--cores", "2", "--force", target, "--configfile", str(cfg),
+                     "--config", "retrain=true")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    log = (run / "train.log").read_text()
+    assert "moved the finished checkpoint" in log and "resumed from" not in log.split("$ ")[-1]
+    assert (run / "checkpoints" / "previous.pt").exists()

@@ -1,0 +1,36 @@
+"""LaTeX tables from every run directory of the scale (python -m analysis tables)."""
+
+
+rule resolved_config:
+    output:
+        f"{OUT}/config.yaml",
+    log:
+        f"{OUT}/logs/resolved_config.log",
+    params:
+        # The merged config (config/config.yaml + --configfile + --config) that analysis reads
+        # its `report:` section from; rewritten whenever it changes.
+        config=EFFECTIVE_CONFIG,
+    conda:
+        "../envs/toppo.yaml"
+    script:
+        "../scripts/write_config.py"
+
+
+rule tables:
+    input:
+        evals=cell_files(["eval.csv"]),
+        manifests=cell_files(["manifest.json"]),
+        config=rules.resolved_config.output[0],
+        baselines=BASELINES,
+    output:
+        TABLES,
+    log:
+        f"{OUT}/logs/tables.log",
+    params:
+        command="tables",
+        runs=RUN_DIRS,
+        scale=SCALE,
+    conda:
+        "../envs/toppo.yaml"
+    script:
+        "../scripts/analysis_cli.py"
