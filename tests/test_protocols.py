@@ -2,9 +2,9 @@
 
 import numpy as np
 import pytest
-from analysis.protocol_spec import Protocol
 
 from analysis import logs, synthetic
+from analysis.protocol_spec import Protocol
 from analysis.protocols import (
     ProtocolError,
     RunSet,
