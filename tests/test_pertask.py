@@ -9,6 +9,7 @@ import torch
 from toppo import pertask
 from toppo.config import make_config
 from toppo.learner import Learner
+from toppo.variants import resolve
 
 
 def _learner(**overrides) -> Learner:
@@ -95,3 +96,18 @@ def test_non_finite_loss_stops_with_the_update_named():
     mb["target"][3, 2] = float("nan")
     with pytest.raises(TrainingDiverged, match="update 7, epoch 2, minibatch 5"):
         learner.minibatch_step(mb, "update 7, epoch 2, minibatch 5")
+
+
+@pytest.mark.parametrize(("variant", "actor", "critic"), [
+    # MT50, obs 39 + 50 one-hot = 89, actions 4, hidden [400, 400, 400]:
+    # body 89*400+400 + 2*(400*400+400) = 356,800; actor mean head 400*4+4, log-std 50*4;
+    # critic head 400+1, or 50*(400+1) with per-task PopArt; LN-c adds 3*(400+400).
+    ("mtppo", 356_800 + 1_604 + 200, 356_800 + 401),
+    ("mtppo_popart", 356_800 + 1_604 + 200, 356_800 + 20_050),
+    ("toppo", 356_800 + 1_604 + 200, 356_800 + 2_400 + 20_050),
+])
+def test_mt50_parameter_counts(variant, actor, critic):
+    cfg = resolve(variant, {"benchmark": "MT50"})
+    counts = Learner(cfg, 39 + 50, 4, torch.device("cpu")).param_counts()
+    assert counts == {"actor": actor, "critic": critic, "total": actor + critic}
+    assert (counts["total"] == 715_805) == (variant == "mtppo")  # the paper's ~717K model size
