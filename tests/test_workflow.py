@@ -219,6 +219,8 @@ def test_end_to_end_smallest_dag(tmp_path):
     cfg = write_config(tmp_path / "tiny.yaml", TINY)
     proc = snakemake(tmp_path, "--cores", "2", "--configfile", str(cfg), timeout=1200)
     assert proc.returncode == 0, output(proc)[-5000:]
+    # the trainers' progress lines reach the terminal, tagged with their cell
+    assert "MT10-v1/toppo/seed0 [toppo" in output(proc) and "ETA" in output(proc)
 
     table = (tmp_path / "results" / "table3.tex").read_text()
     for token in ("\\begin{table", "\\begin{tabular", "\\toprule", "\\end{tabular}", "\\end{table"):

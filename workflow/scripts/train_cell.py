@@ -1,7 +1,8 @@
 """Snakemake script of rule `train`: run `python -m toppo.train` for one cell.
 
 The trainer's output goes to the cell's train.log (Snakemake starts each attempt with a new
-one; the trainer's own lines say whether it resumed); the exit status is the trainer's. Read from the job: params.args (the
+one; the trainer's own lines say whether it resumed), and its progress lines to the terminal
+as well; the exit status is the trainer's. Read from the job: params.args (the
 result-deciding trainer arguments), params.run_dir, threads (torch_threads and the OpenMP/MKL
 thread counts), config["device"], and config["retrain"]: when true, a finished checkpoint of
 this cell's config (params.config_hash, params.num_updates) is moved to
@@ -41,6 +42,7 @@ def discard_finished_checkpoint(run_dir: Path, config_hash: str, num_updates: in
 def main(smk) -> int:
     repo = Path(smk.scriptdir).resolve().parents[1]
     run_dir = Path(smk.params.run_dir)
+    cell = "/".join(run_dir.parts[-3:])  # e.g. MT10-v1/toppo/seed0
     threads = int(smk.threads)
     # params.args ends with the key=value overrides; the trainer takes them as one group.
     cmd = [
@@ -62,8 +64,16 @@ def main(smk) -> int:
             say(discard_finished_checkpoint(run_dir, smk.params.config_hash,
                                             int(smk.params.num_updates)))
         say("$ " + shlex.join(cmd))
-        rc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, env=env,
-                            cwd=os.getcwd()).returncode
+        # Every line goes to train.log; the trainer's own lines (progress, ETA, errors) are
+        # echoed to Snakemake's terminal too, tagged with the cell, so long jobs show progress.
+        with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
+                              cwd=os.getcwd(), text=True, bufsize=1) as proc:
+            for line in proc.stdout:
+                log.write(line)
+                log.flush()
+                if line.startswith("[toppo"):
+                    print(f"{cell} {line}", end="", file=sys.stderr, flush=True)
+        rc = proc.returncode
         say(f"exit status {rc}")
     return rc
 
