@@ -37,7 +37,7 @@ from analysis.protocols import (
     score_matrix,
 )
 from analysis.tables import load_baselines_or_none, pick_published, same_protocol
-from toppo.variants import CUMULATIVE, LABELS
+from toppo.variants import CUMULATIVE, LABELS, VARIANTS
 
 FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap")
 GRADNORM_VARIANTS = ("mtppo", "toppo")
@@ -84,6 +84,12 @@ def panels(spec: dict, table3_only: bool = False) -> list[Panel]:
 # ---------------------------------------------------------------- helpers
 def _label(variant: str) -> str:
     return LABELS.get(variant, variant)
+
+
+def _color(variant: str) -> str:
+    """One colour per variant in every figure (its place in toppo.variants, tab10 cycle)."""
+    order = list(VARIANTS)
+    return f"C{(order.index(variant) if variant in order else len(order)) % 10}"
 
 
 def _subplots(n: int, width: float = 4.6, height: float = 3.6):
@@ -139,7 +145,7 @@ def training_curves(runs: RunSet, spec: dict, scale: str):
             continue
         for variant, h in hs:
             c = curve(h, cp, reps=runs.reps, seed=runs.seed)
-            (line,) = ax.plot(c["steps"], c["value"], label=_label(variant), lw=1.4)
+            (line,) = ax.plot(c["steps"], c["value"], label=_label(variant), lw=1.4, color=_color(variant))
             ax.fill_between(c["steps"], c["lower"], c["upper"], color=line.get_color(), alpha=0.2, lw=0)
         ax.set_xlabel("env steps")
         ax.set_ylabel(f"success (%), {metrics.statistic(cp.aggregator).label}")
@@ -175,7 +181,7 @@ def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame 
             ks = np.arange(1, scores.shape[1] + 1)
             per_seed = np.stack([metrics.worst_k_profile(scores[i : i + 1]) for i in range(scores.shape[0])])
             mean = metrics.worst_k_profile(scores)
-            (line,) = ax.plot(ks, mean, label=_label(variant), lw=1.4)
+            (line,) = ax.plot(ks, mean, label=_label(variant), lw=1.4, color=_color(variant))
             if scores.shape[0] > 1:
                 sd = per_seed.std(axis=0, ddof=1)
                 ax.fill_between(ks, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, lw=0)
@@ -233,7 +239,8 @@ def gradnorm_spread(runs: RunSet, spec: dict, scale: str):
             logs_ = np.log(spread.clip(lower=1.0).to_numpy())
             window = max(1, len(spread) // 50)
             smooth = pd.DataFrame(logs_).rolling(window, min_periods=1).median().to_numpy()
-            (line,) = ax.plot(steps, np.exp(smooth.mean(axis=1)), label=_label(variant), lw=1.4)
+            (line,) = ax.plot(steps, np.exp(smooth.mean(axis=1)), label=_label(variant), lw=1.4,
+                              color=_color(variant))
             ax.fill_between(steps, np.exp(smooth.min(axis=1)), np.exp(smooth.max(axis=1)),
                             color=line.get_color(), alpha=0.2, lw=0)
             facts.append(f"{_label(variant)} {spread.shape[1]} seeds to {_fmt_steps(steps[-1])} steps")
@@ -256,7 +263,9 @@ def success_heatmap(runs: RunSet, spec: dict, scale: str):
     n_tasks = [next((h.values.shape[1] for v in p.variants
                      if (h := runs.history(p.benchmark, p.reward_version, v))), 0) for p in ps]
     height = max(3.6, 0.14 * max(n_tasks, default=0) + 1.8)
-    fig, axes = _subplots(len(ps), width=1.2 + 0.55 * max((len(p.variants) for p in ps), default=1) + 1.8,
+    n_cols = [sum(runs.history(p.benchmark, p.reward_version, v) is not None for v in p.variants)
+              for p in ps]
+    fig, axes = _subplots(len(ps), width=1.2 + 0.55 * max(max(n_cols, default=1), 1) + 1.8,
                           height=height)
     notes, image = [], None
     for ax, panel in zip(axes, ps, strict=False):
@@ -267,19 +276,18 @@ def success_heatmap(runs: RunSet, spec: dict, scale: str):
             _no_data(ax, "no runs")
             continue
         tasks = list(dict.fromkeys(t for h in hs.values() for t in h.tasks))
-        grid = np.full((len(tasks), len(panel.variants)), np.nan)
-        for j, v in enumerate(panel.variants):
-            if v in hs:
-                means = 100.0 * score_matrix(hs[v], p)[0].mean(axis=0)
-                for t, m in zip(hs[v].tasks, means, strict=True):
-                    grid[tasks.index(t), j] = m
+        grid = np.full((len(tasks), len(hs)), np.nan)  # a column per variant with runs
+        for j, v in enumerate(hs):
+            means = 100.0 * score_matrix(hs[v], p)[0].mean(axis=0)
+            for t, m in zip(hs[v].tasks, means, strict=True):
+                grid[tasks.index(t), j] = m
         image = ax.imshow(np.ma.masked_invalid(grid), aspect="auto", vmin=0, vmax=100, cmap="viridis",
                           interpolation="nearest")
         ax.set_yticks(range(len(tasks)), tasks, fontsize=5 if len(tasks) > 20 else 7)
-        ax.set_xticks(range(len(panel.variants)), [_label(v) for v in panel.variants], rotation=45,
-                      ha="right", fontsize=7)
+        ax.set_xticks(range(len(hs)), [_label(v) for v in hs], rotation=45, ha="right", fontsize=7)
+        absent = [_label(v) for v in panel.variants if v not in hs]
         notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary(list(hs.values()))}, "
-                     f"protocol {describe(p)}")
+                     f"protocol {describe(p)}" + (f"; no runs: {', '.join(absent)}" if absent else ""))
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="success (%)")
     _finish(fig, "Per-task success", notes, scale)

@@ -114,3 +114,9 @@ def test_render_all_and_cli_write_pdf_and_png(root, tmp_path, capsys):
     for name in figures.FIGURE_NAMES:
         assert (tmp_path / "fig" / f"{name}.pdf").read_bytes()[:4] == b"%PDF"
         assert (tmp_path / "fig" / f"{name}.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_variant_colours_are_fixed_and_distinct_among_rows_drawn_together():
+    # a variant's colour depends on the variant only, not on which figure or panel draws it
+    colours = [figures._color(v) for v in CUMULATIVE]
+    assert colours == ["C0", "C1", "C2", "C3", "C4"]  # mtppo ... toppo, in toppo.variants order
