@@ -7,6 +7,7 @@
    plain-PPO minibatch step, and the naive K-backward reference over the vmap path.
 
     python benchmarks/bench_trainer.py [--device cpu|cuda] [--rollout-steps-per-task 2000]
+        [--async-envs [--envs-per-task N]]   # env stepping in subprocesses, for many-core nodes
 """
 
 from __future__ import annotations
@@ -39,12 +40,14 @@ def raw_env_sps(steps_per_env: int, seed: int = 0) -> float:
     return steps_per_env * envs.num_envs / dt
 
 
-def trainer_sps(device: str, rollout_steps_per_task: int, updates: int) -> tuple[float, float, float]:
-    """(rollout-only env steps/s, end-to-end env steps/s, learn seconds per update) for TOPPO."""
+def trainer_sps(device: str, rollout_steps_per_task: int, updates: int,
+                **env_options) -> tuple[float, float, float]:
+    """(rollout-only env steps/s, end-to-end env steps/s, learn seconds per update) for TOPPO;
+    ``env_options``: async_envs, envs_per_task."""
     cfg = resolve("toppo", {"benchmark": "MT10", "device": device, "diagnostics": True,
                             "rollout_steps_per_task": rollout_steps_per_task,
                             "total_steps": 10 * rollout_steps_per_task * updates,
-                            "eval_every_steps": 10**12})
+                            "eval_every_steps": 10**12, **env_options})
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))
         rows = [trainer.train_one_update() for _ in range(updates)]
@@ -95,6 +98,10 @@ def main() -> None:
     p.add_argument("--raw-steps", type=int, default=1000, help="vector steps of the raw env loop")
     p.add_argument("--reps", type=int, default=10, help="timed minibatch steps per variant")
     p.add_argument("--skip-env", action="store_true", help="only the MT50 update timings")
+    p.add_argument("--async-envs", action="store_true",
+                   help="also time the rollout with AsyncVectorEnv copies (one process per env)")
+    p.add_argument("--envs-per-task", type=int, default=1,
+                   help="env copies per task for the --async-envs timing")
     args = p.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
@@ -108,6 +115,11 @@ def main() -> None:
         print(f"MT10 TOPPO end to end (rollout + update, 16x32 minibatches): {e2e:8.0f} env steps/s  "
               f"ratio to raw {e2e / raw:.2f}  (learn {learn:.1f} s per update of "
               f"{10 * args.rollout_steps_per_task} steps)")
+        if args.async_envs:
+            roll_a, _, _ = trainer_sps(args.device, args.rollout_steps_per_task, args.updates,
+                                       async_envs=True, envs_per_task=args.envs_per_task)
+            print(f"MT10 TOPPO rollout, async envs x{args.envs_per_task} per task: {roll_a:8.0f} "
+                  f"env steps/s  ratio to raw {roll_a / raw:.2f}  ratio to sync {roll_a / roll:.2f}")
 
     plain = minibatch_ms("mtppo", device, args.reps)
     strat = minibatch_ms("mtppo_strat", device, args.reps)
