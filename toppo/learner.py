@@ -13,7 +13,7 @@ import torch
 
 from toppo import pertask, ppo
 from toppo.config import TrainConfig
-from toppo.networks import Actor, Critic, param_count
+from toppo.networks import build_actor, build_critic, param_count
 from toppo.popart import PopArt
 
 
@@ -24,10 +24,8 @@ class TrainingDiverged(RuntimeError):
 class Learner:
     def __init__(self, cfg: TrainConfig, obs_dim: int, act_dim: int, device: torch.device):
         self.cfg, self.device, self.K = cfg, device, cfg.num_tasks
-        self.actor = Actor(obs_dim, act_dim, self.K, cfg.hidden_sizes, cfg.activation,
-                           cfg.ln_actor, cfg.log_std_init).to(device)
-        self.critic = Critic(obs_dim, self.K, cfg.hidden_sizes, cfg.activation, cfg.ln_critic,
-                             per_task_head=cfg.popart).to(device)
+        self.actor = build_actor(cfg, obs_dim, act_dim).to(device)
+        self.critic = build_critic(cfg, obs_dim).to(device)
         self.popart = PopArt(self.K, cfg.popart_mode, cfg.popart_beta, cfg.popart_min_sigma).to(device)
         self.params = list(self.actor.parameters()) + list(self.critic.parameters())
         self.optimizer = torch.optim.Adam(self.params, lr=cfg.learning_rate, eps=cfg.adam_eps)

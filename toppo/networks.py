@@ -53,6 +53,12 @@ class Actor(nn.Module):
         """obs (B, obs_dim), task (B,) long -> mean (B, A), log_std (B, A)."""
         return self.mean(self.body(obs)), self.log_std[task]
 
+    @torch.no_grad()
+    def act_deterministic(self, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+        """The evaluation action (the distribution's mode), in the env's [-1, 1] box."""
+        mean, _ = self(obs, task)
+        return mean.clamp(-1.0, 1.0)
+
     def per_task_param_names(self) -> set[str]:
         return {"log_std"}
 
@@ -80,3 +86,15 @@ class Critic(nn.Module):
 
 def param_count(module: nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
+
+
+def build_actor(cfg, obs_dim: int, act_dim: int) -> Actor:
+    """The actor a ``TrainConfig`` describes (the one place that maps config -> actor)."""
+    return Actor(obs_dim, act_dim, cfg.num_tasks, cfg.hidden_sizes, cfg.activation,
+                 cfg.ln_actor, cfg.log_std_init)
+
+
+def build_critic(cfg, obs_dim: int) -> Critic:
+    """The critic a ``TrainConfig`` describes."""
+    return Critic(obs_dim, cfg.num_tasks, cfg.hidden_sizes, cfg.activation, cfg.ln_critic,
+                  per_task_head=cfg.popart)

@@ -149,9 +149,10 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     @torch.no_grad()
     def act_deterministic(self, obs: np.ndarray, task: np.ndarray) -> np.ndarray:
-        mean, _ = self.learner.actor(torch.as_tensor(obs, dtype=torch.float32, device=self.device),
-                                     torch.as_tensor(task, device=self.device))
-        return mean.clamp(-1.0, 1.0).cpu().numpy()
+        action = self.learner.actor.act_deterministic(
+            torch.as_tensor(obs, dtype=torch.float32, device=self.device),
+            torch.as_tensor(task, device=self.device))
+        return action.cpu().numpy()
 
     def run_evaluation(self) -> None:
         res = evaluate(self.act_deterministic, self.eval_envs, self.eval_snapshot, self.cfg.eval_episodes)
