@@ -11,19 +11,78 @@ def test_every_variant_resolves_and_toppo_is_the_paper_configuration():
     for name in variants.VARIANTS:
         variants.resolve(name)
     t = variants.resolve("toppo")
-    assert (t.popart, t.ln_critic, t.actor_combiner, t.critic_combiner, t.fairgrad_alpha) == (
-        True, True, "pcgrad", "fairgrad", 1.0)
-    assert t.stratified_minibatches and t.clip_vloss
+    assert (t.popart, t.critic_heads, t.ln_critic, t.actor_combiner, t.critic_combiner,
+            t.fairgrad_alpha) == (True, "per_task", True, "pcgrad", "fairgrad", 1.0)
+    assert t.stratified_minibatches and not t.clip_vloss
     plain = variants.resolve("mtppo")
-    assert (plain.popart, plain.ln_critic, plain.actor_combiner, plain.critic_combiner) == (
-        False, False, "sum", "sum")
+    assert (plain.popart, plain.ln_critic, plain.actor_combiner, plain.critic_combiner,
+            plain.critic_heads) == (False, False, "sum", "sum", "shared")
+
+
+def _changed(a: str, b: str) -> set[str]:
+    x, y = variants.resolve(a).to_dict(), variants.resolve(b).to_dict()
+    return {k for k in x if x[k] != y[k]}
 
 
 def test_cumulative_rows_add_one_module_each():
-    cfgs = [variants.resolve(n).to_dict() for n in variants.CUMULATIVE]
-    for prev, nxt in zip(cfgs, cfgs[1:]):
-        changed = {k for k in prev if prev[k] != nxt[k]} - {"stratified_minibatches"}
-        assert len(changed) == 1, changed
+    for prev, nxt in zip(variants.CUMULATIVE, variants.CUMULATIVE[1:]):
+        assert len(_changed(prev, nxt) - {"stratified_minibatches"}) == 1, (prev, nxt)
+    assert _changed("mtppo", "mtppo_mhc") == {"critic_heads"}
+    assert _changed("mtppo_mhc", "mtppo_popart") == {"popart"}  # normalisation alone
+
+
+def test_single_rows_change_one_module_of_mtppo():
+    for name in variants.SINGLE[1:]:
+        changed = _changed("mtppo", name)
+        if changed != {"stratified_minibatches"}:
+            changed -= {"stratified_minibatches"}
+        assert len(changed) == 1 or changed == {"critic_heads", "popart"}, (name, changed)
+
+
+def test_reference_presets_are_the_metaworld_scripts_setting_by_setting():
+    # rainx0r/metaworld-algorithms@30c9991: examples/multi_task/ppo_mt50.py, ppo_mt10.py,
+    # rl/algorithms/ppo.py (PPOConfig), config/optim.py, config/nn.py, config/networks.py
+    common = {"gamma": 0.99, "gae_lambda": 0.97, "num_epochs": 16, "num_minibatches": 32,
+              "rollout_steps_per_task": 10_000, "clip_coef": 0.2, "ent_coef": 5e-3,
+              "vf_coef": 1e-3, "learning_rate": 3e-4, "adam_eps": 1e-5, "max_grad_norm": 1.0,
+              "clip_vloss": False, "target_kl": 0.0, "anneal_lr": False,
+              "hidden_sizes": (400, 400, 400), "activation": "relu", "init": "he_uniform",
+              "policy_std": "head", "log_std_min": -20.0, "log_std_max": 2.0,
+              "bootstrap_truncation": False, "eval_every_steps": 1_000_000, "eval_episodes": 50,
+              "max_episode_steps": 500, "envs_per_task": 1, "popart": False, "ln_critic": False,
+              "ln_actor": False, "critic_heads": "shared", "stratified_minibatches": False,
+              "actor_combiner": "sum", "critic_combiner": "sum"}
+    mt50 = variants.resolve("ref_mt50")
+    mt10 = variants.resolve("ref_mt10")
+    for cfg, own in ((mt50, {"benchmark": "MT50", "squash_tanh": True, "baseline": "mlp",
+                             "adv_norm": "minibatch"}),
+                     (mt10, {"benchmark": "MT10", "squash_tanh": False, "baseline": "linear",
+                             "adv_norm": "none"})):
+        for key, value in {**common, **own}.items():
+            assert getattr(cfg, key) == value, key
+    mtppo = variants.resolve("mtppo", {"benchmark": "MT50"}).to_dict()
+    ref = mt50.to_dict()
+    assert {k for k in ref if ref[k] != mtppo[k]} == {"bootstrap_truncation"}  # the deviation
+
+
+def test_reference_presets_keep_their_benchmark():
+    assert variants.resolve("ref_mt10", {"benchmark": "MT10"}).benchmark == "MT10"
+    with pytest.raises(ConfigError, match="ref_mt10.*MT10 script.*MT50"):
+        variants.resolve("ref_mt10", {"benchmark": "MT50"})
+
+
+@pytest.mark.parametrize("overrides, key", [
+    ({"popart": True}, "critic_heads"),
+    ({"baseline": "linear", "bootstrap_truncation": False, "ln_critic": True}, "baseline"),
+    ({"baseline": "linear"}, "bootstrap_truncation"),
+    ({"baseline": "linear", "bootstrap_truncation": False, "rollout_steps_per_task": 1000,
+      "max_episode_steps": 300}, "multiple of max_episode_steps"),
+    ({"adv_norm": "per_task"}, "adv_norm"),
+    ({"log_std_min": 3.0}, "log_std_min"),
+])
+def test_inconsistent_module_switches_are_refused(overrides, key):
+    with pytest.raises(ConfigError, match=key):
+        make_config(**overrides)
 
 
 def test_combiner_grid_covers_all_pairs_without_duplicate_configs():

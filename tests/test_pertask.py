@@ -13,8 +13,9 @@ from toppo.variants import resolve
 
 
 def _learner(**overrides) -> Learner:
-    cfg = make_config(benchmark="MT10", hidden_sizes=(16, 16), popart=True, ln_critic=True,
-                      stratified_minibatches=True, **overrides)
+    base = dict(benchmark="MT10", hidden_sizes=(16, 16), popart=True, critic_heads="per_task",
+                ln_critic=True, stratified_minibatches=True, policy_std="per_task")
+    cfg = make_config(base, **overrides)
     return Learner(cfg, obs_dim=49, act_dim=4, device=torch.device("cpu"))
 
 
@@ -69,13 +70,77 @@ def test_sum_combiner_step_equals_plain_backward_of_the_minibatch_mean():
         torch.testing.assert_close(combined[n], p.grad, rtol=1e-4, atol=1e-7)
 
 
+def _params(learner: Learner) -> list[torch.Tensor]:
+    return [p.detach().clone() for side in learner.sides.values() for p in side.parameters()]
+
+
 def test_toppo_minibatch_step_changes_parameters_and_clips():
     torch.manual_seed(2)
     learner = _learner(actor_combiner="pcgrad", critic_combiner="fairgrad", max_grad_norm=0.5)
-    before = [p.detach().clone() for p in learner.params]
+    before = _params(learner)
     stats = learner.minibatch_step(_batch(), "test")
     assert all(math.isfinite(float(v)) for v in stats.values())
-    assert any(not torch.equal(b, p) for b, p in zip(before, learner.params))
+    assert any(not torch.equal(b, p) for b, p in zip(before, _params(learner)))
+
+
+@pytest.mark.parametrize("overrides", [
+    {"popart": False, "critic_heads": "shared", "stratified_minibatches": False},  # mtppo-like
+    {"actor_combiner": "pcgrad", "critic_combiner": "fairgrad"},  # TOPPO-like
+])
+def test_actor_step_does_not_depend_on_the_critic_targets_scale(overrides):
+    """Per-side optimisers and clips: scaling the critic's targets by 100 (its loss by 1e4,
+    its gradient far above the clip) leaves the actor's update bit-for-bit unchanged."""
+    steps = []
+    for scale in (1.0, 100.0):
+        torch.manual_seed(3)
+        learner = _learner(max_grad_norm=0.5, **overrides)
+        mb = _batch()
+        if not learner.cfg.stratified_minibatches:
+            mb = {k: v.reshape(-1, *v.shape[2:]) for k, v in mb.items()}
+        mb["target"], mb["old_value"] = mb["target"] * scale, mb["old_value"] * scale
+        for i in range(3):
+            stats = learner.minibatch_step(mb, f"step {i}")
+        steps.append(([p.detach().clone() for p in learner.actor.parameters()],
+                      float(stats["value_loss"])))
+    (actor1, loss1), (actor100, loss100) = steps
+    assert loss100 > 1000 * loss1  # the critic's loss really is ~1e4 times larger
+    for a, b in zip(actor1, actor100):
+        assert torch.equal(a, b)
+
+
+def _rollout(K=10, M=64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    r = lambda *s: torch.randn(*s, generator=g)  # noqa: E731
+    return {"obs": r(K, M, 49), "task": torch.arange(K)[:, None].expand(K, M), "action": r(K, M, 4),
+            "logp": r(K, M) - 3, "adv": r(K, M), "ret": r(K, M) * 5 + 3, "value": r(K, M)}
+
+
+def test_diagnostics_cover_both_sides_bodies_and_do_not_change_training():
+    finals = []
+    for diagnostics in (False, True):
+        torch.manual_seed(4)
+        learner = _learner(diagnostics=diagnostics, num_epochs=2, num_minibatches=4,
+                           rollout_steps_per_task=64, diagnostics_samples=16)
+        out = learner.update(_rollout(), 0)
+        finals.append(_params(learner))
+    assert all(torch.equal(a, b) for a, b in zip(*finals))
+    for side in ("actor", "critic"):
+        assert out[f"{side}_gradnorm_spread"] >= 1 and math.isfinite(out[f"{side}_gram_cond"])
+        assert f"{side}_gradnorm_t9" in out
+    assert out["value_abs_err_before"] > 0 and "explained_variance_after" in out
+
+
+@pytest.mark.parametrize("variant", ["mtppo", "mtppo_mhc", "toppo"])
+def test_diagnostics_use_the_same_parameter_set_in_every_variant(variant):
+    """Body only: the heads differ between variants (shared vs per-task), the body does not."""
+    from toppo.networks import body_param_names
+
+    learner = Learner(resolve(variant, {"hidden_sizes": (16, 16)}), 49, 4, torch.device("cpu"))
+    for module in learner.sides.values():
+        names = body_param_names(module)
+        assert names and all(n.startswith("body.") for n in names)
+        assert sum(p.numel() for n, p in module.named_parameters() if n in names) == \
+            sum(p.numel() for p in module.body.parameters())
 
 
 def test_gradient_diagnostics_hand_computed():
@@ -100,14 +165,22 @@ def test_non_finite_loss_stops_with_the_update_named():
 
 @pytest.mark.parametrize(("variant", "actor", "critic"), [
     # MT50, obs 39 + 50 one-hot = 89, actions 4, hidden [400, 400, 400]:
-    # body 89*400+400 + 2*(400*400+400) = 356,800; actor mean head 400*4+4, log-std 50*4;
-    # critic head 400+1, or 50*(400+1) with per-task PopArt; LN-c adds 3*(400+400).
-    ("mtppo", 356_800 + 1_604 + 200, 356_800 + 401),
-    ("mtppo_popart", 356_800 + 1_604 + 200, 356_800 + 20_050),
-    ("toppo", 356_800 + 1_604 + 200, 356_800 + 2_400 + 20_050),
+    # body 89*400+400 + 2*(400*400+400) = 356,800; actor head (mean and log-std) 400*8+8;
+    # critic head 400+1, or 50*(400+1) with a per-task head; LN-c adds 3*(400+400).
+    ("mtppo", 356_800 + 3_208, 356_800 + 401),
+    ("mtppo_mhc", 356_800 + 3_208, 356_800 + 20_050),
+    ("mtppo_popart", 356_800 + 3_208, 356_800 + 20_050),
+    ("toppo", 356_800 + 3_208, 356_800 + 2_400 + 20_050),
 ])
 def test_mt50_parameter_counts(variant, actor, critic):
     cfg = resolve(variant, {"benchmark": "MT50"})
     counts = Learner(cfg, 39 + 50, 4, torch.device("cpu")).param_counts()
     assert counts == {"actor": actor, "critic": critic, "total": actor + critic}
-    assert (counts["total"] == 715_805) == (variant == "mtppo")  # the paper's ~717K model size
+    # the reference's network (state-dependent log-std head) is the paper's ~717K model
+    assert (counts["total"] == 717_209) == (variant == "mtppo")
+
+
+def test_reference_mt10_has_no_critic_network():
+    counts = Learner(resolve("ref_mt10"), 39 + 10, 4, torch.device("cpu")).param_counts()
+    assert counts == {"actor": 16 * 400 + 0 + 356_800 - 89 * 400 + 49 * 400 - 16 * 400 + 3_208,
+                      "critic": 0, "total": 49 * 400 + 400 + 2 * 160_400 + 3_208}

@@ -56,16 +56,42 @@ def test_random_minibatches_partition():
     assert sorted(torch.cat(batches).tolist()) == list(range(12))
 
 
-def test_per_task_advantage_normalisation():
+def test_advantage_normalisation_modes_exact():
     adv = torch.tensor([[1.0, 2.0, 3.0], [100.0, 200.0, 300.0]])
-    out = ppo.normalize_per_task(adv)
-    torch.testing.assert_close(out[0], out[1])
-    torch.testing.assert_close(out.mean(1), torch.zeros(2))
+    per_task = ppo.normalize_advantages(adv, "task")
+    s = (2.0 / 3.0) ** 0.5  # population std of (1, 2, 3)
+    torch.testing.assert_close(per_task, torch.tensor([[-1 / s, 0.0, 1 / s]] * 2), atol=1e-6, rtol=0)
+    whole = ppo.normalize_advantages(adv, "minibatch")  # one mean and std over all samples
+    mu, sd = adv.mean(), adv.std(correction=0)
+    torch.testing.assert_close(whole, (adv - mu) / (sd + 1e-8))
+    assert whole[1].mean() > 0 > whole[0].mean()  # tasks keep their scale difference
+    assert ppo.normalize_advantages(adv, "none") is adv
+    with pytest.raises(ValueError, match="adv_norm"):
+        ppo.normalize_advantages(adv, "per-task")
+
+
+def test_discounted_returns_hand_computed():
+    r = torch.tensor([[1.0, 0.0, 2.0]])
+    torch.testing.assert_close(ppo.discounted_returns(r, 0.5), torch.tensor([[1.5, 1.0, 2.0]]))
+
+
+def test_linear_baseline_recovers_an_exactly_linear_return():
+    # returns that are exactly linear in the features (here: in t, t^2 and a constant)
+    # are fitted exactly; two tasks with different scales get their own coefficients
+    K, E, L, D = 2, 3, 20, 2
+    obs = torch.zeros(K, E, L, D, dtype=torch.float64)
+    gamma = 0.9
+    t = torch.arange(L, dtype=torch.float64)
+    target = torch.stack([1.0 + 0.5 * t / 100, 40.0 - 3.0 * (t / 100) ** 2])[:, None, :].expand(K, E, L)
+    rewards = target.clone()  # r_t = G_t - gamma G_{t+1}, G_L = 0
+    rewards[..., :-1] = target[..., :-1] - gamma * target[..., 1:]
+    values = ppo.linear_baseline(obs, rewards, gamma)
+    torch.testing.assert_close(values, target, rtol=1e-4, atol=1e-6)  # ridge 1e-5 biases a hair
 
 
 def test_log_std_rows_only_get_their_task_gradient():
     torch.manual_seed(0)
-    actor = Actor(obs_dim=5, act_dim=2, num_tasks=4, hidden=(8,))
+    actor = Actor(obs_dim=5, act_dim=2, num_tasks=4, hidden=(8,), policy_std="per_task")
     obs = torch.randn(6, 5)
     task = torch.tensor([1, 1, 3, 3, 3, 1])
     mean, log_std = actor(obs, task)
@@ -74,6 +100,33 @@ def test_log_std_rows_only_get_their_task_gradient():
     g = actor.log_std.grad
     assert torch.all(g[[0, 2]] == 0)
     assert torch.all(g[[1, 3]] != 0)
+
+
+def test_state_dependent_log_std_is_clipped_and_squashed_actions_stay_in_the_box():
+    torch.manual_seed(0)
+    actor = Actor(obs_dim=5, act_dim=2, num_tasks=4, hidden=(8,), log_std_min=-1.0, log_std_max=0.5)
+    with torch.no_grad():
+        actor.head.bias.copy_(torch.tensor([30.0, -30.0, 9.0, -9.0]))  # mean +-30, log-std +-9
+    obs, task = torch.randn(6, 5), torch.zeros(6, dtype=torch.long)
+    mean, log_std = actor(obs, task)
+    assert torch.all(log_std[:, 0] == 0.5) and torch.all(log_std[:, 1] == -1.0)
+    u, logp, action = actor.sample(obs, task)
+    torch.testing.assert_close(logp, ppo.gaussian_log_prob(u, mean, log_std))
+    torch.testing.assert_close(action, torch.tanh(u))  # MT50 reference: tanh-squashed
+    torch.testing.assert_close(actor.act_deterministic(obs, task), torch.tanh(mean))
+    actor.squash_tanh = False  # MT10 reference: the env's box clips the Gaussian sample
+    assert torch.all(actor.act_deterministic(obs, task) == torch.tensor([1.0, -1.0]))
+
+
+def test_reference_initialisation():
+    torch.manual_seed(0)
+    actor = Actor(obs_dim=50, act_dim=4, num_tasks=10, hidden=(400, 400))
+    w = actor.body[0].weight  # He-uniform: U(+-sqrt(6 / fan_in)), zero bias
+    bound = (6 / 50) ** 0.5
+    assert w.abs().max() <= bound and w.abs().max() > 0.95 * bound
+    assert torch.all(actor.body[0].bias == 0)
+    assert actor.head.weight.abs().max() <= 1e-3 and actor.head.bias.abs().max() <= 1e-3
+    assert isinstance(actor.body[1], torch.nn.ReLU)
 
 
 def test_gaussian_log_prob_matches_torch_distributions():

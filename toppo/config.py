@@ -1,8 +1,11 @@
 """Training configuration: every hyperparameter is a named, documented field.
 
-The paper's hyperparameter table is not public; defaults start from the Meta-World+
-MT-PPO baseline settings (see README). Variants (``toppo.variants``) are overrides on
-these defaults; command-line ``key=value`` pairs override the variant.
+The paper's hyperparameter table is not public. Defaults are the Meta-World+ MT-PPO
+reference for MT50 (rainx0r/metaworld-algorithms, ``examples/multi_task/ppo_mt50.py``),
+except where a field's comment names a deliberate difference; ``docs/fidelity.md`` lists
+every field next to the reference's value with file and line. Variants
+(``toppo.variants``) are overrides on these defaults; command-line ``key=value`` pairs
+override the variant.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import math
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -17,6 +21,10 @@ BENCHMARKS = {"MT10": 10, "MT50": 50}
 REWARD_VERSIONS = ("v1", "v2")
 COMBINER_NAMES = ("sum", "pcgrad", "cagrad", "fairgrad")
 POPART_MODES = ("welford", "ema")
+ADV_NORMS = ("minibatch", "none", "task")
+BASELINES = ("mlp", "linear")
+POLICY_STDS = ("head", "per_task")
+INITS = ("he_uniform", "orthogonal")
 DEVICES = ("auto", "cpu", "cuda")
 
 
@@ -43,30 +51,39 @@ class TrainConfig:
     rollout_steps_per_task: int = 10_000  # env steps per task collected per update
     num_epochs: int = 16  # passes over the rollout per update
     num_minibatches: int = 32  # minibatches per epoch
-    learning_rate: float = 3e-4  # Adam step size (actor and critic)
+    learning_rate: float = 3e-4  # Adam step size, the same for each side's own optimiser
     adam_eps: float = 1e-5
     anneal_lr: bool = False  # linear decay of the learning rate to 0 over the budget
     gamma: float = 0.99
     gae_lambda: float = 0.97
+    bootstrap_truncation: bool = True  # DEVIATION: V(final obs) at the time limit (ref: terminal)
+    baseline: str = "mlp"  # mlp critic, or linear: per-task feature baseline (MT10 reference)
+    adv_norm: str = "minibatch"  # minibatch (over all tasks), none (MT10 ref) or task (per task)
     clip_coef: float = 0.2  # PPO surrogate clip
-    clip_vloss: bool = True  # PPO value clipping (kept in every variant)
-    vf_clip_coef: float = 0.2  # value clip range (in normalised units when PopArt is on)
+    clip_vloss: bool = False  # PPO value clipping, in the critic's own (PopArt-normalised) units
+    vf_clip_coef: float = 0.2  # value clip range when clip_vloss is on
     ent_coef: float = 5e-3
-    vf_coef: float = 0.5  # weight of the critic loss (critic and actor have separate nets)
-    max_grad_norm: float = 1.0  # global grad-norm clip per side, applied after combining
+    vf_coef: float = 1e-3  # weight of the critic loss inside the critic's own optimiser
+    max_grad_norm: float = 1.0  # grad-norm clip of each side separately, after combining
     target_kl: float = 0.0  # early-stop the epoch loop above this approx-KL; 0 = off
 
     # --- networks ---------------------------------------------------------------------
     hidden_sizes: tuple[int, ...] = (400, 400, 400)
-    activation: str = "tanh"  # tanh or relu
-    log_std_init: float = 0.0  # initial per-task log-std
+    activation: str = "relu"  # relu or tanh
+    init: str = "he_uniform"  # he_uniform (zero bias, uniform(1e-3/3e-3) heads) or orthogonal
+    policy_std: str = "head"  # head: state-dependent log-std outputs; per_task: (K, A) rows
+    log_std_init: float = 0.0  # initial per-task log-std (policy_std=per_task)
+    log_std_min: float = -20.0  # log-std clip (policy_std=head), as the reference
+    log_std_max: float = 2.0
+    squash_tanh: bool = True  # tanh-squashed Gaussian (MT50 reference; MT10 reference: off)
     ln_actor: bool = False  # LayerNorm before each activation in the actor body (LN-a)
     ln_critic: bool = False  # LayerNorm before each activation in the critic body (LN-c)
+    critic_heads: str = "shared"  # shared: one value output; per_task: one output per task
 
     # --- Critic Balancing ---------------------------------------------------------------
-    popart: bool = False  # per-task PopArt value normalisation (Hessel et al. 2019)
+    popart: bool = False  # per-task PopArt value normalisation (needs critic_heads=per_task)
     popart_mode: str = "welford"  # welford (exact running stats) or ema
-    popart_beta: float = 3e-4  # EMA step size (popart_mode=ema)
+    popart_beta: float = 3e-4  # EMA step size per PPO update (popart_mode=ema; Hessel et al.)
     popart_min_sigma: float = 1e-4  # floor on the per-task scale
     stratified_minibatches: bool = False  # equal samples per task in every minibatch
     actor_combiner: str = "sum"  # per-task gradient combiner on the shared actor params
@@ -81,7 +98,8 @@ class TrainConfig:
     eval_envs_per_task: int = 10  # eval env copies per task stepped together
 
     # --- diagnostics and bookkeeping ----------------------------------------------------
-    diagnostics: bool = True  # per-task critic grad norms, cosines, Gram condition number
+    diagnostics: bool = True  # per-task grad norms, cosines, Gram cond. (actor and critic bodies)
+    diagnostics_samples: int = 256  # random samples per task the diagnostics use
     checkpoint_every_updates: int = 1  # write checkpoints/latest.pt every N updates
     progress_every_s: float = 10.0  # seconds between progress lines
 
@@ -107,6 +125,10 @@ class TrainConfig:
     def needs_per_task_grads(self) -> bool:
         return self.actor_combiner != "sum" or self.critic_combiner != "sum" or self.diagnostics
 
+    @property
+    def has_critic(self) -> bool:
+        return self.baseline == "mlp"
+
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)
         d["hidden_sizes"] = list(self.hidden_sizes)
@@ -123,6 +145,10 @@ class TrainConfig:
         def bad(key: str, why: str) -> ConfigError:
             return ConfigError(f"config key '{key}': {why} (got {getattr(self, key)!r})")
 
+        for f in fields(self):  # every float field, whichever are added (issue 11)
+            value = getattr(self, f.name)
+            if isinstance(value, float) and not math.isfinite(value):
+                raise bad(f.name, "must be a finite number")
         if self.benchmark not in BENCHMARKS:
             raise bad("benchmark", f"unknown benchmark, expected one of {sorted(BENCHMARKS)}")
         if self.reward_version not in REWARD_VERSIONS:
@@ -136,12 +162,40 @@ class TrainConfig:
             raise bad("popart_mode", f"expected one of {POPART_MODES}")
         if self.activation not in ("tanh", "relu"):
             raise bad("activation", "expected tanh or relu")
+        for key, allowed in (("adv_norm", ADV_NORMS), ("baseline", BASELINES),
+                             ("policy_std", POLICY_STDS), ("init", INITS),
+                             ("critic_heads", ("shared", "per_task"))):
+            if getattr(self, key) not in allowed:
+                raise bad(key, f"expected one of {allowed}")
+        if self.log_std_min >= self.log_std_max:
+            raise bad("log_std_min", f"must be below log_std_max={self.log_std_max}")
+        if self.popart and self.critic_heads != "per_task":
+            raise bad("critic_heads", "PopArt rescales one output row per task; set "
+                      "critic_heads=per_task with popart=true")
+        if not self.has_critic:
+            critic_side = [k for k, on in (
+                ("popart", self.popart), ("ln_critic", self.ln_critic),
+                ("critic_heads", self.critic_heads != "shared"),
+                ("critic_combiner", self.critic_combiner != "sum"),
+                ("clip_vloss", self.clip_vloss)) if on]
+            if critic_side:
+                raise bad("baseline", f"the linear baseline has no critic network, so "
+                          f"{', '.join(critic_side)} cannot apply; use baseline=mlp")
+            if self.bootstrap_truncation:
+                raise bad("baseline", "the linear baseline is fitted to Monte-Carlo returns of "
+                          "whole episodes and has no value for a truncated state; set "
+                          "bootstrap_truncation=false (as the MT10 reference)")
+            T = self.rollout_steps_per_task // self.envs_per_task
+            if T % self.max_episode_steps:
+                raise bad("baseline", f"the linear baseline is fitted on whole episodes: "
+                          f"rollout_steps_per_task/envs_per_task={T} must be a multiple of "
+                          f"max_episode_steps={self.max_episode_steps}")
         if self.per_task_grad_impl not in ("vmap", "loop"):
             raise bad("per_task_grad_impl", "expected vmap or loop")
         positive = [
             "total_steps", "envs_per_task", "max_episode_steps", "rollout_steps_per_task",
             "num_epochs", "num_minibatches", "eval_every_steps", "eval_episodes",
-            "eval_envs_per_task", "checkpoint_every_updates",
+            "eval_envs_per_task", "checkpoint_every_updates", "diagnostics_samples",
         ]
         for key in positive:
             if getattr(self, key) <= 0:
@@ -201,7 +255,10 @@ def parse_value(key: str, raw: str) -> Any:
                     raise
                 return int(as_float)
         if isinstance(default, float):
-            return float(raw)
+            value = float(raw)
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{key}': must be a finite number (got {raw!r})")
+            return value
         if isinstance(default, tuple):
             parts = raw.strip("[]() ").replace(",", " ").split()
             return tuple(int(p) for p in parts)

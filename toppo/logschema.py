@@ -5,9 +5,17 @@ need torch."""
 EVAL_COLUMNS = ["benchmark", "reward_version", "variant", "seed", "step", "task_index", "task",
                 "success_rate", "mean_return", "episodes"]
 
-# one row per PPO update; per-task columns critic_gradnorm_t{i} follow these
+# one row per PPO update; per-task columns {actor,critic}_gradnorm_t{i} follow these.
+# Gradient diagnostics are over each side's body parameters on a random sample of every
+# task's rollout; value_abs_err / explained_variance are the critic's fit on that sample
+# before and after the update (unnormalised units).
 TRAIN_METRIC_COLUMNS = ["update", "step", "wall_time_s", "env_sps", "rollout_time_s", "learn_time_s",
-                        "update_time_s", "policy_loss", "value_loss", "entropy", "approx_kl", "clipfrac",
-                        "grad_norm_actor", "grad_norm_critic", "critic_gradnorm_max", "critic_gradnorm_min",
-                        "critic_gradnorm_spread", "critic_cos_mean", "critic_cos_min", "critic_gram_cond",
+                        "update_time_s", "diagnostics_time_s", "policy_loss", "value_loss", "entropy",
+                        "approx_kl", "clipfrac", "grad_norm_actor", "grad_norm_critic",
+                        "critic_gradnorm_max", "critic_gradnorm_min", "critic_gradnorm_spread",
+                        "critic_cos_mean", "critic_cos_min", "critic_gram_cond",
+                        "actor_gradnorm_max", "actor_gradnorm_min", "actor_gradnorm_spread",
+                        "actor_cos_mean", "actor_cos_min", "actor_gram_cond",
+                        "value_abs_err_before", "value_abs_err_after", "explained_variance_before",
+                        "explained_variance_after",
                         "popart_mu_mean", "popart_sigma_min", "popart_sigma_max", "mean_train_success"]

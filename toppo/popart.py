@@ -1,6 +1,10 @@
 """Per-task PopArt value normalisation (van Hasselt et al. 2016; Hessel et al. 2019).
 
-Each task k keeps running statistics (mu_k, sigma_k) of its value targets. The critic's
+Each task k keeps running statistics (mu_k, sigma_k) of its value targets: exact running
+moments over every target seen (``welford``), or exponential moving moments with one step
+of size beta per PPO update, mu <- (1 - beta) mu + beta mean(G), nu <- (1 - beta) nu +
+beta mean(G^2), sigma = sqrt(nu - mu^2) (``ema``, the per-update form of Hessel et al.
+2019, with the batch's mean standing for the update's targets). The critic's
 last layer has one output per task and predicts *normalised* values; the unnormalised
 value is ``sigma_k * v_k + mu_k``. When the statistics change, row k of the last layer is
 rescaled ("preserving outputs precisely") so every unnormalised prediction is unchanged:
@@ -58,10 +62,9 @@ class PopArt(nn.Module):
             self.mu += delta * n / total
             self.m2 += batch_m2 + delta**2 * self.count * n / total
             self.count.copy_(total)
-        else:  # one EMA step per target, applied in closed form for the batch mean
-            w = 1.0 - (1.0 - self.beta) ** n
-            self.mu.mul_(1 - w).add_(w * batch_mean)
-            self.nu.mul_(1 - w).add_(w * (x**2).mean(1))
+        else:  # one EMA step of size beta per update, towards the batch's moments
+            self.mu.mul_(1 - self.beta).add_(self.beta * batch_mean)
+            self.nu.mul_(1 - self.beta).add_(self.beta * (x**2).mean(1))
             self.count += n
         new_mu, new_sigma = self.mu, self.sigma
         scale = (old_sigma / new_sigma).to(head.weight.dtype)

@@ -33,9 +33,64 @@ def gae(rewards: torch.Tensor, values: torch.Tensor, next_values: torch.Tensor,
     return adv, adv + values
 
 
-def normalize_per_task(adv: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Normalise advantages (K, M) to zero mean and unit std inside each task."""
-    return (adv - adv.mean(1, keepdim=True)) / (adv.std(1, keepdim=True) + eps)
+def normalize_advantages(adv: torch.Tensor, mode: str, eps: float = 1e-8) -> torch.Tensor:
+    """Advantage normalisation. ``minibatch``: zero mean, unit (population) std over every
+    sample given, all tasks together (the MT50 reference normalises each minibatch so,
+    ``rl/algorithms/ppo.py`` ``update_policy``); ``task``: over each row of a (K, M)
+    tensor, i.e. inside each task; ``none``: unchanged (the MT10 reference)."""
+    if mode == "none":
+        return adv
+    if mode == "minibatch":
+        return (adv - adv.mean()) / (adv.std(correction=0) + eps)
+    if mode == "task":
+        return (adv - adv.mean(-1, keepdim=True)) / (adv.std(-1, correction=0, keepdim=True) + eps)
+    raise ValueError(f"adv_norm must be 'minibatch', 'none' or 'task', got {mode!r}")
+
+
+def discounted_returns(rewards: torch.Tensor, gamma: float) -> torch.Tensor:
+    """Monte-Carlo returns of whole episodes along the last axis (no bootstrap)."""
+    out = torch.zeros_like(rewards)
+    running = torch.zeros_like(rewards[..., 0])
+    for t in reversed(range(rewards.shape[-1])):
+        running = rewards[..., t] + gamma * running
+        out[..., t] = running
+    return out
+
+
+def linear_baseline(obs: torch.Tensor, rewards: torch.Tensor, gamma: float,
+                    reg_coeff: float = 1e-5) -> torch.Tensor:
+    """The MT10 reference's value baseline (``rl/algorithms/utils.py``
+    ``LinearFeatureBaseline``, after garage): per task, a ridge regression of each
+    episode's discounted returns on features [clip(o, +-10), clip(o, +-10)^2, t/100,
+    (t/100)^2, (t/100)^3, 1] of the current rollout, evaluated on the same states.
+
+    obs (K, E, L, D) and rewards (K, E, L): E whole episodes of L steps per task.
+    Returns the fitted values (K, E, L). The ridge coefficient grows tenfold while the
+    solve fails (up to 5 tries), as in the reference."""
+    K, E, L, _ = obs.shape
+    o = obs.to(torch.float64).clamp(-10.0, 10.0)
+    t = (torch.arange(L, dtype=torch.float64, device=obs.device) / 100.0)[None, None, :, None]
+    t = t.expand(K, E, L, 1)
+    feats = torch.cat([o, o**2, t, t**2, t**3, torch.ones_like(t)], dim=-1).reshape(K, E * L, -1)
+    target = discounted_returns(rewards.to(torch.float64), gamma).reshape(K, E * L, 1)
+    eye = torch.eye(feats.shape[-1], dtype=torch.float64, device=obs.device)
+    ftf, fty = feats.transpose(1, 2) @ feats, feats.transpose(1, 2) @ target
+    coeffs = []
+    for k in range(K):
+        # the ridge system is symmetric positive definite: a Cholesky solve is the
+        # reference's lstsq solution, and unlike LAPACK's pivoted lstsq (whose pivots
+        # among the one-hot, its square and the constant -- identical columns -- vary
+        # between processes here) it is bit-for-bit repeatable
+        reg = reg_coeff
+        for _ in range(5):
+            chol, info = torch.linalg.cholesky_ex(ftf[k] + reg * eye)
+            c = torch.cholesky_solve(fty[k], chol)
+            if info == 0 and torch.isfinite(c).all():
+                break
+            reg *= 10
+        coeffs.append(c)
+    values = feats @ torch.stack(coeffs)
+    return values.reshape(K, E, L).to(rewards.dtype)
 
 
 def stratified_minibatches(num_tasks: int, samples_per_task: int, num_minibatches: int,
@@ -86,7 +141,10 @@ def actor_loss(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor,
 
 def critic_loss(value: torch.Tensor, old_value: torch.Tensor, target: torch.Tensor,
                 clip_vloss: bool, vf_clip_coef: float, vf_coef: float) -> torch.Tensor:
-    """PPO value loss with value clipping around the rollout-time prediction."""
+    """``vf_coef * 0.5 * mean((V - target)^2)`` (the reference's loss), or with
+    ``clip_vloss`` the PPO value clipping around the rollout-time prediction. All three
+    tensors are in the critic's own units (PopArt-normalised where PopArt is on), so
+    ``vf_clip_coef`` is a range in those units."""
     unclipped = (value - target) ** 2
     if clip_vloss:
         clipped = old_value + (value - old_value).clamp(-vf_clip_coef, vf_clip_coef)

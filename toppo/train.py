@@ -5,12 +5,14 @@
 
 One PPO update, top to bottom (``Trainer.train_one_update``):
   1. rollout: ``rollout_steps_per_task`` env steps per task, actions sampled from the policy;
-     episodes end by time-limit truncation, whose final state is bootstrapped;
-  2. GAE on unnormalised values; advantages normalised inside each task;
+     episodes end by time-limit truncation, whose final state is bootstrapped
+     (``bootstrap_truncation``; the reference treats it as terminal);
+  2. values from the critic (or the per-task linear baseline), GAE on unnormalised values;
   3. PopArt (optional): per-task target statistics updated once, critic head rescaled;
-  4. ``num_epochs`` x ``num_minibatches`` minibatches (task-stratified or random); with a
-     non-``sum`` combiner, per-task gradients of each side are combined (shared parameters)
-     or summed (per-task rows); then one global grad-norm clip and an Adam step;
+  4. ``num_epochs`` x ``num_minibatches`` minibatches (random or task-stratified),
+     advantages normalised per ``adv_norm``; each side (actor, critic) gets its gradient
+     -- per-task gradients combined on shared parameters with a non-``sum`` combiner --
+     then its own grad-norm clip and its own Adam step;
   5. evaluation at the configured cadence; checkpoint and logs written atomically.
 """
 
@@ -33,8 +35,11 @@ from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
 from toppo.envs import EnvCopies, make_envs
 from toppo.evaluation import evaluate
 from toppo.io import (
+    RunLock,
+    RunLocked,
     git_commit,
     package_versions,
+    remove_stale_temp_files,
     save_torch_atomic,
     write_csv_atomic,
     write_json_atomic,
@@ -42,6 +47,13 @@ from toppo.io import (
 )
 from toppo.learner import Learner, TrainingDiverged
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.rundir import (
+    checkpoint_paths,
+    completion,
+    config_changed,
+    load_resume_state,
+    set_aside_run,
+)
 from toppo.variants import VARIANTS, resolve
 
 
@@ -56,7 +68,7 @@ def resolve_device(name: str) -> torch.device:
 class Trainer:
     def __init__(self, cfg: TrainConfig, out_dir: Path, variant: str = "custom"):
         self.cfg, self.variant, self.out = cfg, variant, Path(out_dir)
-        self.ckpt_path = self.out / "checkpoints" / "latest.pt"
+        self.ckpt_path, self.prev_path = checkpoint_paths(self.out)  # latest.pt, previous.pt
         self.device = resolve_device(cfg.device)
         if cfg.torch_threads > 0:
             torch.set_num_threads(cfg.torch_threads)
@@ -90,7 +102,8 @@ class Trainer:
     @torch.no_grad()
     def collect_rollout(self) -> dict[str, torch.Tensor]:
         cfg, dev, N = self.cfg, self.device, self.envs.num_envs
-        actor, value = self.learner.actor, self.learner.value
+        actor = self.learner.actor
+        value = self.learner.value if self.learner.critic is not None else None
         T = cfg.rollout_steps_per_task // cfg.envs_per_task
         task = self.task_of_env
         obs_buf = torch.zeros((T, N, self.envs.single_observation_space.shape[0]), device=dev)
@@ -101,26 +114,38 @@ class Trainer:
 
         obs = torch.as_tensor(self.envs.reset(), device=dev)
         for t in range(T):
-            mean, log_std = actor(obs, task)
-            action = mean + log_std.exp() * torch.randn_like(mean)
-            obs_buf[t], act_buf[t] = obs, action
-            logp_buf[t] = ppo.gaussian_log_prob(action, mean, log_std)
-            val_buf[t] = value(obs, task)
-            next_obs, reward, terminated, truncated, infos = self.envs.step(
-                action.clamp(-1.0, 1.0).cpu().numpy())
+            u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
+            obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
+            if value is not None:
+                val_buf[t] = value(obs, task)
+            next_obs, reward, terminated, truncated, infos = self.envs.step(action.cpu().numpy())
             rew_buf[t] = torch.as_tensor(reward, device=dev)
             ended = np.flatnonzero(terminated | truncated)
             obs = torch.as_tensor(next_obs, device=dev)
             if ended.size:
                 end_buf[t, ended] = True
-                final = EnvCopies.final_obs(infos, self.K)
                 trunc_only = [i for i in ended if truncated[i] and not terminated[i]]
-                if trunc_only:  # bootstrap the time limit: V(final observation of the episode)
+                if trunc_only and cfg.bootstrap_truncation:
+                    # bootstrap the time limit: V(final observation of the episode); without
+                    # it (the reference) the truncation counts as terminal: next value 0
+                    final = EnvCopies.final_obs(infos, self.K)
                     idx = torch.as_tensor(trunc_only, device=dev)
                     fin = torch.as_tensor(np.stack([final[i] for i in trunc_only]), device=dev)
                     next_val_buf[t, idx] = value(fin, task[idx])
                 successes.extend(EnvCopies.final_success(infos, self.K).values())
-        last_value = value(obs, task)
+        if value is not None:
+            last_value = value(obs, task)
+        else:  # the linear baseline, fitted per task on this rollout's whole episodes
+            C, L = cfg.envs_per_task, cfg.max_episode_steps
+
+            def episodes(x: torch.Tensor) -> torch.Tensor:  # (T, C*K, ...) -> (K, C*T/L, L, ...)
+                extra = x.shape[2:]
+                x = x.reshape(T, C, self.K, -1).permute(2, 1, 0, 3)  # (K, C, T, ...)
+                return x.reshape(self.K, C * T // L, L, *extra)
+
+            fitted = ppo.linear_baseline(episodes(obs_buf), episodes(rew_buf), cfg.gamma)
+            val_buf = fitted.reshape(self.K, C, T).permute(2, 1, 0).reshape(T, N)
+            last_value = torch.zeros(N, device=dev)
         following = torch.cat([val_buf[1:], last_value[None]], 0)  # V(s_{t+1}) within episodes
         next_val_buf = torch.where(end_buf, next_val_buf, following)
         adv, ret = ppo.gae(rew_buf, val_buf, next_val_buf, end_buf, cfg.gamma, cfg.gae_lambda)
@@ -220,17 +245,9 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
+        """Train to the end. A resume state is loaded by main() (toppo.rundir) beforehand."""
         cfg = self.cfg
         started_at = datetime.now(UTC).isoformat()
-        if self.ckpt_path.exists():
-            state = torch.load(self.ckpt_path, weights_only=False, map_location=self.device)
-            if state["config_hash"] == cfg.config_hash():
-                self.load_state_dict(state)
-                log(f"resumed from {self.ckpt_path} at update {self.update_idx}/{cfg.num_updates}")
-            else:
-                stale = self.ckpt_path.with_name(f"stale-{state['config_hash']}.pt")
-                self.ckpt_path.rename(stale)
-                log(f"checkpoint was written by another config; kept as {stale}, starting afresh")
         write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
         last_print = 0.0
         while self.update_idx < cfg.num_updates:
@@ -242,7 +259,7 @@ class Trainer:
             row["wall_time_s"] = self.wall_time
             self.metric_rows.append(row)
             if self.update_idx % cfg.checkpoint_every_updates == 0 or self.update_idx == cfg.num_updates:
-                save_torch_atomic(self.ckpt_path, self.state_dict())
+                save_torch_atomic(self.ckpt_path, self.state_dict(), previous=self.prev_path)
                 self.write_logs()
             if time.perf_counter() - last_print >= cfg.progress_every_s or self.update_idx == cfg.num_updates:
                 last_print = time.perf_counter()
@@ -297,6 +314,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", type=Path, help="run directory (created; resumed if it has a checkpoint)")
     p.add_argument("--list-variants", action="store_true", help="print the variants and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    p.add_argument("--retrain", action="store_true",
+                   help="a finished run of this config is set aside (superseded/) and trained "
+                        "again from scratch; an unfinished one is resumed")
     p.add_argument("overrides", nargs="*", metavar="key=value", help="config field overrides")
     return p
 
@@ -318,7 +338,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         if key in overrides:
             raise ConfigError(f"config key '{key}' is given both as a flag and as {key}=...")
         if key == "total_steps":
-            if value != int(value):
+            if not math.isfinite(value) or value != int(value):
                 raise ConfigError(f"config key 'total_steps': not a whole number ({value})")
             value = int(value)
         overrides[key] = value
@@ -341,30 +361,61 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.out_dir is None:
         parser.error("--out-dir is required")
-    out: Path = args.out_dir
-    manifest_path, config_path = out / "manifest.json", out / "config.yaml"
-    if manifest_path.exists() and config_path.exists():
-        import json
-        done = json.loads(manifest_path.read_text())
-        if done.get("status") == "complete" and done.get("config_hash") == cfg.config_hash():
-            log(f"{out} is complete for this config ({done['env_steps']:,} env steps); nothing to do")
-            return 0
-    out.mkdir(parents=True, exist_ok=True)
-    write_yaml_atomic(config_path, cfg.to_dict())
-    log(f"variant {args.variant} | {cfg.benchmark} {cfg.reward_version} | seed {cfg.seed} | "
-        f"{cfg.total_steps:,} steps in {cfg.num_updates} updates | config {cfg.config_hash()}")
-    t0 = time.perf_counter()
-    trainer = Trainer(cfg, out, args.variant)
-    counts = trainer.learner.param_counts()
-    log(f"built envs in {time.perf_counter() - t0:.1f} s on device {trainer.device}; parameters: "
-        f"actor {counts['actor']:,}, critic {counts['critic']:,}, total {counts['total']:,}")
     try:
-        trainer.run()
-    except TrainingDiverged as exc:
-        log(f"error: {exc}")
-        return 3
-    finally:
-        trainer.close()
+        return train_in(args.out_dir, cfg, args.variant, retrain=args.retrain)
+    except RunLocked as exc:
+        print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
+        return EXIT_LOCKED
+    except OSError as exc:  # read-only folder, disk full, ...: the message names the path
+        print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+EXIT_LOCKED = 75  # EX_TEMPFAIL: another trainer holds the run directory
+
+
+def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -> int:
+    """Train ``cfg`` in run directory ``out`` under its lock (docs/design.md, guarantees)."""
+    out.mkdir(parents=True, exist_ok=True)
+    with RunLock(out):
+        for tmp in remove_stale_temp_files(out):
+            log(f"removed {tmp}, left by a write that was interrupted")
+        device = resolve_device(cfg.device)
+        done = completion(out, cfg, map_location=device)
+        if done.complete and retrain:
+            where = set_aside_run(out, cfg.config_hash(), "retrain")
+            log(f"retrain: moved the finished run (checkpoints and logs) to {where}")
+        elif done.complete:
+            log(f"{out} is complete for this config ({done.reason}); nothing to do")
+            return 0
+        elif (out / "manifest.json").exists():
+            log(f"{out} is not complete: {done.reason}")
+        old = config_changed(out, cfg)
+        if old is not None:
+            where = set_aside_run(out, old)
+            log(f"{out} held a run of config {old}, not {cfg.config_hash()}; "
+                f"set aside (logs and checkpoints) in {where}")
+        state = load_resume_state(out, cfg, log, map_location=device)
+        write_yaml_atomic(out / "config.yaml", cfg.to_dict())
+        log(f"variant {variant} | {cfg.benchmark} {cfg.reward_version} | seed {cfg.seed} | "
+            f"{cfg.total_steps:,} steps in {cfg.num_updates} updates | config {cfg.config_hash()}")
+        t0 = time.perf_counter()
+        trainer = Trainer(cfg, out, variant)
+        counts = trainer.learner.param_counts()
+        log(f"built envs in {time.perf_counter() - t0:.1f} s on device {trainer.device}; "
+            f"parameters: actor {counts['actor']:,}, critic {counts['critic']:,}, "
+            f"total {counts['total']:,}")
+        try:
+            if state is not None:
+                trainer.load_state_dict(state)
+                log(f"resumed from {trainer.ckpt_path} at update {trainer.update_idx}/"
+                    f"{cfg.num_updates}")
+            trainer.run()
+        except TrainingDiverged as exc:
+            log(f"error: {exc}")
+            return 3
+        finally:
+            trainer.close()
     return 0
 
 
