@@ -32,19 +32,39 @@ from typing import Any
 
 import pandas as pd
 
-from analysis.protocol_spec import AGGREGATORS, DISPERSIONS, PROTOCOL_NAMES, REWARD_VERSIONS
+from analysis.protocol_spec import (
+    AGGREGATORS,
+    DISPERSIONS,
+    PROTOCOL_NAMES,
+    REWARD_VERSIONS,
+    is_aggregator,
+    worst_k_of,
+)
 
 DEFAULT_PATH = Path(__file__).with_name("data") / "baselines.csv"
 
 COLUMNS: tuple[str, ...] = (
     "method", "benchmark", "reward_version", "budget_steps", "protocol", "aggregator", "value",
     "dispersion", "dispersion_kind", "n_seeds", "eval_episodes", "param_count", "source", "arxiv",
-    "location", "notes",
+    "location", "notes", "value_kind", "tolerance", "at_step", "provenance",
 )
 BENCHMARKS: tuple[str, ...] = ("MT10", "MT50")
-INT_COLUMNS: tuple[str, ...] = ("budget_steps", "n_seeds", "eval_episodes", "param_count")
-TEXT_COLUMNS: tuple[str, ...] = ("method", "source", "arxiv", "location", "notes")
-KEY_COLUMNS: tuple[str, ...] = ("method", "benchmark", "reward_version", "budget_steps", "protocol", "aggregator")
+TASKS_PER_BENCHMARK = {"MT10": 10, "MT50": 50}
+INT_COLUMNS: tuple[str, ...] = ("budget_steps", "n_seeds", "eval_episodes", "param_count", "at_step")
+TEXT_COLUMNS: tuple[str, ...] = ("method", "source", "arxiv", "location", "notes", "provenance")
+FLOAT_COLUMNS: tuple[str, ...] = ("value", "dispersion", "tolerance")
+KEY_COLUMNS: tuple[str, ...] = ("method", "benchmark", "reward_version", "budget_steps", "protocol", "aggregator",
+                                "source")
+# how the value was obtained: printed in the cited source and checked by us (exact); exact
+# arithmetic on printed numbers, rounding in tolerance (derived); read off a plot, tolerance
+# in percent points (read_off); transcribed from a secondary source, not checked against the
+# cited one (unverified)
+VALUE_KINDS: tuple[str, ...] = ("exact", "derived", "read_off", "unverified")
+NEEDS_TOLERANCE: tuple[str, ...] = ("derived", "read_off")
+NEEDS_PROVENANCE: tuple[str, ...] = ("exact", "derived", "read_off")
+# an error bar is drawn or printed but its kind (std, sem, CI) is not stated: baselines only
+UNSTATED_DISPERSION = "unstated"
+BASELINE_DISPERSIONS: tuple[str, ...] = (*DISPERSIONS, UNSTATED_DISPERSION)
 _REQUIRED_TEXT = ("method", "source", "location")
 _ARXIV = re.compile(r"^\d{4}\.\d{4,5}(v\d+)?$")
 _MAX_EXACT_INT = 2**53
@@ -68,7 +88,7 @@ class SelectionError(ValueError):
     """A selection (:func:`select`) that matches no row; the message says what exists."""
 
 
-def _int_cell(text: str, path: Path, line: int, column: str) -> int:
+def _int_cell(text: str, path: Path | str, line: int | None, column: str) -> int:
     try:
         d = Decimal(text)
     except InvalidOperation:
@@ -81,7 +101,7 @@ def _int_cell(text: str, path: Path, line: int, column: str) -> int:
     return value
 
 
-def _float_cell(text: str, path: Path, line: int, column: str) -> float:
+def _float_cell(text: str, path: Path | str, line: int | None, column: str) -> float:
     try:
         value = float(text)
     except ValueError:
@@ -91,14 +111,14 @@ def _float_cell(text: str, path: Path, line: int, column: str) -> float:
     return value
 
 
-def _enum_cell(text: str, allowed: Iterable[str], path: Path, line: int, column: str) -> str:
+def _enum_cell(text: str, allowed: Iterable[str], path: Path | str, line: int | None, column: str) -> str:
     allowed = tuple(allowed)
     if text not in allowed:
         raise BaselineError(path, line, column, f"unknown value {text!r}; expected one of {', '.join(allowed)}")
     return text
 
 
-def _parse_row(cells: dict[str, str], path: Path, line: int) -> dict[str, Any]:
+def _parse_row(cells: dict[str, str], path: Path | str, line: int | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for col in TEXT_COLUMNS:
         out[col] = cells[col].strip()
@@ -112,7 +132,15 @@ def _parse_row(cells: dict[str, str], path: Path, line: int) -> dict[str, Any]:
     out["reward_version"] = _enum_cell(cells["reward_version"].strip(), REWARD_VERSIONS, path, line,
                                        "reward_version")
     out["protocol"] = _enum_cell(cells["protocol"].strip(), BASELINE_PROTOCOLS, path, line, "protocol")
-    out["aggregator"] = _enum_cell(cells["aggregator"].strip(), AGGREGATORS, path, line, "aggregator")
+    aggregator = cells["aggregator"].strip()
+    if not is_aggregator(aggregator):
+        raise BaselineError(path, line, "aggregator", f"unknown value {aggregator!r}; expected one of "
+                                                      f"{', '.join(AGGREGATORS)} or worst-K (K >= 1)")
+    k = worst_k_of(aggregator)
+    if k is not None and k > TASKS_PER_BENCHMARK[out["benchmark"]]:
+        raise BaselineError(path, line, "aggregator", f"{aggregator}: {out['benchmark']} has only "
+                                                      f"{TASKS_PER_BENCHMARK[out['benchmark']]} tasks")
+    out["aggregator"] = aggregator
     value_text = cells["value"].strip()
     if not value_text:
         raise BaselineError(path, line, "value", "must not be empty")
@@ -123,14 +151,16 @@ def _parse_row(cells: dict[str, str], path: Path, line: int) -> dict[str, Any]:
     disp_text = cells["dispersion"].strip()
     kind = cells["dispersion_kind"].strip()
     if kind:
-        _enum_cell(kind, DISPERSIONS, path, line, "dispersion_kind")
+        _enum_cell(kind, BASELINE_DISPERSIONS, path, line, "dispersion_kind")
     if disp_text:
         disp = _float_cell(disp_text, path, line, "dispersion")
         if disp < 0:
             raise BaselineError(path, line, "dispersion", f"must be >= 0, got {disp_text!r}")
         if kind in ("", "none"):
             raise BaselineError(path, line, "dispersion_kind",
-                                f"dispersion {disp_text} is given, so its kind must be std, sem or ci95, got {kind!r}")
+                                f"dispersion {disp_text} is given, so its kind must be std, sem, ci95 or "
+                                f"{UNSTATED_DISPERSION} (an error bar whose kind the source does not state), "
+                                f"got {kind!r}")
         out["dispersion"] = disp
     else:
         if kind not in ("", "none"):
@@ -141,7 +171,56 @@ def _parse_row(cells: dict[str, str], path: Path, line: int) -> dict[str, Any]:
     for col in INT_COLUMNS:
         text = cells[col].strip()
         out[col] = math.nan if not text else _int_cell(text, path, line, col)
+    _parse_provenance(cells, out, path, line)
     return out
+
+
+def _parse_provenance(cells: dict[str, str], out: dict[str, Any], path: Path | str, line: int | None) -> None:
+    """``value_kind``, ``tolerance``, ``at_step`` and ``provenance``, checked against each other."""
+    kind = _enum_cell(cells["value_kind"].strip(), VALUE_KINDS, path, line, "value_kind")
+    out["value_kind"] = kind
+    tol_text = cells["tolerance"].strip()
+    if kind in NEEDS_TOLERANCE:
+        if not tol_text:
+            raise BaselineError(path, line, "tolerance", f"value_kind {kind} needs the tolerance of the value, "
+                                                         "in percent points")
+        tol = _float_cell(tol_text, path, line, "tolerance")
+        if tol < 0:
+            raise BaselineError(path, line, "tolerance", f"must be >= 0, got {tol_text!r}")
+        out["tolerance"] = tol
+    elif tol_text:
+        raise BaselineError(path, line, "tolerance", f"only a derived or read_off value has a tolerance; "
+                                                     f"value_kind is {kind}")
+    else:
+        out["tolerance"] = math.nan
+    if kind in NEEDS_PROVENANCE and not out["provenance"]:
+        raise BaselineError(path, line, "provenance", f"value_kind {kind} needs the provenance we checked it "
+                                                      "against (repository@commit:path, or a URL)")
+    step = out.get("at_step")
+    if not (isinstance(step, float) and math.isnan(step)) and step is not None \
+            and out.get("protocol") not in ("curve_peak", "seed_peak"):
+        raise BaselineError(path, line, "at_step", "only a curve_peak or seed_peak number is read at a step "
+                                                   f"of its own; protocol is {out.get('protocol')!r}")
+
+
+TYPED_PATH = "command line"
+
+
+def typed_row(cells: dict[str, Any]) -> pd.Series:
+    """A number typed on the command line as a baselines row, validated by the same rules as a
+    row of the file (:class:`BaselineError` with path ``command line``, no line, and the column).
+
+    ``cells`` maps columns to text (None or missing: empty). ``method``, ``source`` and
+    ``location`` default to ``typed number`` / ``command line``; ``value_kind`` to ``exact``
+    with provenance ``typed on the command line``. The Series is named None (no CSV line)."""
+    full = {c: "" for c in COLUMNS}
+    full.update({"method": "typed number", "source": TYPED_PATH, "location": TYPED_PATH, "value_kind": "exact",
+                 "provenance": "typed on the command line"})
+    full.update({k: "" if v is None else str(v) for k, v in cells.items()})
+    unknown = sorted(set(full) - set(COLUMNS))
+    if unknown:
+        raise ValueError(f"typed_row: unknown columns {unknown}")
+    return pd.Series(_parse_row(full, TYPED_PATH, None), name=None)
 
 
 def load_baselines(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
@@ -197,13 +276,13 @@ def load_baselines(path: str | Path = DEFAULT_PATH) -> pd.DataFrame:
         key = tuple("" if isinstance(row[c], float) and math.isnan(row[c]) else row[c] for c in KEY_COLUMNS)
         if key in seen:
             raise BaselineError(path, start, None, f"same (method, benchmark, reward_version, budget_steps, protocol, "
-                                                   f"aggregator) as line {seen[key]}: {key}")
+                                                   f"aggregator, source) as line {seen[key]}: {key}")
         seen[key] = start
         rows.append(row)
         lines.append(start)
     index = pd.Index(lines, name="line", dtype="int64")
     data = {col: pd.Series([r[col] for r in rows], index=index,
-                           dtype=object if col in INT_COLUMNS or col not in ("value", "dispersion") else "float64")
+                           dtype=object if col in INT_COLUMNS or col not in FLOAT_COLUMNS else "float64")
             for col in COLUMNS}
     return pd.DataFrame(data, index=index)
 
@@ -257,8 +336,18 @@ def describe_row(row: pd.Series, line: bool = True) -> str:
     """One line naming a row: (CSV line,) method, benchmark, reward, budget, protocol, value, source."""
     budget = row["budget_steps"]
     budget_text = "budget ?" if isinstance(budget, float) and math.isnan(budget) else f"{int(budget):,} steps"
-    return (f"{f'line {row.name}: ' if line else ''}{row['method']} {row['benchmark']} {row['reward_version']} {budget_text} "
-            f"{row['protocol']}/{row['aggregator']} = {row['value']:g} ({row['source']}; {row['location']})")
+    return (f"{f'line {row.name}: ' if line and row.name is not None else ''}{row['method']} {row['benchmark']} "
+            f"{row['reward_version']} {budget_text} {row['protocol']}/{row['aggregator']} = {row['value']:g}"
+            f"{value_kind_text(row)} ({row['source']}; {row['location']})")
+
+
+def value_kind_text(row: pd.Series | dict) -> str:
+    """`` (read off a figure, +-0.5)``, `` (derived, +-0.06)``, `` (unverified)``, or ``""`` for exact."""
+    kind = str(row.get("value_kind", "") or "exact")
+    tol = row.get("tolerance")
+    tol_text = "" if tol is None or (isinstance(tol, float) and math.isnan(tol)) else f", +-{float(tol):g}"
+    return {"exact": "", "derived": f" (derived{tol_text})", "read_off": f" (read off a figure{tol_text})",
+            "unverified": " (unverified)"}.get(kind, f" ({kind})")
 
 
 def describe_rows(df: pd.DataFrame) -> str:

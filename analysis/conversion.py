@@ -35,7 +35,7 @@ from typing import Any
 
 from scipy import stats
 
-from analysis.baselines import UNSTATED_PROTOCOL
+from analysis.baselines import UNSTATED_DISPERSION, UNSTATED_PROTOCOL
 from analysis.protocol_spec import DISPERSIONS, Protocol
 
 CI_LEVEL = 0.95
@@ -187,10 +187,29 @@ def row_protocol(row: Mapping[str, Any] | Any) -> Protocol | None:
     if protocol_unstated(row):
         return None
     kind = _get(row, "dispersion_kind") or "none"
+    if kind == UNSTATED_DISPERSION:
+        kind = "none"  # an error bar of unknown kind is no dispersion we can report (convert_published says so)
     episodes = _get(row, "eval_episodes")
     return Protocol(name=str(_get(row, "protocol")), aggregator=str(_get(row, "aggregator")), dispersion=str(kind),
                     eval_episodes=None if episodes is None else int(episodes),
                     reward_version=_get(row, "reward_version"))
+
+
+def value_caveats(row: Mapping[str, Any] | Any) -> tuple[str, ...]:
+    """What a reader must know about how the row's value was obtained (its ``value_kind``):
+    a read-off or derived value's tolerance, or that it was not verified against its source."""
+    kind = _get(row, "value_kind")
+    tol = _get(row, "tolerance")
+    tol_text = "" if tol is None else f" +-{float(tol):g} percent points"
+    if kind == "read_off":
+        return (f"the published value was read off a figure ({tol_text.strip() or 'tolerance not stated'}); "
+                "it is not an exact number",)
+    if kind == "derived":
+        return (f"the published value is derived from printed numbers ({tol_text.strip() or 'tolerance not stated'} "
+                "from their rounding; see the row's notes)",)
+    if kind == "unverified":
+        return ("the published value was transcribed from a secondary source and not verified against the cited one",)
+    return ()
 
 
 def _row_label(row: Mapping[str, Any] | Any) -> str:
@@ -229,6 +248,10 @@ def reverse_command(row: Mapping[str, Any] | Any, target: Protocol | None = None
 
 
 _AGG_WORDS = {"mean": "a mean", "iqm": "an IQM", "median": "a median"}
+
+
+def _agg_words(aggregator: str) -> str:
+    return _AGG_WORDS.get(aggregator, f"a {aggregator} statistic")
 
 
 def _refuse(row: Mapping[str, Any] | Any, target: Protocol, why: str) -> ConversionRefused:
@@ -283,17 +306,23 @@ def convert_published(row: Mapping[str, Any] | Any, target: Protocol | str, *, u
         raise _refuse(row, target, f"the source averages the last {src.last_n or 'n (unstated)'} evaluations, the "
                                    f"target the last {target.last_n}")
     if src.aggregator != target.aggregator:
-        raise _refuse(row, target, f"{_AGG_WORDS[src.aggregator]} cannot become {_AGG_WORDS[target.aggregator]}: the "
+        raise _refuse(row, target, f"{_agg_words(src.aggregator)} cannot become {_agg_words(target.aggregator)}: the "
                                    "statistic depends on the per-seed, per-task scores, which the source does not give")
     steps: list[str] = []
-    caveats: list[str] = []
+    caveats: list[str] = list(value_caveats(row))
     n_raw = _get(row, "n_seeds")
     n = None if n_raw is None else int(n_raw)
     disp = _get(row, "dispersion")
+    unstated_kind = _get(row, "dispersion_kind") == UNSTATED_DISPERSION and disp is not None
     if target.dispersion == "none":
         new_disp = None
         if src.dispersion != "none":
             steps.append(f"dropped the {src.dispersion} (target reports no dispersion)")
+        elif unstated_kind:
+            steps.append(f"dropped the error bar +-{float(disp):g} of unstated kind (target reports no dispersion)")
+    elif unstated_kind:
+        raise _refuse(row, target, f"the source's error bar (+-{float(disp):g}) does not state its kind (std, sem or "
+                                   f"a confidence interval), so no {target.dispersion} can be derived from it")
     elif src.dispersion == "none" or disp is None:
         raise _refuse(row, target, f"the source states no dispersion, so no {target.dispersion} can be derived")
     elif src.dispersion == target.dispersion:

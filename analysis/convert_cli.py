@@ -1,6 +1,7 @@
 """``python -m analysis convert {published,ours}``: compare with published numbers honestly.
 
-``published`` re-expresses one row of the baselines table under our protocol, where that is
+``published`` re-expresses one row of the baselines table, or a number typed on the command
+line (``--value``, validated by the same rules as a row), under our protocol, where that is
 exact (dispersion kind, percent/fraction), and otherwise refuses (exit 2) saying why and what
 to run instead. ``ours`` is that alternative: it re-reports our runs under an external
 protocol (``analysis.protocols.report``), so the comparison is made in the published terms.
@@ -25,20 +26,25 @@ from typing import Any
 from analysis.baselines import (
     BENCHMARKS,
     DEFAULT_PATH,
+    TYPED_PATH,
+    UNSTATED_DISPERSION,
+    UNSTATED_PROTOCOL,
     BaselineError,
     SelectionError,
     describe_row,
     describe_rows,
     load_baselines,
     select,
+    typed_row,
 )
 from analysis.conversion import ConversionRefused, convert_published
 from analysis.protocol_spec import FORMAT_HELP, REWARD_VERSIONS, Protocol, ProtocolSpecError
 
 PROG = "python -m analysis convert"
 DESCRIPTION = """\
-published: re-express one row of the published-baselines table under our protocol, where that
-           is exact (dispersion kind, percent/fraction); otherwise refuse (exit 2) saying why.
+published: re-express one row of the published-baselines table (or a number typed with --value)
+           under our protocol, where that is exact (dispersion kind, percent/fraction);
+           otherwise refuse (exit 2) saying why.
 ours:      re-report our runs under an external protocol, the comparable direction.
 Exit codes: 0 done, 1 our runs cannot be reported under the protocol, 2 refused / bad
 baselines file / ambiguous row selection (argparse errors also exit 2)."""
@@ -59,6 +65,9 @@ examples (published; rows of analysis/data/baselines.csv):
   # was not read): refused (exit 2) whatever --to, with the reverse command to fill in
   python -m analysis convert published --method MOORE --benchmark MT10 --reward-version v2 \\
       --source "Orthogonal Experts" --to final/mean/none
+  # a number that is not in the table, typed here (8 seeds, std over seeds) as a s.e.m.:
+  python -m analysis convert published --value 83.2 --dispersion 1.8 --seeds 8 \\
+      --protocol final/mean/std --benchmark MT50 --reward-version v2 --to final/mean/sem
 """
 
 OURS_EXAMPLES = """\
@@ -90,6 +99,30 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _typed_protocol_arg(text: str) -> dict[str, Any]:
+    """The protocol of a typed number: Protocol.parse's form, where NAME may be ``unstated`` and
+    DISPERSION ``unstated`` (an error bar of unstated kind), as baselines-file cells."""
+    parts = [p.strip() for p in str(text).strip().split("/")]
+    name = parts[0].lower() if parts else ""
+    kind = parts[2].lower() if len(parts) > 2 else ""
+    check = list(parts)
+    if name == UNSTATED_PROTOCOL:
+        check[0] = "final"
+    if kind == UNSTATED_DISPERSION:
+        check[2] = "none"
+    try:
+        p = Protocol.parse("/".join(check))
+    except ProtocolSpecError as e:
+        raise argparse.ArgumentTypeError(str(e).replace("/".join(check), text)) from None
+    cells = {"protocol": UNSTATED_PROTOCOL if name == UNSTATED_PROTOCOL else p.name, "aggregator": p.aggregator,
+             "dispersion_kind": UNSTATED_DISPERSION if kind == UNSTATED_DISPERSION else p.dispersion,
+             "eval_episodes": p.eval_episodes, "reward_version": p.reward_version, "last_n": p.last_n}
+    if p.last_n is not None:
+        raise argparse.ArgumentTypeError(f"{text}: a typed last_n number is not supported (the baselines file "
+                                         "has no column for n); use a row of the table")
+    return cells
+
+
 def _budget_arg(text: str) -> int:
     try:
         value = float(text)
@@ -111,10 +144,11 @@ def _add_modes(parser: argparse.ArgumentParser) -> None:
                     "or number of evaluation episodes is refused (exit 2) with the command that re-reports\n"
                     "our runs under the published protocol instead. A row whose protocol is 'unstated'\n"
                     "(its source does not say when in training its number was read) is always refused.")
-    pub.add_argument("--baselines", type=Path, default=DEFAULT_PATH, metavar="CSV",
+    pub.add_argument("--baselines", type=Path, default=None, metavar="CSV",
                      help="baselines table (default: the packaged analysis/data/baselines.csv)")
-    pub.add_argument("--method", required=True, metavar="M",
-                     help="method as written in the table's method column, e.g. MOORE, PaCo, SM, 'TOPPO (paper)'")
+    pub.add_argument("--method", default=None, metavar="M",
+                     help="a row of the table: its method column, e.g. MOORE, PaCo, SM, 'TOPPO (paper)' "
+                          "(or give --value for a number that is not in the table)")
     pub.add_argument("--benchmark", required=True, choices=BENCHMARKS, help="MT10 or MT50")
     pub.add_argument("--reward-version", required=True, choices=REWARD_VERSIONS, help="Meta-World reward version")
     pub.add_argument("--budget", type=_budget_arg, default=None, metavar="N",
@@ -122,12 +156,28 @@ def _add_modes(parser: argparse.ArgumentParser) -> None:
                           "method has rows at several budgets")
     pub.add_argument("--source", default=None, metavar="TEXT",
                      help="keep rows whose source contains TEXT (case-insensitive), e.g. 'Meta-World+'")
+    pub.add_argument("--aggregator", default=None, metavar="AGG",
+                     help="keep rows whose aggregator is AGG (mean, iqm, median, worst-K), e.g. worst-10")
     pub.add_argument("--line", type=_positive_int, default=None, metavar="L",
                      help="the row on CSV line L of the baselines file (the header is line 1)")
     pub.add_argument("--to", required=True, type=_protocol_arg, metavar="PROTOCOL",
                      help=f"target protocol: {FORMAT_HELP}")
     pub.add_argument("--fraction", action="store_true",
                      help="give value and dispersion as fractions in [0, 1] (default: percent)")
+    typed = pub.add_argument_group(
+        "a number typed here (instead of --method: a paper that is not in the table)",
+        "validated by the same rules as a row of the table and converted by the same exact-or-refuse rules; "
+        "--benchmark, --reward-version and --to as above, --budget optional")
+    typed.add_argument("--value", default=None, metavar="V",
+                       help="the published success rate, in percent [0, 100]")
+    typed.add_argument("--protocol", default=None, type=_typed_protocol_arg, metavar="PROTOCOL",
+                       help="how the number was computed: NAME/AGGREGATOR/DISPERSION[/episodes=N] as for --to "
+                            "(DISPERSION the kind of --dispersion: std, sem, ci95, unstated for an error bar of "
+                            "unstated kind, or none); NAME 'unstated' when the paper does not say when in "
+                            "training the number was read (then it is always refused)")
+    typed.add_argument("--dispersion", default=None, metavar="D",
+                       help="the published spread in percent points (its kind is the protocol's DISPERSION)")
+    typed.add_argument("--seeds", default=None, metavar="N", help="number of seeds behind the number")
 
     ours = modes.add_parser(
         "ours", formatter_class=argparse.RawDescriptionHelpFormatter, epilog=OURS_EXAMPLES,
@@ -183,33 +233,86 @@ def _fmt(x: float | None, digits: int) -> str:
     return "--" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{x:.{digits}f}"
 
 
-def _published(args: argparse.Namespace) -> int:
-    df = load_baselines(args.baselines)
-    rows = select(df, method=args.method, benchmark=args.benchmark, reward_version=args.reward_version,
-                  budget_steps=args.budget, source=args.source, line=args.line)
-    if rows.empty:
-        raise SelectionError(f"no row of {args.method} for {args.benchmark} {args.reward_version}")
-    if len(rows) > 1:
-        raise SelectionError(f"{len(rows)} rows of {args.method} match; choose one with --budget, --source or "
-                             f"--line:\n{describe_rows(rows)}")
-    row = rows.iloc[0]
-    unit = "fraction" if args.fraction else "percent"
-    result = convert_published(row, args.to, unit=unit)
-    digits = 4 if args.fraction else 2
-    n = "?" if result.n_seeds is None else result.n_seeds
+# the option that sets each column of a typed number (for error messages)
+TYPED_OPTIONS = {"value": "--value", "dispersion": "--dispersion", "dispersion_kind": "--protocol (its DISPERSION)",
+                 "n_seeds": "--seeds", "budget_steps": "--budget", "eval_episodes": "--protocol (episodes=N)",
+                 "aggregator": "--protocol", "protocol": "--protocol", "benchmark": "--benchmark",
+                 "reward_version": "--reward-version"}
+
+
+class TypedNumberError(ValueError):
+    """A number typed on the command line that a baselines row could not hold."""
+
+
+def _typed_row(args: argparse.Namespace):
+    for opt, given in (("--line", args.line is not None), ("--source", args.source is not None),
+                       ("--aggregator", args.aggregator is not None),
+                       ("--baselines", args.baselines is not None), ("--method", args.method is not None)):
+        if given:
+            raise TypedNumberError(f"{opt} selects a row of the baselines table; a typed number (--value) is not "
+                                   "in it: give one or the other")
+    if args.protocol is None:
+        raise TypedNumberError("a typed number (--value) needs --protocol: how it was computed, e.g. final/mean/std")
+    p = args.protocol
+    if p["reward_version"] is not None and p["reward_version"] != args.reward_version:
+        raise TypedNumberError(f"--protocol says reward={p['reward_version']} but --reward-version is "
+                               f"{args.reward_version}")
+    cells = {"benchmark": args.benchmark, "reward_version": args.reward_version, "budget_steps": args.budget,
+             "protocol": p["protocol"], "aggregator": p["aggregator"], "value": args.value,
+             "dispersion": args.dispersion, "dispersion_kind": p["dispersion_kind"], "n_seeds": args.seeds,
+             "eval_episodes": p["eval_episodes"]}
     try:
-        shown = Path(args.baselines).resolve().relative_to(Path.cwd().resolve())
-    except ValueError:
-        shown = Path(args.baselines)
-    print(f"row        {shown}:{row.name}: {describe_row(row, line=False)}")
+        return typed_row(cells)
+    except BaselineError as e:
+        option = TYPED_OPTIONS.get(e.column or "", e.column)
+        raise TypedNumberError(f"{option}: {e.problem}") from None
+
+
+def _print_result(row, result, shown: str, digits: int) -> None:
+    n = "?" if result.n_seeds is None else result.n_seeds
+    print(f"row        {shown}: {describe_row(row, line=False)}")
+    disp = row["dispersion"]
+    kind = "" if row.get("dispersion_kind") not in (UNSTATED_DISPERSION,) else " (kind unstated)"
     print(f"published  {_fmt(float(row['value']), 2)}"
-          + ("" if math.isnan(row["dispersion"]) else f" +- {_fmt(float(row['dispersion']), 2)}")
+          + ("" if math.isnan(disp) else f" +- {_fmt(float(disp), 2)}{kind}")
           + f" ({result.source_protocol}, percent), {n} seeds")
     print(f"converted  {result.text(digits)}")
     for step in result.steps:
         print(f"step       {step}")
     for caveat in result.caveats:
         print(f"caveat     {caveat}")
+
+
+def _published(args: argparse.Namespace) -> int:
+    unit = "fraction" if args.fraction else "percent"
+    digits = 4 if args.fraction else 2
+    if args.value is not None:
+        row = _typed_row(args)
+        _print_result(row, convert_published(row, args.to, unit=unit), TYPED_PATH, digits)
+        return 0
+    for opt, given in (("--protocol", args.protocol is not None), ("--dispersion", args.dispersion is not None),
+                       ("--seeds", args.seeds is not None)):
+        if given:
+            raise TypedNumberError(f"{opt} describes a number typed with --value; a row of the table has its own")
+    if args.method is None:
+        raise TypedNumberError("give --method (a row of the baselines table) or --value (a number typed here)")
+    if args.baselines is None:
+        args.baselines = DEFAULT_PATH
+    df = load_baselines(args.baselines)
+    rows = select(df, method=args.method, benchmark=args.benchmark, reward_version=args.reward_version,
+                  budget_steps=args.budget, aggregator=args.aggregator, source=args.source, line=args.line)
+    if rows.empty:
+        raise SelectionError(f"no row of {args.method} for {args.benchmark} {args.reward_version}")
+    if len(rows) > 1:
+        raise SelectionError(f"{len(rows)} rows of {args.method} match; choose one with --budget, --aggregator, "
+                             f"--source or --line:\n{describe_rows(rows)}")
+    row = rows.iloc[0]
+    result = convert_published(row, args.to, unit=unit)
+    try:
+        shown = Path(args.baselines).resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        shown = Path(args.baselines)
+    _print_result(row, result, f"{shown}:{row.name}", digits)
     return 0
 
 
@@ -265,7 +368,7 @@ def run(args: argparse.Namespace) -> int:
         if args.mode == "published":
             return _published(args)
         return _ours(args)
-    except (BaselineError, SelectionError, ConversionRefused) as e:
+    except (BaselineError, SelectionError, ConversionRefused, TypedNumberError) as e:
         _err(str(e))
         return 2
     except ValueError as e:  # LogError / ProtocolError from our runs (both ValueError subclasses)

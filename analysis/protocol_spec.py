@@ -4,7 +4,8 @@ published baselines.
 A protocol names how a (seeds, tasks, evaluations) history became one number:
 
 ``name``            ``final`` | ``max_over_time`` | ``curve_peak`` | ``seed_peak`` | ``last_n``
-``aggregator``      ``mean`` | ``iqm`` | ``median`` (the statistic over seeds and tasks)
+``aggregator``      ``mean`` | ``iqm`` | ``median`` (the statistic over seeds and tasks), or
+                    ``worst-K``: the mean over each seed's K lowest task scores, then over seeds
 ``dispersion``      ``std`` | ``sem`` | ``ci95`` | ``none`` (the spread reported with it)
 ``last_n``          the n of ``last_n`` (None: not stated)
 ``eval_episodes``   evaluation episodes per task (None: not constrained / not stated)
@@ -15,6 +16,7 @@ Text form (what :meth:`Protocol.parse` reads and ``str()`` writes)::
     final/iqm/std
     last_5/mean/sem                       # last_n with n = 5 ("last_n/mean/sem": n unstated)
     final/iqm/std/episodes=50/reward=v1   # optional key=value parts, in any order
+    final/worst-10/ci95                   # the per-seed worst-10 statistic
 
 ``analysis.protocols`` computes protocols from our logs; ``analysis.conversion`` converts
 published numbers between protocols (only where that is exact).
@@ -28,6 +30,9 @@ from typing import Any
 
 PROTOCOL_NAMES: tuple[str, ...] = ("final", "max_over_time", "curve_peak", "seed_peak", "last_n")
 AGGREGATORS: tuple[str, ...] = ("mean", "iqm", "median")
+# worst-K (K >= 1): mean over each seed's K lowest task scores, averaged over seeds
+# (analysis.metrics.worst_k); accepted wherever an aggregator is, besides AGGREGATORS
+WORST_K = re.compile(r"^worst-([1-9]\d*)$")
 DISPERSIONS: tuple[str, ...] = ("std", "sem", "ci95", "none")
 REWARD_VERSIONS: tuple[str, ...] = ("v1", "v2")
 
@@ -37,8 +42,9 @@ _KEYS = {"episodes": "eval_episodes", "eval_episodes": "eval_episodes",
 _LAST_N = re.compile(r"^last_(\d+)$")
 FORMAT_HELP = ("NAME/AGGREGATOR/DISPERSION[/episodes=N][/reward=v1|v2], NAME one of "
                f"{', '.join(PROTOCOL_NAMES)} (or last_K for last_n with n=K), AGGREGATOR one of "
-               f"{', '.join(AGGREGATORS)}, DISPERSION one of {', '.join(DISPERSIONS)}; "
-               "e.g. final/iqm/std, last_5/mean/sem, final/mean/none/episodes=50/reward=v2")
+               f"{', '.join(AGGREGATORS)} or worst-K (mean of each seed's K worst tasks), DISPERSION one of "
+               f"{', '.join(DISPERSIONS)}; e.g. final/iqm/std, last_5/mean/sem, final/worst-10/ci95, "
+               "final/mean/none/episodes=50/reward=v2")
 
 
 class ProtocolSpecError(ValueError):
@@ -61,6 +67,17 @@ def _positive_int(value: Any, field: str) -> int | None:
     return int(value)
 
 
+def worst_k_of(aggregator: Any) -> int | None:
+    """K of a ``worst-K`` aggregator, or None for any other value."""
+    m = WORST_K.match(aggregator) if isinstance(aggregator, str) else None
+    return None if m is None else int(m.group(1))
+
+
+def is_aggregator(value: Any) -> bool:
+    """Whether ``value`` is an aggregator: one of :data:`AGGREGATORS` or ``worst-K``."""
+    return value in AGGREGATORS or worst_k_of(value) is not None
+
+
 def _choice(value: Any, field: str, allowed: tuple[str, ...]) -> str:
     if value not in allowed:
         raise ProtocolSpecError(f"unknown protocol {field} {value!r}; expected one of {', '.join(allowed)}")
@@ -80,7 +97,9 @@ class Protocol:
 
     def __post_init__(self) -> None:
         _choice(self.name, "name", PROTOCOL_NAMES)
-        _choice(self.aggregator, "aggregator", AGGREGATORS)
+        if not is_aggregator(self.aggregator):
+            raise ProtocolSpecError(f"unknown protocol aggregator {self.aggregator!r}; expected one of "
+                                    f"{', '.join(AGGREGATORS)} or worst-K (K >= 1)")
         _choice(self.dispersion, "dispersion", DISPERSIONS)
         object.__setattr__(self, "last_n", _positive_int(self.last_n, "last_n"))
         object.__setattr__(self, "eval_episodes", _positive_int(self.eval_episodes, "eval_episodes"))

@@ -169,7 +169,8 @@ def test_percent_and_fraction():
 # ---------------------------------------------------------------- published rows
 ROW = {"method": "X", "benchmark": "MT50", "reward_version": "v1", "budget_steps": 100_000_000, "protocol": "final",
        "aggregator": "mean", "value": 60.0, "dispersion": 4.0, "dispersion_kind": "std", "n_seeds": 4,
-       "eval_episodes": 50, "param_count": float("nan"), "source": "S", "arxiv": "", "location": "T1", "notes": ""}
+       "eval_episodes": 50, "param_count": float("nan"), "source": "S", "arxiv": "", "location": "T1", "notes": "",
+       "value_kind": "exact", "tolerance": float("nan"), "at_step": float("nan"), "provenance": "https://example.org/s"}
 
 
 def test_convert_published_exact_cases():
@@ -349,7 +350,8 @@ def test_cli_bad_baselines_file_and_selection(tmp_path, capsys):
     args[2] = str(path)
     assert convert_main(args) == 2
     err = capsys.readouterr().err
-    assert "2 rows of X match; choose one with --budget, --source or --line" in err and "line 3: X MT50" in err
+    assert "2 rows of X match; choose one with --budget, --aggregator, --source or --line" in err
+    assert "line 3: X MT50" in err
     assert convert_main([*args, "--line", "2"]) == 0
     assert convert_main([*args[:4], "Y", *args[5:]]) == 2
     assert "no baseline row for method 'Y'; methods present: X" in capsys.readouterr().err
@@ -372,7 +374,8 @@ def test_cli_bad_arguments_are_argparse_errors(bad, capsys):
 
 def test_cli_help_documents_every_option_with_real_examples(capsys):
     for mode, options in (("published", ["--baselines", "--method", "--benchmark", "--reward-version", "--budget",
-                                          "--source", "--line", "--to", "--fraction"]),
+                                          "--source", "--aggregator", "--line", "--to", "--fraction", "--value",
+                                          "--protocol", "--dispersion", "--seeds"]),
                           ("ours", ["--runs", "--protocol", "--benchmark", "--reward-version", "--variant", "--reps",
                                     "--seed", "--format"])):
         with pytest.raises(SystemExit):
@@ -399,7 +402,8 @@ def test_cli_help_documents_every_option_with_real_examples(capsys):
     assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT10", "--reward-version", "v2",
                          "--to", "final/iqm/none"]) == 2  # several rows match
     err = capsys.readouterr().err
-    assert "2 rows of MOORE match" in err and "line 11: MOORE MT10 v2" in err and "line 18: MOORE MT10 v2" in err
+    assert "3 rows of MOORE match" in err and "line 11: MOORE MT10 v2" in err and "line 18: MOORE MT10 v2" in err
+    assert "line 58: MOORE MT10 v2 budget ? unstated/mean = 80.9667 (Multi-Task Reinforcement Learning Enables" in err
     assert convert_main(["published", "--method", "MOORE", "--benchmark", "MT10", "--reward-version", "v2",
                          "--source", "Meta-World+", "--to", "final/iqm/none"]) == 0
     assert "analysis/data/baselines.csv:11: MOORE MT10 v2" in capsys.readouterr().out
@@ -435,3 +439,69 @@ def test_cli_ours_reports_our_runs_under_the_external_protocol(tmp_path, capsys)
     assert convert_main(["ours", "--runs", str(root), "--protocol", "final/mean/std", "--variant", "nope"]) == 1
     assert "no runs with variant nope" in capsys.readouterr().err
     assert convert_main(["ours", "--runs", str(tmp_path / "absent"), "--protocol", "final/mean/std"]) == 1
+
+
+# ---------------------------------------------------------------- a number typed on the command line
+TYPED = ["published", "--value", "83.2", "--dispersion", "1.8", "--seeds", "8", "--benchmark", "MT50",
+         "--reward-version", "v2"]
+
+
+def test_cli_typed_number_converts_exactly(capsys):
+    assert convert_main([*TYPED, "--protocol", "final/mean/std", "--to", "final/mean/sem"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "row        command line: typed number MT50 v2 budget ? final/mean = 83.2 (command line; command line)"
+    assert out[1] == "published  83.20 +- 1.80 (final/mean/std/reward=v2, percent), 8 seeds"
+    assert out[2] == f"converted  83.20 +- {1.8 / math.sqrt(8):.2f} (final/mean/sem/reward=v2, percent)"
+    assert convert_main([*TYPED, "--protocol", "final/worst-10/std", "--to", "final/worst-10/ci95", "--fraction"]) == 0
+    out = capsys.readouterr().out
+    ci = 1.8 / math.sqrt(8) * t_critical(8) / 100
+    assert f"converted  0.8320 +- {ci:.4f} (final/worst-10/ci95/reward=v2, fraction)" in out and "caveat" in out
+
+
+@pytest.mark.parametrize(("extra", "why"), [
+    (["--protocol", "final/mean/std", "--to", "final/iqm/std"], "a mean cannot become an IQM"),
+    (["--protocol", "final/mean/std", "--to", "max_over_time/mean/std"], "a final number cannot become a max_over_time"),
+    (["--protocol", "final/mean/std", "--to", "final/mean/std/reward=v1"], "reward version v2, the target is v1"),
+    (["--protocol", "final/mean/unstated", "--to", "final/mean/sem"], "error bar (+-1.8) does not state its kind"),
+    (["--protocol", "unstated/mean/std", "--to", "final/mean/std"], "protocol 'unstated' in the baselines file"),
+])
+def test_cli_typed_number_is_refused_by_the_same_rules(extra, why, capsys):
+    assert convert_main([*TYPED, *extra]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == "" and why in captured.err and "cannot convert typed number MT50 v2" in captured.err
+    assert "python -m analysis convert ours --protocol" in captured.err
+
+
+@pytest.mark.parametrize(("args", "why"), [
+    (["--value", "120", "--protocol", "final/mean/none"], "--value: must be a percentage in [0, 100], got '120'"),
+    (["--value", "50", "--protocol", "final/mean/std"], "--dispersion: empty, but dispersion_kind is 'std'"),
+    (["--value", "50", "--dispersion", "2", "--protocol", "final/mean/none"], "--protocol (its DISPERSION): "),
+    (["--value", "50", "--seeds", "2.5", "--protocol", "final/mean/none"], "--seeds: not an integer: '2.5'"),
+    (["--value", "50"], "a typed number (--value) needs --protocol"),
+    (["--value", "50", "--protocol", "final/mean/none", "--line", "3"], "--line selects a row of the baselines table"),
+    (["--value", "50", "--protocol", "final/mean/none/reward=v1"], "--protocol says reward=v1 but --reward-version is v2"),
+    (["--method", "MOORE", "--seeds", "3"], "--seeds describes a number typed with --value"),
+    ([], "give --method (a row of the baselines table) or --value (a number typed here)"),
+])
+def test_cli_typed_number_bad_input_exits_2_naming_the_option(args, why, capsys):
+    assert convert_main(["published", "--benchmark", "MT50", "--reward-version", "v2", "--to", "final/mean/none",
+                         *args]) == 2
+    assert why in capsys.readouterr().err
+
+
+def test_cli_typed_protocol_is_an_argparse_error_when_it_does_not_parse(capsys):
+    with pytest.raises(SystemExit) as info:
+        convert_main([*TYPED, "--protocol", "final/avg/std", "--to", "final/mean/std"])
+    assert info.value.code == 2 and "argument --protocol" in capsys.readouterr().err
+
+
+def test_shipped_read_off_and_unstated_kind_rows_say_so_when_converted():
+    df = load_baselines()
+    lora = select(df, method="ARS-LoRA", aggregator="mean").iloc[0]
+    r = convert_published(lora, "final/mean/none")
+    assert r.value == 83.2 and r.n_seeds == 8
+    assert r.steps == ("dropped the error bar +-1.8 of unstated kind (target reports no dispersion)",)
+    assert r.caveats == ("the published value was read off a figure (+-0.5 percent points); it is not an exact number",)
+    assert "does not state its kind" in _refusal(lora, "final/mean/std")
+    worst = select(df, method="ARS", aggregator="worst-20").iloc[0]
+    assert "a worst-20 statistic cannot become a mean" in _refusal(worst, "final/mean/none")
