@@ -142,3 +142,52 @@ def test_config_hash_ignores_device_but_not_hyperparameters():
     a = TrainConfig()
     assert a.config_hash() == make_config(device="cpu").config_hash()
     assert a.config_hash() != make_config(learning_rate=1e-3).config_hash()
+
+
+def test_every_config_field_is_in_the_fidelity_table():
+    """docs/fidelity.md compares every TrainConfig field with the Meta-World+ reference."""
+    import re
+    from dataclasses import fields
+    from pathlib import Path
+
+    doc = (Path(__file__).resolve().parents[1] / "docs" / "fidelity.md").read_text()
+    rows = [line for line in doc.splitlines() if line.startswith("| `")]
+    documented = {name for row in rows for name in re.findall(r"`([a-z_0-9]+)`", row.split("|")[1])}
+    missing = [f.name for f in fields(TrainConfig) if f.name not in documented]
+    assert not missing, f"add these fields to docs/fidelity.md: {missing}"
+
+
+BOOKKEEPING = {"device", "torch_threads", "progress_every_s", "checkpoint_every_updates"}
+
+
+def test_config_hash_covers_every_field_that_changes_results():
+    """Old run directories (other defaults) never pass for new ones: every field but the
+    bookkeeping ones is hashed, and the pre-fidelity MT-PPO defaults hash differently."""
+    import dataclasses
+
+    base = variants.resolve("mtppo")
+    for f in dataclasses.fields(TrainConfig):
+        value = getattr(base, f.name)
+        if isinstance(value, bool):
+            other = dataclasses.replace(base, **{f.name: not value})
+        elif isinstance(value, (int, float)):
+            other = dataclasses.replace(base, **{f.name: value + 1})
+        elif isinstance(value, tuple):
+            other = dataclasses.replace(base, **{f.name: value + (8,)})
+        else:
+            other = dataclasses.replace(base, **{f.name: value + "x"})
+        assert (other.config_hash() == base.config_hash()) == (f.name in BOOKKEEPING), f.name
+    old_defaults = dict(activation="tanh", init="orthogonal", policy_std="per_task",
+                        squash_tanh=False, clip_vloss=True, vf_coef=0.5, adv_norm="task")
+    assert make_config(**old_defaults).config_hash() != base.config_hash()
+
+
+def test_resolved_config_written_by_an_older_trainer_is_refused_by_name():
+    from toppo.config import config_from_dict
+
+    d = variants.resolve("mtppo").to_dict()
+    assert config_from_dict(d) == variants.resolve("mtppo")
+    for key in ("bootstrap_truncation", "adv_norm", "critic_heads"):
+        d.pop(key)
+    with pytest.raises(ConfigError, match="lacks key.*bootstrap_truncation.*older version"):
+        config_from_dict(d)

@@ -280,7 +280,15 @@ def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainCo
 
 
 def config_from_dict(d: dict[str, Any]) -> TrainConfig:
-    """Rebuild a TrainConfig from a resolved ``config.yaml`` mapping."""
+    """Rebuild a TrainConfig from a resolved ``config.yaml`` mapping, which names every
+    field. A mapping that lacks fields was written by an older trainer, whose defaults for
+    them differed: it is refused by name rather than completed with today's defaults."""
+    if not isinstance(d, dict):
+        raise ConfigError(f"a resolved config must be a mapping of fields, got {type(d).__name__}")
+    missing = [k for k in FIELD_TYPES if k not in d]
+    if missing:
+        raise ConfigError(f"resolved config lacks key(s) {', '.join(missing)}: it was written by "
+                          f"an older version of the trainer, whose defaults differ; retrain it")
     return make_config(d)
 
 
