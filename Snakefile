@@ -29,6 +29,8 @@ rule all:
         TABLES,
         FIGURES,
         AGGREGATES,
+        "results/reproduction.tex",
+        "results/reproduction.csv",
     default_target: True
 
 
@@ -44,4 +46,5 @@ localrules:
     resolved_config,
     aggregate,
     tables,
+    reproduction,
     figures,

@@ -4,6 +4,8 @@
         --out-dir results --scale paper
     python -m analysis figures --runs results/runs/paper --config config/config.yaml \\
         --out-dir results/figures --scale paper
+    python -m analysis reproduction --runs results/runs/paper --config config/config.yaml \\
+        --out-dir results --scale paper
     python -m analysis convert --help
 
 ``--config`` is the workflow config; only its ``report:`` section is read (merged over
@@ -43,13 +45,18 @@ def _add_common(p: argparse.ArgumentParser, out_default: str) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis",
                                      description="Tables, figures and baseline conversion from TOPPO run logs.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{tables,figures,convert}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="{tables,figures,reproduction,convert}")
     _add_common(sub.add_parser("tables", help="write the LaTeX tables (table3, ablations, protocols, per task)",
                                description="Write table3.tex, ablation_cumulative.tex, ablation_combiners.tex, "
                                            "protocols.tex and per_task.tex."), "results")
     _add_common(sub.add_parser("figures", help="write the figures as PDF and PNG",
                                description="Write curves, worst_k, gradnorm_spread and heatmap (.pdf and .png)."),
                 "results/figures")
+    _add_common(sub.add_parser("reproduction", help="write reproduction.tex and .csv: the paper's numbers vs ours",
+                               description="Write reproduction.tex and reproduction.csv: every number of the "
+                                           "report's paper methods (report.reproduction.methods) in the baselines "
+                                           "file, ours under the same protocol with a 95% bootstrap CI, the "
+                                           "difference and a verdict (analysis.reproduction)."), "results")
     try:
         from analysis import convert_cli
     except ImportError as e:
@@ -70,6 +77,8 @@ def _render(args: argparse.Namespace) -> int:
         raise ValueError(f"{baselines}: baselines file not found (pass --baselines CSV or --no-baselines)")
     if args.command == "tables":
         from analysis.tables import render_all
+    elif args.command == "reproduction":
+        from analysis.reproduction import render_all
     else:
         from analysis.figures import render_all
     start = time.perf_counter()

@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import logs, metrics
+from analysis.protocol_spec import worst_k_of
 from analysis.protocols import (
     RunSet,
     as_protocol,
@@ -36,7 +37,7 @@ from analysis.protocols import (
     fmt_count,
     score_matrix,
 )
-from analysis.tables import load_baselines_or_none, pick_published, same_protocol
+from analysis.tables import load_baselines_or_none
 from toppo.variants import CUMULATIVE, LABELS, VARIANTS
 
 FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap")
@@ -52,6 +53,7 @@ class Panel:
     variants: tuple[str, ...]
     protocol: object
     baselines: tuple[str, ...] = ()
+    prefer_source: str | None = None
 
     @property
     def title(self) -> str:
@@ -64,18 +66,20 @@ def panels(spec: dict, table3_only: bool = False) -> list[Panel]:
     t3, ab = spec["table3"], spec["ablations"]
     out: dict[tuple[str, str], Panel] = {}
 
-    def add(bench: str, rv: str, variants, protocol, baselines=()) -> None:
+    def add(bench: str, rv: str, variants, protocol, baselines=(), prefer_source=None) -> None:
         key = (bench, rv)
         if key in out:
             old = out[key]
             out[key] = dataclasses.replace(old, variants=tuple(dict.fromkeys([*old.variants, *variants])),
-                                           baselines=tuple(dict.fromkeys([*old.baselines, *baselines])))
+                                           baselines=tuple(dict.fromkeys([*old.baselines, *baselines])),
+                                           prefer_source=old.prefer_source or prefer_source)
         else:
-            out[key] = Panel(bench, rv, tuple(dict.fromkeys(variants)), as_protocol(protocol), tuple(baselines))
+            out[key] = Panel(bench, rv, tuple(dict.fromkeys(variants)), as_protocol(protocol), tuple(baselines),
+                             prefer_source)
 
-    for block in t3["blocks"]:
-        add(block["benchmark"], t3["reward_version"], block.get("ours", []), t3["protocol"],
-            block.get("baselines", []))
+    for block in t3["blocks"]:  # a block's own protocol and reward version (else the table's)
+        add(block["benchmark"], block.get("reward_version", t3["reward_version"]), block.get("ours", []),
+            block.get("protocol", t3["protocol"]), block.get("baselines", []), block.get("prefer_source"))
     if not table3_only:
         add(ab["benchmark"], ab["reward_version"], CUMULATIVE, ab["protocol"])
     return list(out.values())
@@ -160,10 +164,36 @@ def training_curves(runs: RunSet, spec: dict, scale: str):
     return fig
 
 
+def published_worst_k(baselines: pd.DataFrame, method: str, benchmark: str, reward_version: str, protocol_name: str,
+                      n_tasks: int, prefer_source: str | None = None) -> list[tuple[int, float, float]]:
+    """``(k, value, tolerance)`` of every published worst-k point of ``method`` under the protocol
+    name (a mean is the point at k = ``n_tasks``; tolerance 0 unless read off a figure or
+    derived): rows of one source (``prefer_source`` if it has any, else the first with points),
+    never a row whose protocol is unstated or another protocol."""
+    rows = baselines[(baselines["method"].astype(str) == method)
+                     & (baselines["benchmark"].astype(str) == benchmark)
+                     & (baselines["reward_version"].astype(str) == reward_version)
+                     & (baselines["protocol"].astype(str) == protocol_name)]
+    by_source: dict[str, dict[int, tuple[float, float]]] = {}
+    for _, row in rows.iterrows():
+        agg = str(row["aggregator"])
+        k = n_tasks if agg == "mean" else worst_k_of(agg)
+        if k is None or k > n_tasks:
+            continue
+        tol = pd.to_numeric(row.get("tolerance"), errors="coerce")
+        source = str(row.get("source", ""))
+        by_source.setdefault(source, {})[k] = (float(row["value"]), 0.0 if pd.isna(tol) else float(tol))
+    if not by_source:
+        return []
+    chosen = next((s for s in by_source if prefer_source and prefer_source in s), next(iter(by_source)))
+    return sorted((k, v, t) for k, (v, t) in by_source[chosen].items())
+
+
 def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame | None = None):
     """Worst-k success for k = 1..K (mean over seeds of each seed's k lowest tasks, band
-    +- std over seeds) under table 3's protocol; published means under the same protocol
-    name are drawn at k = K, where the worst-k equals the mean."""
+    +- std over seeds) under each table-3 block's protocol; published worst-k points under the
+    same protocol name are overlaid (a published mean at k = K, where the worst-k equals the
+    mean; read-off points hollow, with their tolerance as error bar)."""
     ps = panels(spec, table3_only=True)
     fig, axes = _subplots(len(ps))
     notes = []
@@ -187,11 +217,16 @@ def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame 
                 ax.fill_between(ks, mean - sd, mean + sd, color=line.get_color(), alpha=0.2, lw=0)
         if baselines is not None:
             for method in panel.baselines:
-                row = pick_published(baselines, method, panel.benchmark, panel.reward_version, None, p)
-                if row is None or not same_protocol(row, p):  # a published mean under our protocol
+                points = published_worst_k(baselines, method, panel.benchmark, panel.reward_version, p.name,
+                                           n_tasks, panel.prefer_source)
+                if not points:
                     continue
-                ax.scatter([n_tasks], [float(row["value"])], marker="D", s=22, zorder=3,
-                           label=f"{method} (published mean)")
+                ks_, values, tols = zip(*points, strict=True)
+                read = any(t > 0 for t in tols)
+                what = "published mean" if ks_ == (n_tasks,) else "published worst-k"
+                ax.errorbar(ks_, values, yerr=[t or 0 for t in tols] if read else None, fmt="D", ms=4, zorder=3,
+                            capsize=2, mfc="none" if read else None,
+                            label=f"{method} ({what}{', read off' if read else ''})")
         ax.set_xlabel("k (worst tasks averaged)")
         ax.set_ylabel("worst-k success (%)")
         ax.set_ylim(0, 100)
@@ -199,7 +234,8 @@ def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame 
         ax.legend(fontsize=7, loc="lower right")
         notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}, "
                      f"protocol {p.name} per (seed, task)")
-    _finish(fig, "Worst-k success", [*notes, "band = std over seeds; published means (same protocol) at k = K"],
+    _finish(fig, "Worst-k success", [*notes, "band = std over seeds; published points (same protocol name) "
+                                              "overlaid, a mean at k = K; hollow = read off a figure (+- tolerance)"],
             scale)
     return fig
 

@@ -29,7 +29,7 @@ import pandas as pd
 
 from analysis import logs, metrics
 from analysis.conversion import protocol_unstated, row_protocol
-from analysis.protocol_spec import PROTOCOL_NAMES, Protocol
+from analysis.protocol_spec import PROTOCOL_NAMES, Protocol, worst_k_of
 from analysis.protocols import (
     RunSet,
     as_protocol,
@@ -45,6 +45,7 @@ DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ 
                      "ci95": " with its 95\\% stratified-bootstrap CI over seeds", "none": ""}
 DISPERSION_HEADS = {"std": "$\\pm$ std", "sem": "$\\pm$ s.e.m.", "ci95": "[95\\% CI]", "none": ""}
 DAGGER, DDAGGER = "$^\\dagger$", "$^\\ddagger$"
+SECTION, PILCROW = "$^\\S$", "$^\\P$"
 NO_RUNS = "no runs"
 
 
@@ -209,13 +210,25 @@ def same_protocol(row: pd.Series, protocol) -> bool:
         (p.name != "last_n" or q.last_n == p.last_n)
 
 
+def _worst_k_row(row: pd.Series) -> bool:
+    return worst_k_of(str(row.get("aggregator", ""))) is not None
+
+
 def pick_published(baselines: pd.DataFrame, method: str, benchmark: str, reward_version: str,
-                   budget: int | None, protocol) -> pd.Series | None:
-    """The published row of ``method`` to show: same budget as ours if there is one, else the
-    largest budget; among those the one with our protocol if there is one. None if absent."""
+                   budget: int | None, protocol, prefer_source: str | None = None) -> pd.Series | None:
+    """The published row of ``method`` to show: from a source containing ``prefer_source`` if
+    there is one; same budget as ours if there is one, else the largest budget; among those the
+    one with our protocol if there is one. A worst-k row is shown only under a worst-k protocol
+    (a table of aggregates over all tasks never shows a tail statistic). None if absent."""
     rows = baselines[(baselines["method"].astype(str) == method)
                      & (baselines["benchmark"].astype(str).str.upper() == benchmark.upper())
                      & (baselines["reward_version"].astype(str).str.lower() == reward_version.lower())]
+    if worst_k_of(as_protocol(protocol).aggregator) is None and not rows.empty:
+        rows = rows[[not _worst_k_row(r) for _, r in rows.iterrows()]]
+    if prefer_source and "source" in rows:
+        preferred = rows[rows["source"].astype(str).str.contains(prefer_source, regex=False)]
+        if not preferred.empty:
+            rows = preferred
     if rows.empty:
         return None
     steps = pd.to_numeric(rows["budget_steps"], errors="coerce")
@@ -229,20 +242,29 @@ def pick_published(baselines: pd.DataFrame, method: str, benchmark: str, reward_
 
 
 # ---------------------------------------------------------------- table 3
+def block_setting(t3: dict, block: dict) -> tuple[Protocol, str]:
+    """A table-3 block's protocol and reward version: its own ``protocol`` / ``reward_version``
+    keys, else the table's."""
+    return as_protocol(block.get("protocol", t3["protocol"])), block.get("reward_version", t3["reward_version"])
+
+
 def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec: dict, scale: str,
            manifests: pd.DataFrame | None = None) -> str:
     """TOPPO vs published Meta-World+ baselines (``spec['table3']``): one block per benchmark."""
     runs = _runset(evals, spec, manifests)
     t3 = spec["table3"]
-    p, rv = as_protocol(t3["protocol"]), t3["reward_version"]
-    stat_label = metrics.statistic(p.aggregator).label
+    p0, rv0 = as_protocol(t3["protocol"]), t3["reward_version"]
+    stat_label = metrics.statistic(p0.aggregator).label
     baselines = baselines_df if baselines_df is not None else pd.DataFrame(columns=["method", "benchmark",
                                                                                    "reward_version"])
-    table = Table("lrrl", ["Method", "Params", "Budget", f"Success ({stat_label} {DISPERSION_HEADS[p.dispersion]})"],
+    table = Table("lrrl", ["Method", "Params", "Budget", f"Success ({stat_label} {DISPERSION_HEADS[p0.dispersion]})"],
                   caption="", label="tab:table3")
     facts, other_protocol, unstated, other_disp, skipped, sources = [], [], [], [], [], []
+    approx, unverified, other_blocks = [], [], []
     for block in t3["blocks"]:
         bench = block["benchmark"]
+        p, rv = block_setting(t3, block)
+        own_setting = (p, rv) != (p0, rv0)
         ours = [(v, runs.report(bench, rv, v, p)) for v in block.get("ours", [])]
         budget = max((r["budget_reached"] for _, r in ours if r), default=None)
         entries = []  # (cells without value, value cell args, comparable)
@@ -253,16 +275,24 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
             else:
                 entries.append(([f"{_label(variant)} (ours)", params, fmt_count(rep["budget_reached"])], rep, True))
         for method in block.get("baselines", []):
-            row = pick_published(baselines, method, bench, rv, budget, p)
+            row = pick_published(baselines, method, bench, rv, budget, p, block.get("prefer_source"))
             if row is None:
-                skipped.append(f"{latex_escape(method)} ({bench})")
+                skipped.append((rv, f"{latex_escape(method)} ({bench})"))
                 continue
             same = same_protocol(row, p)
             kind = _norm(row.get("dispersion_kind")) or p.dispersion
             mark = "" if same else DAGGER
+            value_kind = _norm(row.get("value_kind"))
+            if value_kind in ("read_off", "derived"):
+                mark += SECTION
+                approx.append(f"{latex_escape(method)} ({bench} {rv}) $\\pm${fmt_num(row.get('tolerance'), 2)}")
+            elif value_kind == "unverified":
+                mark += PILCROW
+                unverified.append(f"{latex_escape(method)} ({bench} {rv})")
             if same and kind != p.dispersion and not _missing(row.get("dispersion")):
                 mark += DDAGGER
-                other_disp.append(f"{latex_escape(method)} ({bench}): {latex_escape(kind)}")
+                other_disp.append(f"{latex_escape(method)} ({bench}): {latex_escape(kind)}"
+                                  + ("" if not own_setting else f" (block: {p.dispersion})"))
             if not same and _protocol_unstated(row):
                 unstated.append(f"{latex_escape(method)} ({bench})")
             elif not same:
@@ -274,14 +304,20 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
             sources.append(f"{latex_escape(method)} {'?' if _missing(n_seeds) else int(n_seeds)}")
             entries.append(([latex_escape(method) + mark, fmt_count(row.get("param_count")),
                              fmt_count(row.get("budget_steps"))], rep, same))
-        table.group(f"{latex_escape(bench)} ({latex_escape(rv.upper())} rewards)")
+        heading = f"{latex_escape(bench)} ({latex_escape(rv.upper())} rewards)"
+        if own_setting:
+            heading += f", {_tt(describe(p))}"
+            other_blocks.append(f"{heading}: {_protocol_words(p)}")
+        table.group(heading)
         flags = best_flags([r["value"] if (r is not None and ok) else None for _, r, ok in entries])
         for (cells, rep, _), bold in zip(entries, flags, strict=True):
             table.rows.append(cells + ([NO_RUNS] if rep is None else [report_cell(rep, bold=bold)]))
         facts.append(f"{latex_escape(bench)}: {runs.summary([r for _, r in ours])}")
-    table.caption = (f"Meta-World+ with {latex_escape(rv.upper())} rewards: {_protocol_words(p)}, "
-                     f"TOPPO against published baselines. Ours: {'; '.join(facts)}; {_scale(scale)} "
-                     "Best per block in bold.")
+    table.caption = (f"Meta-World+ with {latex_escape(rv0.upper())} rewards: {_protocol_words(p0)}, "
+                     f"TOPPO against published baselines"
+                     + (f" (a block whose heading names a protocol reports under it: {'; '.join(other_blocks)})"
+                        if other_blocks else "")
+                     + f". Ours: {'; '.join(facts)}; {_scale(scale)} Best per block in bold.")
     if sources:
         table.notes.append("Published rows from the baselines file (seeds: "
                            + ", ".join(dict.fromkeys(sources)) + ").")
@@ -290,9 +326,16 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
     if unstated:
         table.notes.append(f"{DAGGER} {UNSTATED_TEXT}, not compared: " + "; ".join(unstated) + ".")
     if other_disp:
-        table.notes.append(f"{DDAGGER} published dispersion is not {p.dispersion}: " + "; ".join(other_disp) + ".")
-    if skipped:
-        table.notes.append(f"No published row for {latex_escape(rv)}: " + ", ".join(skipped) + ".")
+        table.notes.append(f"{DDAGGER} published dispersion is not {p0.dispersion}: " + "; ".join(other_disp) + ".")
+    if approx:
+        table.notes.append(f"{SECTION} read off the source's figure or derived from its printed numbers, within: "
+                           + "; ".join(approx) + ".")
+    if unverified:
+        table.notes.append(f"{PILCROW} transcribed from a secondary source, not verified against the cited one: "
+                           + "; ".join(unverified) + ".")
+    for rv in dict.fromkeys(r for r, _ in skipped):
+        table.notes.append(f"No published row for {latex_escape(rv)}: " + ", ".join(m for r, m in skipped if r == rv)
+                           + ".")
     return table.render()
 
 
@@ -391,16 +434,19 @@ def protocol_breakdown(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
     for each benchmark of table 3 (its reward version and dispersion)."""
     runs = _runset(evals, spec, manifests)
     t3 = spec["table3"]
-    rv, protocols = t3["reward_version"], breakdown_protocols(spec)
+    protocols = breakdown_protocols(spec)
     disp = protocols[0].dispersion
     ks = [int(k) for k in spec.get("worst_k", [])]
     stats = ["mean", "iqm", *[f"worst-{k}" for k in ks]]
     table = Table("l" + "l" * len(stats), ["Protocol", *[metrics.statistic(s).label for s in stats]],
                   caption="", label="tab:protocols", size="\\small")
-    used, too_few_tasks, too_few_evals = [], False, False
+    used, too_few_tasks, too_few_evals, seen = [], False, False, set()
     for block in t3["blocks"]:
-        bench = block["benchmark"]
+        bench, rv = block["benchmark"], block_setting(t3, block)[1]
         for variant in block.get("ours", []):
+            if (bench, rv, variant) in seen:
+                continue
+            seen.add((bench, rv, variant))
             table.group(f"{_label(variant)}, {latex_escape(bench)} ({latex_escape(rv.upper())} rewards)")
             h = runs.history(bench, rv, variant)
             if h is None:
@@ -422,7 +468,8 @@ def protocol_breakdown(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                     used.append(rep)
                     row.append(report_cell(rep))
                 table.rows.append(row)
-    table.caption = (f"One run set, five evaluation protocols ({latex_escape(rv.upper())} rewards): "
+    rvs = "/".join(dict.fromkeys(block_setting(t3, b)[1].upper() for b in t3["blocks"]))
+    table.caption = (f"One run set, five evaluation protocols ({latex_escape(rvs)} rewards): "
                      "final = last evaluation; max\\_over\\_time = each (seed, task)'s best evaluation; "
                      "curve\\_peak = evaluation where the statistic over seeds and tasks peaks; "
                      "seed\\_peak = each seed's own peak evaluation; "
@@ -442,11 +489,14 @@ def per_task(evals: pd.DataFrame | RunSet, spec: dict, scale: str, manifests: pd
     mean over seeds $\\pm$ std under table 3's protocol name, best per task in bold."""
     runs = _runset(evals, spec, manifests)
     t3 = spec["table3"]
-    rv = t3["reward_version"]
     p = dataclasses.replace(as_protocol(t3["protocol"]), aggregator="mean")
-    out = []
+    out, seen = [], set()
     for block in t3["blocks"]:
         bench, variants = block["benchmark"], list(block.get("ours", []))
+        rv = block_setting(t3, block)[1]
+        if (bench, rv) in seen:
+            continue
+        seen.add((bench, rv))
         matrices, reps = {}, []
         for v in variants:
             h = runs.history(bench, rv, v)
@@ -454,7 +504,8 @@ def per_task(evals: pd.DataFrame | RunSet, spec: dict, scale: str, manifests: pd
                 matrices[v] = (h, 100.0 * score_matrix(h, p)[0])
                 reps.append(runs.report(bench, rv, v, p))
         table = Table("l" + "l" * len(variants), ["Task", *[_label(v) for v in variants]], caption="",
-                      label=f"tab:per_task_{bench.lower()}", size="\\scriptsize")
+                      label=f"tab:per_task_{bench.lower()}" + ("" if rv == t3["reward_version"] else f"_{rv}"),
+                      size="\\scriptsize")
         tasks = list(dict.fromkeys(t for h, _ in matrices.values() for t in h.tasks))
         if not tasks:
             table.rows.append([NO_RUNS, *["--"] * len(variants)])

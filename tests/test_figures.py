@@ -9,7 +9,7 @@ import pytest
 from analysis import figures, load_report_spec, synthetic
 from analysis.__main__ import main
 from analysis.protocols import RunSet
-from toppo.variants import CUMULATIVE
+from toppo.variants import CUMULATIVE, VARIANTS
 
 
 @pytest.fixture(scope="module")
@@ -119,4 +119,6 @@ def test_render_all_and_cli_write_pdf_and_png(root, tmp_path, capsys):
 def test_variant_colours_are_fixed_and_distinct_among_rows_drawn_together():
     # a variant's colour depends on the variant only, not on which figure or panel draws it
     colours = [figures._color(v) for v in CUMULATIVE]
-    assert colours == ["C0", "C1", "C2", "C3", "C4"]  # mtppo ... toppo, in toppo.variants order
+    order = list(VARIANTS)
+    assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.variants order
+    assert len(set(colours)) == len(CUMULATIVE)  # distinct among the rows drawn together

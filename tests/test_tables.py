@@ -18,7 +18,7 @@ K = 50
 STEPS = [50_000_000, 100_000_000]
 BASELINE_COLUMNS = ["method", "benchmark", "reward_version", "budget_steps", "protocol", "aggregator", "value",
                     "dispersion", "dispersion_kind", "n_seeds", "eval_episodes", "param_count", "source", "arxiv",
-                    "location", "notes"]
+                    "location", "notes", "value_kind", "tolerance", "at_step", "provenance"]
 BASELINES = [
     # method, benchmark, reward, budget, protocol, aggregator, value, dispersion, kind, seeds, params
     ("MTMHSAC", "MT50", "v1", 1e8, "final", "iqm", 45.2, 3.1, "std", 10, 3_000_000),
@@ -59,7 +59,8 @@ def root(tmp_path_factory):
 def baselines_csv(tmp_path_factory):
     keys = BASELINE_COLUMNS[:10] + ["param_count"]
     rows = [{**dict(zip(keys, r, strict=True)), "eval_episodes": 50, "source": "test fixture",
-             "arxiv": "2505.00000", "location": "Table 1", "notes": ""} for r in BASELINES]
+             "arxiv": "2505.00000", "location": "Table 1", "notes": "", "value_kind": "exact",
+             "provenance": "https://example.org/fixture"} for r in BASELINES]
     df = pd.DataFrame(rows, columns=BASELINE_COLUMNS)
     path = tmp_path_factory.mktemp("data") / "baselines.csv"
     df.to_csv(path, index=False)
@@ -69,6 +70,7 @@ def baselines_csv(tmp_path_factory):
 @pytest.fixture(scope="module")
 def spec():
     s = load_report_spec()
+    s["table3"]["blocks"] = s["table3"]["blocks"][1:]  # the V1 blocks (the paper's V2 block: test_reproduction.py)
     s["last_n"] = 2
     s["bootstrap_reps"] = 200
     s["table3"]["blocks"][1]["baselines"] = ["MTMHSAC", "SM", "A&B_1%"]
@@ -130,7 +132,8 @@ def test_table3_footnotes_an_unstated_protocol_as_not_compared(runs, baselines_c
     extra = {"method": "SM", "benchmark": "MT50", "reward_version": "v1", "budget_steps": "",
              "protocol": "unstated", "aggregator": "mean", "value": "99.0", "dispersion": "",
              "dispersion_kind": "none", "n_seeds": "", "eval_episodes": "", "param_count": "",
-             "source": "test fixture", "arxiv": "", "location": "Table 9", "notes": ""}
+             "source": "test fixture", "arxiv": "", "location": "Table 9", "notes": "", "value_kind": "exact",
+             "tolerance": "", "at_step": "", "provenance": "https://example.org/fixture"}
     fixture = pd.read_csv(baselines_csv, dtype=str, keep_default_na=False)  # cells as written
     df = pd.concat([fixture, pd.DataFrame([extra])], ignore_index=True)
     path = tmp_path / "baselines.csv"
