@@ -11,18 +11,76 @@ Command line: ``python -m analysis tables|figures|convert --help``.
 
 The *report spec* (which rows, protocols and bootstrap settings) is the ``report:`` section
 of the workflow config; :data:`DEFAULT_REPORT_PATH` holds the defaults, and
-:func:`load_report_spec` merges a config's section over them.
+:func:`load_report_spec` merges a config's section over them. :data:`REPORT_SCHEMA_PATH` is
+the one JSON schema of that section, used by Snakemake (config.schema.yaml refers to it) and
+here; :func:`check_report` adds what a schema cannot know (variant and baseline names).
 """
 
 from __future__ import annotations
 
 import copy
+import csv
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import yaml
 
 DEFAULT_REPORT_PATH = Path(__file__).with_name("default_report.yaml")
+REPORT_SCHEMA_PATH = Path(__file__).with_name("report.schema.yaml")
+
+
+def report_errors(report: Any) -> list[str]:
+    """Every way ``report`` breaks :data:`REPORT_SCHEMA_PATH`, as ``report.<key path>: why``."""
+    import jsonschema
+
+    schema = yaml.safe_load(REPORT_SCHEMA_PATH.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    out = []
+    for err in sorted(validator.iter_errors(report), key=lambda e: [str(p) for p in e.absolute_path]):
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
+        out.append(f"report{where}: {err.message}")
+    return out
+
+
+def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str] | None = None) -> None:
+    """Refuse (ValueError naming ``source`` and the key) a ``report:`` section that breaks the
+    schema, names a variant toppo.variants does not define, or (with ``baseline_methods``, the
+    methods of the baselines file in use) a baseline that is neither one of those methods nor
+    one of the default report's table-3 baselines (the paper's comparison methods, shown as
+    "--" where the file has no row for them)."""
+    errors = report_errors(report)
+    if not errors:
+        from toppo.variants import VARIANTS
+
+        methods = None
+        if baseline_methods is not None:
+            defaults = yaml.safe_load(DEFAULT_REPORT_PATH.read_text())["report"]
+            methods = set(baseline_methods) | {
+                m for b in defaults["table3"]["blocks"] for m in b.get("baselines", [])}
+        for i, block in enumerate(report["table3"]["blocks"]):
+            for name in block.get("ours", []):
+                if name not in VARIANTS:
+                    errors.append(f"report.table3.blocks[{i}].ours: unknown variant {name!r} "
+                                  f"(toppo.variants: {', '.join(VARIANTS)})")
+            for name in block.get("baselines", []) if methods is not None else []:
+                if name not in methods:
+                    errors.append(f"report.table3.blocks[{i}].baselines: {name!r} is not a method "
+                                  f"of the baselines file nor a default table-3 baseline (known: "
+                                  f"{', '.join(sorted(methods))})")
+    if errors:
+        raise ValueError(f"{source}: invalid 'report:' section: " + "; ".join(errors))
+
+
+def baseline_methods(path: str | Path) -> set[str]:
+    """The ``method`` names of a baselines CSV (its full validation is analysis.baselines')."""
+    try:
+        with open(path, newline="", encoding="utf-8-sig") as f:
+            return {row["method"].strip() for row in csv.DictReader(f) if row.get("method")}
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read the baselines file: {e.strerror or e}") from e
+    except (KeyError, UnicodeDecodeError, csv.Error) as e:
+        raise ValueError(f"{path}: not a baselines CSV with a 'method' column ({e})") from e
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -45,16 +103,20 @@ def load_report_spec(config: str | Path | None = None) -> dict[str, Any]:
     """The ``report:`` section of a workflow config YAML merged over the defaults.
 
     ``None`` gives the defaults. A config without a ``report:`` key is an error (it is
-    probably not the file you meant).
+    probably not the file you meant), and so is a section that breaks the report schema
+    (:func:`check_report`; baseline names are checked where the baselines file is known).
     """
     spec = default_report_spec()
     if config is None:
+        check_report(spec, DEFAULT_REPORT_PATH)
         return spec
     path = Path(config)
     try:
         doc = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError as e:
         raise ValueError(f"{path}: config file not found") from e
+    except OSError as e:
+        raise ValueError(f"{path}: cannot read: {e.strerror or e}") from e
     except yaml.YAMLError as e:
         raise ValueError(f"{path}: not valid YAML: {e}") from e
     report = doc.get("report") if isinstance(doc, dict) else None
@@ -62,4 +124,6 @@ def load_report_spec(config: str | Path | None = None) -> dict[str, Any]:
         raise ValueError(f"{path}: no 'report:' section (see {DEFAULT_REPORT_PATH} for its shape)")
     if not isinstance(report, dict):
         raise ValueError(f"{path}: 'report:' must be a mapping (see {DEFAULT_REPORT_PATH})")  # noqa: TRY004
-    return _merge(spec, report)
+    merged = _merge(spec, report)
+    check_report(merged, path)
+    return merged

@@ -19,7 +19,7 @@ import sys
 import time
 from pathlib import Path
 
-from analysis import DEFAULT_REPORT_PATH, load_report_spec
+from analysis import DEFAULT_REPORT_PATH, baseline_methods, check_report, load_report_spec
 from analysis.baselines import DEFAULT_PATH as DEFAULT_BASELINES
 
 
@@ -75,6 +75,8 @@ def _render(args: argparse.Namespace) -> int:
     baselines = None if args.no_baselines else args.baselines
     if baselines is not None and not baselines.is_file():
         raise ValueError(f"{baselines}: baselines file not found (pass --baselines CSV or --no-baselines)")
+    if baselines is not None:  # report.table3 baselines must be methods of this file
+        check_report(spec, args.config or DEFAULT_REPORT_PATH, baseline_methods(baselines))
     if args.command == "tables":
         from analysis.tables import render_all
     elif args.command == "reproduction":
@@ -103,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return _render(args)
-    except (LogError, ProtocolError, ValueError) as e:
+    except (LogError, ProtocolError, ValueError, OSError) as e:  # OSError names its path
         print(f"python -m analysis {args.command}: error: {e}", file=sys.stderr)
         return 1
 

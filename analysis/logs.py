@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from toppo.io import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
-from toppo.logschema import EVAL_COLUMNS  # the contract of docs/design.md
+from toppo.logschema import BENCHMARK_TASKS, EVAL_COLUMNS  # the contract of docs/design.md
 
 RUN_KEY = ["variant", "benchmark", "reward_version", "seed"]
 _INT_COLUMNS = ["seed", "step", "task_index", "episodes"]
@@ -41,8 +41,14 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
+SUPERSEDED = "superseded"  # runs the trainer set aside (toppo.rundir); never searched
+
+
 def find_run_dirs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
-    """Run directories (containing ``eval.csv``) at or below each path, sorted, without repeats."""
+    """Run directories (containing ``eval.csv``) at or below each path, sorted, without repeats.
+
+    A recursive search skips folders named ``superseded`` (runs the trainer set aside after
+    a config change or a restart); name such a run directory explicitly to read it."""
     found: set[Path] = set()
     for p in _as_list(paths):
         if not p.exists():
@@ -54,7 +60,8 @@ def find_run_dirs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
         elif (p / "eval.csv").is_file():
             found.add(p.resolve())
         else:
-            found.update(e.parent.resolve() for e in p.rglob("eval.csv"))
+            found.update(e.parent.resolve() for e in p.rglob("eval.csv")
+                         if SUPERSEDED not in e.relative_to(p).parts[:-1])
     return sorted(found)
 
 
@@ -110,6 +117,20 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
         raise bad_line(df.episodes < 1, "episodes must be >= 1")
     if (df.step < 0).any():
         raise bad_line(df.step < 0, "step must be >= 0")
+    unknown = ~df.benchmark.isin(list(BENCHMARK_TASKS))
+    if unknown.any():
+        raise bad_line(unknown, f"unknown benchmark (known: {', '.join(BENCHMARK_TASKS)})")
+    size = df.benchmark.map({b: len(t) for b, t in BENCHMARK_TASKS.items()})
+    out_of_range = (df.task_index < 0) | (df.task_index >= size)
+    if out_of_range.any():
+        raise bad_line(out_of_range, "task_index outside the benchmark's tasks "
+                                     "(MT10: 0..9, MT50: 0..49)")
+    expected = [BENCHMARK_TASKS[b][i] for b, i in zip(df.benchmark, df.task_index)]
+    wrong = df.task != pd.Series(expected, index=df.index)
+    if wrong.any():
+        i = int(np.flatnonzero(wrong.to_numpy())[0])
+        raise bad_line(wrong, f"task {df.task.iloc[i]!r} is not task {df.task_index.iloc[i]} of "
+                              f"{df.benchmark.iloc[i]} ({expected[i]!r})")
     run_code = pd.factorize(df["run_dir"])[0]
     mixed = df[RUN_KEY].groupby(run_code, sort=False).nunique()
     if (mixed > 1).any(axis=None):
@@ -132,7 +153,9 @@ def read_eval_csv(path: PathLike) -> pd.DataFrame:
     The returned frame has a ``run_dir`` column (the file's folder).
     """
     path = Path(path)
-    return _validate_evals(_read_raw_eval(path).assign(run_dir=str(path.parent.resolve())))
+    evals = _validate_evals(_read_raw_eval(path).assign(run_dir=str(path.parent.resolve())))
+    _check_against_manifests(evals)
+    return evals
 
 
 def _check_unique_runs(frame: pd.DataFrame, what: str) -> None:
@@ -163,37 +186,93 @@ def load_evals(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
     frames.sort(key=_run_sort_key)
     evals = _validate_evals(pd.concat(frames, ignore_index=True))
     _check_unique_runs(evals.drop_duplicates("run_dir"), "eval.csv")
+    _check_against_manifests(evals)
     return evals
 
 
+def _check_against_manifests(evals: pd.DataFrame) -> None:
+    """Each run's eval.csv agrees with its manifest.json (when it has one; an invalid one is an
+    error): same run key, no evaluation past the manifest's env_steps, and for a complete run
+    the last evaluation at exactly env_steps."""
+    for run, ev in evals.groupby("run_dir", sort=False):
+        if not (Path(run) / "manifest.json").exists():
+            continue
+        m = read_manifest(run)
+        where = f"{Path(run) / 'eval.csv'} disagrees with {Path(run) / 'manifest.json'}"
+        first = ev.iloc[0]
+        for key in RUN_KEY:
+            if str(first[key]) != str(m[key]):
+                raise LogError(f"{where}: {key} {first[key]!r} in eval.csv, {m[key]!r} in the manifest")
+        last = int(ev.step.max())
+        if last > m["env_steps"]:
+            raise LogError(f"{where}: an evaluation at step {last}, past the manifest's "
+                           f"env_steps {m['env_steps']}")
+        if m["status"] == "complete" and last != m["env_steps"]:
+            raise LogError(f"{where}: the run is complete at env_steps {m['env_steps']} but its last "
+                           f"evaluation is at step {last}")
+
+
 # ---------------------------------------------------------------- manifest.json
+# keys every manifest.json has (docs/design.md), with what their values must be
+_MANIFEST_KEYS = {
+    "status": ("'running' or 'complete'", lambda v: v in ("running", "complete")),
+    "variant": ("a non-empty string", lambda v: isinstance(v, str) and v != ""),
+    "benchmark": (f"one of {', '.join(BENCHMARK_TASKS)}", lambda v: v in BENCHMARK_TASKS),
+    "reward_version": ("'v1' or 'v2'", lambda v: v in ("v1", "v2")),
+    "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    "config_hash": ("a string", lambda v: isinstance(v, str)),
+    "env_steps": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    "total_steps": ("an integer >= 1", lambda v: _is_int(v) and v >= 1),
+    "updates": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
+    "param_count": ("an object with integer 'total' >= 0",
+                    lambda v: isinstance(v, dict) and _is_int(v.get("total")) and v["total"] >= 0),
+}
+
+
+def _is_int(v: object) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+class MissingManifest(LogError):
+    """The run directory has no manifest.json."""
+
+
 def read_manifest(run_dir: PathLike) -> dict:
-    """``manifest.json`` of a run as a dict (raises LogError if absent or malformed)."""
+    """``manifest.json`` of a run as a dict, validated (LogError naming the file and key if
+    absent, not JSON, or a key is missing or invalid; MissingManifest if absent)."""
     path = Path(run_dir) / "manifest.json"
     try:
-        return json.loads(path.read_text())
+        m = json.loads(path.read_text())
     except FileNotFoundError as e:
-        raise LogError(f"{path}: missing (every run directory has a manifest.json)") from e
-    except json.JSONDecodeError as e:
+        raise MissingManifest(f"{path}: missing (every run directory has a manifest.json)") from e
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LogError(f"{path}: not valid JSON: {e}") from e
+    except OSError as e:
+        raise LogError(f"{path}: cannot read: {e.strerror or e}") from e
+    if not isinstance(m, dict):
+        raise LogError(f"{path}: expected a JSON object, got {type(m).__name__}")
+    for key, (what, ok) in _MANIFEST_KEYS.items():
+        if key not in m:
+            raise LogError(f"{path}: missing key '{key}'")
+        if not ok(m[key]):
+            raise LogError(f"{path}: key '{key}' must be {what}, got {m[key]!r}")
+    return m
 
 
 def load_manifests(paths: PathLike | Iterable[PathLike], missing_ok: bool = False) -> pd.DataFrame:
     """One row per run: every manifest key, nested keys dotted (``param_count.total``), ``run_dir``.
 
-    With ``missing_ok`` runs without a manifest are skipped instead of raising.
+    With ``missing_ok`` runs without a manifest.json are skipped instead of raising; an
+    invalid manifest is always an error.
     """
     rows = []
     for run in _require_runs(paths):
         try:
             m = read_manifest(run)
-        except LogError:
+        except MissingManifest:
             if missing_ok:
                 continue
             raise
-        absent = [k for k in RUN_KEY if k not in m]
-        if absent:
-            raise LogError(f"{run / 'manifest.json'}: missing key(s) {', '.join(absent)}")
         rows.append({**m, "run_dir": str(run)})
     if not rows:
         return pd.DataFrame(columns=[*RUN_KEY, "run_dir"])
@@ -209,7 +288,7 @@ def _run_identity(run: Path) -> dict:
     try:
         m = read_manifest(run)
         return {k: m[k] for k in RUN_KEY}
-    except (LogError, KeyError):
+    except MissingManifest:
         row = pd.read_csv(run / "eval.csv", nrows=1)
         if row.empty:
             raise LogError(f"{run}: cannot tell which run this is (no manifest.json, empty eval.csv)") from None
@@ -241,6 +320,11 @@ def load_train_metrics(paths: PathLike | Iterable[PathLike],
         missing = [c for c in ("update", "step") if c not in df.columns]
         if missing:
             raise LogError(f"{path}: missing column(s) {', '.join(missing)}")
+        if (run / "manifest.json").exists():
+            m = read_manifest(run)
+            if m["status"] == "complete" and len(df) != m["updates"]:
+                raise LogError(f"{path} disagrees with {run / 'manifest.json'}: {len(df)} update "
+                               f"rows, the complete run has {m['updates']} updates")
         return df.assign(**identity, run_dir=str(run))
 
     frames = [f for f in map(read, _require_runs(paths)) if f is not None]

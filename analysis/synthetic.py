@@ -21,6 +21,7 @@ import pandas as pd
 import yaml
 
 from toppo.io import write_text_atomic
+from toppo.logschema import BENCHMARK_TASKS as BENCHMARK_TASK_NAMES
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 
 BENCHMARK_TASKS = {"MT10": 10, "MT50": 50}
@@ -29,8 +30,12 @@ _VARIANT_SKILL = {"mtppo": 0.0, "mtppo_popart": 0.4, "mtppo_popart_lnc": 0.7,
                   "mtppo_popart_lnc_fgc": 1.0, "toppo": 1.3}
 
 
-def task_names(num_tasks: int) -> list[str]:
-    """Placeholder Meta-World-style task names ``task00-v3``, ``task01-v3``, ..."""
+def task_names(num_tasks: int, benchmark: str | None = None) -> list[str]:
+    """The first ``num_tasks`` task names of ``benchmark`` in env order (analysis.logs checks
+    them), or placeholders ``task00-v3``, ... for an unknown benchmark."""
+    known = BENCHMARK_TASK_NAMES.get(benchmark or "", ())
+    if num_tasks <= len(known):
+        return list(known[:num_tasks])
     return [f"task{i:02d}-v3" for i in range(num_tasks)]
 
 
@@ -116,7 +121,7 @@ def write_run(run_dir: str | Path, *, variant: str, benchmark: str, reward_versi
         success = synthetic_success(variant, benchmark, seed, n_evals, k, episodes, reward_version)
     success = np.asarray(success, dtype=float)
     n_evals, k = success.shape
-    tasks = list(tasks) if tasks is not None else task_names(k)
+    tasks = list(tasks) if tasks is not None else task_names(k, benchmark)
     if len(tasks) != k:
         raise ValueError(f"{len(tasks)} task names for {k} tasks")
     if total_steps is None:

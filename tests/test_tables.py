@@ -201,7 +201,7 @@ def test_protocol_breakdown_golden(runs, spec):
 def test_per_task_golden(runs, spec):
     tex = tables.per_task(runs, spec, "testscale")
     check_structure(tex)
-    assert row(tex, "task07-v3") == "task07-v3 & \\textbf{70.0} $\\pm$ 14.1 & 50.0 $\\pm$ 0.0 \\\\"
+    assert row(tex, "button-press-wall-v3") == "button-press-wall-v3 & \\textbf{70.0} $\\pm$ 14.1 & 50.0 $\\pm$ 0.0 \\\\"
     assert tex.count("\\begin{table}") == 2 and "no runs" in tex[tex.index("MT10"):]
 
 

@@ -129,6 +129,24 @@ for _bench, _reward, _variant in sorted({c[:3] for c in CELLS}):
         raise config_error(f"{exc} (variant {_variant}, {_bench}-{_reward})") from None
 
 
+# The report: section passed the shared schema (Snakefile's validate); its variant names are
+# checked here as `python -m analysis` checks them (analysis.check_report).
+from analysis import check_report  # noqa: E402
+
+try:
+    check_report(config["report"], "config")
+except ValueError as exc:
+    raise config_error(str(exc)) from None
+
+
+# ------------------------------------------------------------------ no orphan jobs
+# SIGINT/SIGTERM sent to Snakemake alone first stop its jobs' shells (toppo.procs), so a
+# training job's script stops its trainer instead of Snakemake waiting for it.
+from toppo.procs import stop_children_on_signals  # noqa: E402
+
+stop_children_on_signals()
+
+
 # The merged config as analysis reads it (`retrain` only steers training jobs).
 EFFECTIVE_CONFIG = {k: v for k, v in config.items() if k != "retrain"}
 

@@ -12,23 +12,30 @@ git_commit, device, env_steps, total_steps, wall_time_s and run_dir; one row per
 
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
 import pandas as pd
+
+REPO = Path(__file__).resolve().parents[2]  # a copy under .snakemake/scripts: see __main__
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 PROVENANCE = ["status", "config_hash", "git_commit", "device", "env_steps", "total_steps",
               "wall_time_s"]
 
 
 def aggregate(run_dirs: list[Path], scale: str) -> pd.DataFrame:
+    """Every run's eval.csv, validated against its benchmark and its manifest
+    (analysis.logs), with the manifest's provenance."""
+    from analysis.logs import read_eval_csv, read_manifest
+
     frames = []
     for run in run_dirs:
-        manifest = json.loads((run / "manifest.json").read_text())
+        manifest = read_manifest(run)
         if manifest.get("status") != "complete":
             raise SystemExit(f"{run}: manifest status is {manifest.get('status')!r}, not complete")
-        ev = pd.read_csv(run / "eval.csv")
+        ev = read_eval_csv(run / "eval.csv").drop(columns="run_dir")
         ev["scale"] = scale
         for key in PROVENANCE:
             ev[key] = manifest.get(key)
@@ -41,9 +48,10 @@ def aggregate(run_dirs: list[Path], scale: str) -> pd.DataFrame:
 
 
 def write(runs: list[Path], scale: str, out: Path) -> str:
+    from toppo.io import write_text_atomic
+
     df = aggregate(runs, scale)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    df.to_csv(out, index=False)
+    write_text_atomic(out, df.to_csv(index=False))
     return f"{out}: {len(df)} rows from {len(runs)} runs"
 
 
@@ -53,14 +61,27 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True)
     p.add_argument("runs", type=Path, nargs="+", help="run directories")
     args = p.parse_args(argv)
-    print(write(args.runs, args.scale, args.out))
+    from analysis.logs import LogError
+
+    try:
+        print(write(args.runs, args.scale, args.out))
+    except (LogError, OSError) as exc:  # bad logs, unwritable output: one line naming the path
+        print(f"aggregate: error: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 
 if __name__ == "__main__":
     if "snakemake" in globals():  # run by the workflow's `script:` directive
         smk = snakemake  # noqa: F821
-        msg = write([Path(r) for r in smk.params.runs], smk.params.scale, Path(smk.output[0]))
+        sys.path.insert(0, str(Path(smk.scriptdir).resolve().parents[1]))
+        from analysis.logs import LogError
+
+        try:
+            msg = write([Path(r) for r in smk.params.runs], smk.params.scale, Path(smk.output[0]))
+        except (LogError, OSError) as exc:
+            Path(smk.log[0]).write_text(f"error: {exc}\n")
+            sys.exit(f"aggregate: error: {exc}")
         Path(smk.log[0]).write_text(msg + "\n")
     else:
         sys.exit(main())

@@ -7,10 +7,19 @@ from pathlib import Path
 import yaml
 
 
+def repo_on_path(script_dir: str) -> None:
+    repo = str(Path(script_dir).resolve().parents[1])
+    if repo not in sys.path:
+        sys.path.insert(0, repo)
+
+
 def main(smk) -> int:
+    repo_on_path(smk.scriptdir)
+    from toppo.io import write_text_atomic
+
     out = Path(smk.output[0])
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(
+    write_text_atomic(
+        out,
         "# Effective workflow config of this scale: config/config.yaml merged with --configfile\n"
         "# and --config (written by the workflow's resolved_config rule).\n"
         + yaml.safe_dump(dict(smk.params.config), sort_keys=False)
