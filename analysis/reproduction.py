@@ -204,7 +204,7 @@ def _entries(runs: RunSet, row: pd.Series, method: str, variant: str, line: Any,
 
 
 # ---------------------------------------------------------------- output
-def _num(x: Any, fmt: str = "{:.6g}") -> str:
+def _num(x: Any, fmt: str = "{:.10g}") -> str:
     return "" if x is None or (isinstance(x, float) and math.isnan(x)) else fmt.format(x)
 
 
