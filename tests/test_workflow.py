@@ -5,6 +5,7 @@ Every Snakemake call runs with --directory in a temporary folder, so .snakemake/
 are created there and never in the repository.
 """
 
+import csv
 import json
 import os
 import subprocess
@@ -108,10 +109,10 @@ def test_paper_grid_dag(tmp_path):
     assert len(cells) == PAPER_TRAIN_JOBS
     groups = {(b, r) for b, r, _, _ in cells}
     assert len(groups) == PAPER_AGGREGATES
-    counts = dry_run(tmp_path)  # default target: tables, figures and aggregates
+    counts = dry_run(tmp_path)  # default target: tables, figures, reproduction report, aggregates
     assert counts == {"train": PAPER_TRAIN_JOBS, "aggregate": PAPER_AGGREGATES,
-                      "resolved_config": 1, "tables": 1, "figures": 1, "all": 1,
-                      "total": PAPER_TRAIN_JOBS + PAPER_AGGREGATES + 4}
+                      "resolved_config": 1, "tables": 1, "figures": 1, "reproduction": 1, "all": 1,
+                      "total": PAPER_TRAIN_JOBS + PAPER_AGGREGATES + 5}
     assert dry_run(tmp_path, "results/table3.tex") == {
         "train": PAPER_TRAIN_JOBS, "resolved_config": 1, "tables": 1,
         "total": PAPER_TRAIN_JOBS + 2}
@@ -233,6 +234,11 @@ def test_end_to_end_smallest_dag(tmp_path):
     assert "e2e" in table  # the table states its scale
     for fig in ("curves", "worst_k", "gradnorm_spread", "heatmap"):
         assert (tmp_path / "results" / "figures" / f"{fig}.png").stat().st_size > 0
+    # the paper's numbers against ours: at this scale every one is not comparable for budget
+    with open(tmp_path / "results" / "reproduction.csv", newline="") as f:
+        verdicts = [r["verdict"] for r in csv.DictReader(f)]
+    assert len(verdicts) == 16 and all(v.startswith("not comparable: budget") for v in verdicts)
+    assert "e2e" in (tmp_path / "results" / "reproduction.tex").read_text()
 
     run = tmp_path / "results" / "runs" / "e2e" / "MT10-v1" / "toppo" / "seed0"
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
