@@ -156,6 +156,14 @@ def test_shipped_paper_rows_at_smoke_scale_all_say_not_comparable_budget(tmp_pat
     assert mt10.ours_value == pytest.approx(100 * (history(0)[-1, :10].mean() + history(1)[-1, :10].mean()) / 2)
 
 
+def test_unknown_variant_or_method_is_named(runs):
+    with pytest.raises(ValueError, match=r"report.reproduction.methods\['TOPPO \(paper\)'\]: unknown variant 'topo'"):
+        reproduction.reproduction(runs, frame([paper_row()]), {"reproduction": {"methods": {"TOPPO (paper)": "topo"}}})
+    with pytest.raises(ValueError, match="'X' is not a method of the baselines file"):
+        reproduction.reproduction(runs, frame([paper_row()]), {"reproduction": {"methods": {"X": "toppo"}}})
+    assert reproduction.reproduction(runs, frame([paper_row()]), {}) == []  # no paper method: no rows
+
+
 def test_render_csv_and_tex(runs):
     rows = [paper_row(), paper_row(aggregator="worst-10", value=31.0, value_kind="read_off", tolerance=0.5)]
     entries = reproduction.reproduction(runs, frame(rows), SPEC)
