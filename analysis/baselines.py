@@ -13,6 +13,16 @@ not state them (a conversion that needs them then refuses). ``dispersion_kind`` 
 ``none`` (or empty) exactly when ``dispersion`` is empty. Empty numbers load as NaN, empty
 text as ``""``; integers load as Python ints (exact) in object columns.
 
+How the value was obtained: ``value_kind`` ``exact`` (printed in the cited source and checked),
+``derived`` (exact arithmetic on printed numbers) or ``read_off`` (read off a figure), both
+with their ``tolerance`` in percent points, or ``unverified`` (transcribed from a secondary
+source); every kind but ``unverified`` names its ``provenance`` (repository@commit:path or
+URL). ``at_step`` is the step of a ``curve_peak`` / ``seed_peak`` number. ``aggregator`` may be
+``worst-K`` (mean of each seed's K worst tasks); ``dispersion_kind`` may be ``unstated`` (an
+error bar whose kind the source does not give). Rows are keyed by (method, benchmark,
+reward_version, budget_steps, protocol, aggregator, source). :func:`typed_row` validates a
+number typed on the command line by the same rules.
+
 Protocol: one of the protocols we compute (:data:`analysis.protocol_spec.PROTOCOL_NAMES`) or
 :data:`UNSTATED_PROTOCOL` (``unstated``), a baselines-only value for a number whose source does
 not state (or whose source we have not read to say) when in training, or how, it was read. It
