@@ -285,5 +285,7 @@ def test_end_to_end_smallest_dag(tmp_path):
                      "--config", "retrain=true")
     assert proc.returncode == 0, output(proc)[-3000:]
     log = (run / "train.log").read_text()
-    assert "moved the finished checkpoint" in log and "resumed from" not in log.split("$ ")[-1]
-    assert (run / "checkpoints" / "previous.pt").exists()
+    assert "retrain: moved the finished run" in log and "resumed from" not in log.split("$ ")[-1]
+    assert (run / "checkpoints" / "previous.pt").exists()  # the new run's rotation
+    (aside,) = (run / "superseded").iterdir()  # the finished run, checkpoints and all
+    assert (aside / "checkpoints" / "latest.pt").exists()

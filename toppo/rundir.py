@@ -112,6 +112,7 @@ def load_resume_state(out: Path, cfg: TrainConfig, log: Callable[[str], None],
             continue
         if path == previous:
             log(f"resuming from the previous checkpoint {previous} (update {state['update_idx']})")
+        state["loaded_from"] = str(path)
         return state
     if any((Path(out) / name).exists() for name in RUN_FILES[2:4]):
         where = set_aside_run(out, previous_config_hash(out) or "unknown")
@@ -162,6 +163,19 @@ def set_aside_run(out: Path, old_hash: str, why: str = "") -> Path:
 
 
 # ---------------------------------------------------------------------- completion
+def finished_checkpoint(out: Path, cfg: TrainConfig, map_location: Any = "cpu") -> bool:
+    """Whether ``checkpoints/latest.pt`` is a readable, finished checkpoint of ``cfg`` (the
+    logs may be gone: Snakemake deletes a job's outputs before it reruns it)."""
+    latest, _ = checkpoint_paths(out)
+    if not latest.exists():
+        return False
+    try:
+        state = read_checkpoint(latest, map_location)
+    except CheckpointError:
+        return False
+    return state["config_hash"] == cfg.config_hash() and state["update_idx"] == cfg.num_updates
+
+
 @dataclass
 class Completion:
     complete: bool

@@ -51,6 +51,7 @@ from toppo.rundir import (
     checkpoint_paths,
     completion,
     config_changed,
+    finished_checkpoint,
     load_resume_state,
     set_aside_run,
 )
@@ -382,7 +383,7 @@ def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -
             log(f"removed {tmp}, left by a write that was interrupted")
         device = resolve_device(cfg.device)
         done = completion(out, cfg, map_location=device)
-        if done.complete and retrain:
+        if retrain and (done.complete or finished_checkpoint(out, cfg, map_location=device)):
             where = set_aside_run(out, cfg.config_hash(), "retrain")
             log(f"retrain: moved the finished run (checkpoints and logs) to {where}")
         elif done.complete:
@@ -408,7 +409,7 @@ def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -
         try:
             if state is not None:
                 trainer.load_state_dict(state)
-                log(f"resumed from {trainer.ckpt_path} at update {trainer.update_idx}/"
+                log(f"resumed from {state['loaded_from']} at update {trainer.update_idx}/"
                     f"{cfg.num_updates}")
             trainer.run()
         except TrainingDiverged as exc:
