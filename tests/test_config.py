@@ -157,7 +157,8 @@ def test_every_config_field_is_in_the_fidelity_table():
     assert not missing, f"add these fields to docs/fidelity.md: {missing}"
 
 
-BOOKKEEPING = {"device", "torch_threads", "progress_every_s", "checkpoint_every_updates"}
+BOOKKEEPING = {"device", "torch_threads", "progress_every_s", "checkpoint_every_updates",
+               "eval_mode", "eval_workers"}  # where evaluations run: same eval.csv (tested)
 
 
 def test_config_hash_covers_every_field_that_changes_results():

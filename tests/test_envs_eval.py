@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from metaworld.policies import ENV_POLICY_MAP
 
-from toppo.envs import make_envs
+from toppo.envs import advance_goal_cycle, make_envs, place_copies
 from toppo.evaluation import evaluate
 
 
@@ -87,3 +87,38 @@ def test_env_state_round_trip_reproduces_rollouts(short_envs):
     first = roll()
     train.set_state(state)
     np.testing.assert_array_equal(roll(), first)
+
+
+def _goals_of_next_resets(vec, n: int) -> list[list[tuple]]:
+    out = []
+    for _ in range(n):
+        vec.reset()
+        out.append([_goal(env) for env in vec.envs])
+    return out
+
+
+@pytest.mark.parametrize("offset", [1, 50, 137])
+def test_placing_a_copy_in_the_goal_cycle_equals_running_the_resets(short_envs, offset):
+    _, ev = short_envs
+    snap = ev.get_state()
+    vec = ev.copies[0]
+    vec.call("load_checkpoint", list(snap[0]))
+    for _ in range(offset):  # the reset loop evaluation used to run
+        vec.reset()
+    looped = vec.call("get_checkpoint")
+    after_loop = _goals_of_next_resets(vec, 51)  # crosses a reshuffle of the goal list
+
+    placed = place_copies([snap[0]], [offset])[0]
+    assert [ck for _, ck in placed] == [ck for _, ck in looped]  # pointer, order, rng: exact
+    vec.call("load_checkpoint", list(placed))
+    assert _goals_of_next_resets(vec, 51) == after_loop
+    if offset:
+        assert placed != list(snap[0])
+
+
+def test_placement_refuses_an_env_that_does_not_sample_goals():
+    ck = {"tasks": [1, 2], "current_task_idx": 0, "sample_tasks_on_reset": False,
+          "env_rng_state": {"np_random_state": np.random.default_rng(0).bit_generator.state}}
+    with pytest.raises(ValueError, match="does not sample a goal"):
+        advance_goal_cycle(ck, 3)
+    assert advance_goal_cycle(ck, 0) is ck

@@ -26,6 +26,7 @@ BASELINES = ("mlp", "linear")
 POLICY_STDS = ("head", "per_task")
 INITS = ("he_uniform", "orthogonal")
 DEVICES = ("auto", "cpu", "cuda")
+EVAL_MODES = ("overlap", "inline")
 
 
 class ConfigError(ValueError):
@@ -96,6 +97,8 @@ class TrainConfig:
     eval_every_steps: int = 1_000_000  # cadence in training env steps (summed over tasks)
     eval_episodes: int = 50  # episodes per task, pseudorandom goals (50 covers all goals)
     eval_envs_per_task: int = 10  # eval env copies per task stepped together
+    eval_mode: str = "overlap"  # overlap: worker process(es) evaluate while training goes on; inline
+    eval_workers: int = 1  # eval worker processes (eval_mode=overlap), whole evaluations in turn
 
     # --- diagnostics and bookkeeping ----------------------------------------------------
     diagnostics: bool = True  # per-task grad norms, cosines, Gram cond. (actor and critic bodies)
@@ -135,9 +138,12 @@ class TrainConfig:
         return d
 
     def config_hash(self) -> str:
-        """Hash of everything that changes the result (device and bookkeeping excluded)."""
+        """Hash of everything that changes the result (device and bookkeeping excluded;
+        eval_mode/eval_workers only decide where evaluations run, on the same frozen weights
+        with the same single-threaded CPU policy: eval.csv is byte-identical, tested)."""
         d = self.to_dict()
-        for k in ("device", "torch_threads", "progress_every_s", "checkpoint_every_updates"):
+        for k in ("device", "torch_threads", "progress_every_s", "checkpoint_every_updates",
+                  "eval_mode", "eval_workers"):
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -190,12 +196,14 @@ class TrainConfig:
                 raise bad("baseline", f"the linear baseline is fitted on whole episodes: "
                           f"rollout_steps_per_task/envs_per_task={T} must be a multiple of "
                           f"max_episode_steps={self.max_episode_steps}")
+        if self.eval_mode not in EVAL_MODES:
+            raise bad("eval_mode", f"expected one of {EVAL_MODES}")
         if self.per_task_grad_impl not in ("vmap", "loop"):
             raise bad("per_task_grad_impl", "expected vmap or loop")
         positive = [
             "total_steps", "envs_per_task", "max_episode_steps", "rollout_steps_per_task",
             "num_epochs", "num_minibatches", "eval_every_steps", "eval_episodes",
-            "eval_envs_per_task", "checkpoint_every_updates", "diagnostics_samples",
+            "eval_envs_per_task", "eval_workers", "checkpoint_every_updates", "diagnostics_samples",
         ]
         for key in positive:
             if getattr(self, key) <= 0:

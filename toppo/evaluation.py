@@ -7,7 +7,9 @@ eval envs to the same snapshot, so evaluations over training see the same goals 
 same initial states, and a resumed run evaluates exactly like an uninterrupted one.
 
 With C eval copies per task, copy c plays episodes [c*n, (c+1)*n) of the goal cycle
-(it skips the first c*n goals), so copies split the goals instead of repeating them.
+(it starts c*n goals further along), so copies split the goals instead of repeating them.
+Each copy is placed there by restoring the snapshot advanced along the goal cycle
+(``toppo.envs.place_copies``), not by running c*n resets.
 
 Envs that finished their episodes stop stepping: with synchronous envs the single envs
 are stepped directly (only the active ones); asynchronous copies step as a whole, so
@@ -24,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from toppo.envs import EnvCopies
+from toppo.envs import EnvCopies, place_copies
 
 
 @dataclass
@@ -44,10 +46,8 @@ def evaluate(act: Callable[[np.ndarray, np.ndarray], np.ndarray], envs: EnvCopie
     # episodes each env index (copy * K + task) must complete
     quota = np.repeat([max(0, min(per_copy, episodes - c * per_copy)) for c in range(C)], K)
 
-    envs.set_state(snapshot)
-    for c, vec in enumerate(envs.copies):
-        for _ in range(c * per_copy):  # skip ahead to this copy's share of the goal cycle
-            vec.reset()
+    # each copy starts at its share of the goal cycle
+    envs.set_state(place_copies(snapshot, [c * per_copy for c in range(C)]))
     obs = envs.reset()
 
     done_eps = np.zeros(envs.num_envs, dtype=np.int64)

@@ -32,8 +32,8 @@ import yaml
 
 from toppo import ppo
 from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
-from toppo.envs import EnvCopies, make_envs
-from toppo.evaluation import evaluate
+from toppo.envs import EnvCopies, make_train_envs
+from toppo.evalworker import EvalSpec, make_evaluator, snapshot_weights
 from toppo.io import (
     RunLock,
     RunLocked,
@@ -76,14 +76,15 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
-        self.envs, self.eval_envs = make_envs(
+        self.envs, eval_fns = make_train_envs(
             cfg.benchmark, cfg.reward_version, cfg.seed, envs_per_task=cfg.envs_per_task,
-            eval_envs_per_task=min(cfg.eval_envs_per_task, cfg.eval_episodes),
             async_envs=cfg.async_envs, max_episode_steps=cfg.max_episode_steps)
-        self.eval_snapshot = self.eval_envs.get_state()
         self.K = self.envs.num_tasks
         obs_dim = self.envs.single_observation_space.shape[0]
         act_dim = self.envs.single_action_space.shape[0]
+        # inline, or worker process(es) building their eval envs from eval_fns meanwhile
+        self.evaluator = make_evaluator(EvalSpec(cfg, eval_fns, obs_dim, act_dim))
+        self.eval_resubmit: list[tuple[int, dict[str, torch.Tensor]]] = []  # from a checkpoint
         self.task_of_env = torch.as_tensor(self.envs.task_ids, device=self.device)
 
         self.learner = Learner(cfg, obs_dim, act_dim, self.device)
@@ -94,6 +95,7 @@ class Trainer:
         self.eval_env_steps = 0
         self.wall_time = 0.0
         self.last_eval_success = float("nan")
+        self.budget = dict.fromkeys(BUDGET_KEYS, 0.0)  # seconds, see time_budget()
 
     @property
     def global_step(self) -> int:
@@ -181,15 +183,33 @@ class Trainer:
         return action.cpu().numpy()
 
     def run_evaluation(self) -> None:
-        res = evaluate(self.act_deterministic, self.eval_envs, self.eval_snapshot, self.cfg.eval_episodes)
-        self.eval_env_steps += res.env_steps
-        for k, name in enumerate(self.eval_envs.task_names):
-            self.eval_rows.append({
-                "benchmark": self.cfg.benchmark, "reward_version": self.cfg.reward_version,
-                "variant": self.variant, "seed": self.cfg.seed, "step": self.global_step,
-                "task_index": k, "task": name, "success_rate": float(res.success_rate[k]),
-                "mean_return": float(res.mean_return[k]), "episodes": res.episodes})
-        self.last_eval_success = float(res.success_rate.mean())
+        """Evaluate a frozen copy of the actor's weights at this step: at once (inline) or
+        in a worker while training goes on (toppo.evalworker); results commit in step order."""
+        t0 = time.perf_counter()
+        self.evaluator.submit(self.global_step, snapshot_weights(self.learner.actor))
+        self.budget["evaluation_s"] += time.perf_counter() - t0
+        self.commit_evaluations()
+
+    def commit_evaluations(self, wait: bool = False) -> int:
+        """Append the finished evaluations to the eval rows, in step order (``wait``: all
+        submitted ones); returns how many were committed."""
+        t0 = time.perf_counter()
+        wait0 = getattr(self.evaluator, "wait_s", 0.0)
+        done = self.evaluator.collect(wait)
+        for d in done:
+            res = d.result
+            self.eval_env_steps += res.env_steps
+            for k, name in enumerate(self.envs.task_names):
+                self.eval_rows.append({
+                    "benchmark": self.cfg.benchmark, "reward_version": self.cfg.reward_version,
+                    "variant": self.variant, "seed": self.cfg.seed, "step": d.step,
+                    "task_index": k, "task": name, "success_rate": float(res.success_rate[k]),
+                    "mean_return": float(res.mean_return[k]), "episodes": res.episodes})
+            self.last_eval_success = float(res.success_rate.mean())
+            self.budget["eval_compute_s"] += d.eval_s
+        self.budget["evaluation_s"] += time.perf_counter() - t0
+        self.budget["eval_wait_s"] += getattr(self.evaluator, "wait_s", 0.0) - wait0
+        return len(done)
 
     def eval_due(self) -> bool:
         every = self.cfg.eval_every_steps
@@ -207,6 +227,8 @@ class Trainer:
             "eval_rows": self.eval_rows, "metric_rows": self.metric_rows,
             "eval_env_steps": self.eval_env_steps, "wall_time": self.wall_time,
             "last_eval_success": self.last_eval_success,
+            # evaluations submitted but not committed: redone on resume from these weights
+            "eval_pending": self.evaluator.pending(), "time_budget": dict(self.budget),
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -220,6 +242,8 @@ class Trainer:
         self.eval_rows, self.metric_rows = s["eval_rows"], s["metric_rows"]
         self.eval_env_steps, self.wall_time = s["eval_env_steps"], s["wall_time"]
         self.last_eval_success = s["last_eval_success"]
+        self.eval_resubmit = list(s.get("eval_pending", []))
+        self.budget.update(s.get("time_budget", {}))
 
     def write_logs(self) -> None:
         write_csv_atomic(self.out / "eval.csv", self.eval_rows, EVAL_COLUMNS)
@@ -239,6 +263,8 @@ class Trainer:
             "total_steps": self.cfg.total_steps, "eval_env_steps": self.eval_env_steps,
             "updates": self.update_idx, "num_updates": self.cfg.num_updates,
             "eval_episodes": self.cfg.eval_episodes,
+            "eval_mode": self.cfg.eval_mode, "eval_workers": self.cfg.eval_workers,
+            "time_budget": self.time_budget(),
             "param_count": self.learner.param_counts(),
             "started_at": started_at,
             "finished_at": datetime.now(UTC).isoformat() if status == "complete" else None,
@@ -251,24 +277,65 @@ class Trainer:
         started_at = datetime.now(UTC).isoformat()
         write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
         last_print = 0.0
+        t0 = time.perf_counter()
+        resubmit, self.eval_resubmit = self.eval_resubmit, []
+        for step, weights in resubmit:  # evaluations in flight when the run stopped: redone
+            self.evaluator.submit(step, weights)
+        self.budget["evaluation_s"] += time.perf_counter() - t0
+        self.wall_time += time.perf_counter() - t0
         while self.update_idx < cfg.num_updates:
             t0 = time.perf_counter()
+            env_s = self.envs.busy_s
             row = self.train_one_update()
+            env_s = self.envs.busy_s - env_s
+            self.budget["rollout_env_s"] += env_s
+            self.budget["policy_inference_s"] += row["rollout_time_s"] - env_s
+            self.budget["learner_s"] += row["update_time_s"] - row["rollout_time_s"]
             if self.eval_due():
                 self.run_evaluation()
+            else:
+                self.commit_evaluations()  # whatever the workers have finished
             self.wall_time += time.perf_counter() - t0
             row["wall_time_s"] = self.wall_time
             self.metric_rows.append(row)
             if self.update_idx % cfg.checkpoint_every_updates == 0 or self.update_idx == cfg.num_updates:
-                save_torch_atomic(self.ckpt_path, self.state_dict(), previous=self.prev_path)
-                self.write_logs()
+                self.save_checkpoint()
             if time.perf_counter() - last_print >= cfg.progress_every_s or self.update_idx == cfg.num_updates:
                 last_print = time.perf_counter()
                 self.print_progress(row)
+        # the run is complete only once every evaluation (the final one included) is in eval.csv
+        t0 = time.perf_counter()
+        committed = self.commit_evaluations(wait=True)
+        self.wall_time += time.perf_counter() - t0
+        if committed:
+            self.save_checkpoint()  # the final checkpoint holds every evaluation
         self.write_logs()
         write_json_atomic(self.out / "manifest.json", self.manifest("complete", started_at))
         log(f"done: {self.global_step} env steps, {self.eval_env_steps} eval env steps, "
-            f"{self.wall_time:.1f} s -> {self.out}")
+            f"{self.wall_time:.1f} s -> {self.out} | time budget: {format_budget(self.time_budget())}")
+
+    def save_checkpoint(self) -> None:
+        t0 = time.perf_counter()
+        save_torch_atomic(self.ckpt_path, self.state_dict(), previous=self.prev_path)
+        self.write_logs()
+        dt = time.perf_counter() - t0
+        self.budget["checkpoint_s"] += dt
+        self.wall_time += dt
+
+    def time_budget(self) -> dict[str, Any]:
+        """Where the run's wall time went, in seconds (summed over resumes): rollout env
+        stepping, policy inference and rollout bookkeeping, learner, evaluation as the trainer
+        waited for it (inline: all of it; overlap: submitting, collecting and waiting), of
+        which idle waiting for eval workers, checkpointing, and the rest; plus the evaluation
+        compute time wherever it ran and the part of it that overlapped training."""
+        b = {k: round(v, 3) for k, v in self.budget.items()}
+        parts = ("rollout_env_s", "policy_inference_s", "learner_s", "evaluation_s", "checkpoint_s")
+        b["other_s"] = round(self.wall_time - sum(self.budget[k] for k in parts), 3)
+        overlapped = (self.budget["eval_compute_s"] - self.budget["eval_wait_s"]
+                      if self.cfg.eval_mode == "overlap" else 0.0)
+        b["eval_overlapped_s"] = round(max(overlapped, 0.0), 3)
+        b["wall_s"] = round(self.wall_time, 3)
+        return b
 
     def print_progress(self, row: dict[str, Any]) -> None:
         cfg = self.cfg
@@ -282,7 +349,21 @@ class Trainer:
 
     def close(self) -> None:
         self.envs.close()
-        self.eval_envs.close()
+        self.evaluator.close()
+
+
+BUDGET_KEYS = ("rollout_env_s", "policy_inference_s", "learner_s", "evaluation_s", "eval_wait_s",
+               "checkpoint_s", "eval_compute_s")
+
+
+def format_budget(b: dict[str, float]) -> str:
+    wall = max(b["wall_s"], 1e-9)
+    pct = lambda k: f"{b[k]:.1f} s ({100 * b[k] / wall:.0f}%)"  # noqa: E731
+    return (f"rollout env {pct('rollout_env_s')}, policy inference {pct('policy_inference_s')}, "
+            f"learner {pct('learner_s')}, evaluation {pct('evaluation_s')} "
+            f"(idle waiting {b['eval_wait_s']:.1f} s), checkpointing {pct('checkpoint_s')}, "
+            f"other {pct('other_s')}; evaluation compute {b['eval_compute_s']:.1f} s, "
+            f"{b['eval_overlapped_s']:.1f} s of it overlapped with training")
 
 
 def fmt_time(seconds: float) -> str:

@@ -1,0 +1,287 @@
+"""Evaluation of frozen policy snapshots, inline or in worker processes overlapping training.
+
+At an evaluation step the trainer hands the evaluator a frozen copy of the actor's weights
+(a CPU ``state_dict``). The evaluator rebuilds the actor from the config
+(``toppo.networks.build_actor``) and acts with ``Actor.act_deterministic`` on CPU in float32
+with one torch thread, in both modes, so an evaluation's numbers depend on the weights and
+the eval envs only -- not on the mode, the number of eval workers, the learner's device or
+its thread count (``eval_mode`` and ``eval_workers`` are left out of the config hash).
+
+* ``InlineEvaluator`` evaluates at once in the trainer process (training waits).
+* ``OverlapEvaluator`` sends each snapshot to one of ``eval_workers`` processes (spawn
+  context: no fork of a process that already runs torch threads), round robin; each builds
+  its eval envs once, from the benchmark's pickled per-task constructors (no second goal
+  generation), and evaluates from the same env snapshot every time. Results are committed
+  in step order.
+
+Both keep every submitted evaluation ``pending`` until its result is committed; the
+trainer's checkpoint stores the pending steps with their weights and a resumed trainer
+submits them again, so an evaluation in flight when the trainer died is redone and gives
+the same numbers.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import ctypes
+import functools
+import multiprocessing as mp
+import os
+import signal
+import sys
+import time
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+
+from toppo.config import TrainConfig
+from toppo.envs import EnvCopies, make_eval_envs
+from toppo.evaluation import EvalResult, evaluate
+from toppo.networks import build_actor
+
+
+@dataclass
+class EvalSpec:
+    """What an evaluator needs to rebuild the eval envs and the actor of a run."""
+    cfg: TrainConfig
+    eval_fns: list[functools.partial]  # eval env constructors (toppo.envs.eval_env_fns)
+    obs_dim: int
+    act_dim: int
+
+    @property
+    def copies(self) -> int:
+        return min(self.cfg.eval_envs_per_task, self.cfg.eval_episodes)
+
+
+@dataclass
+class Done:
+    """A committed evaluation: its step, result and the seconds it took where it ran."""
+    step: int
+    result: EvalResult
+    eval_s: float
+
+
+def snapshot_weights(actor: torch.nn.Module) -> dict[str, torch.Tensor]:
+    """A frozen CPU copy of the actor's weights (later optimiser steps do not touch it)."""
+    return {k: v.detach().to("cpu", copy=True) for k, v in actor.state_dict().items()}
+
+
+@contextlib.contextmanager
+def _one_thread() -> Iterator[None]:
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
+def _rng_untouched() -> Iterator[None]:
+    """Building eval envs and an actor must not move the trainer's global random streams
+    (torch's initialises the actor, numpy's some env constructors draw from), or training
+    would depend on where evaluation runs."""
+    np_state = np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    np.random.set_state(np_state)
+
+
+class _SnapshotPolicy:
+    """The evaluation policy: an actor rebuilt on CPU, loaded with a snapshot's weights."""
+
+    def __init__(self, spec: EvalSpec):
+        with _rng_untouched():
+            self.actor = build_actor(spec.cfg, spec.obs_dim, spec.act_dim).eval()
+
+    def load(self, weights: dict[str, torch.Tensor]) -> None:
+        self.actor.load_state_dict(weights)
+
+    @torch.no_grad()
+    def __call__(self, obs: np.ndarray, task: np.ndarray) -> np.ndarray:
+        return self.actor.act_deterministic(torch.as_tensor(obs, dtype=torch.float32),
+                                            torch.as_tensor(task)).numpy()
+
+
+def _run_one(policy: _SnapshotPolicy, envs: EnvCopies, snapshot: list[Any], episodes: int,
+             weights: dict[str, torch.Tensor]) -> tuple[EvalResult, float]:
+    t0 = time.perf_counter()
+    policy.load(weights)
+    res = evaluate(policy, envs, snapshot, episodes)
+    return res, time.perf_counter() - t0
+
+
+class InlineEvaluator:
+    """Evaluates each snapshot at once, in the calling process."""
+
+    def __init__(self, spec: EvalSpec, async_envs: bool):
+        self.spec = spec
+        with _rng_untouched():
+            self.envs = make_eval_envs(spec.eval_fns, spec.copies, async_envs)
+        self.snapshot = self.envs.get_state()
+        self.policy = _SnapshotPolicy(spec)
+        self._done: list[Done] = []
+
+    def submit(self, step: int, weights: dict[str, torch.Tensor]) -> None:
+        with _one_thread(), _rng_untouched():
+            res, dt = _run_one(self.policy, self.envs, self.snapshot, self.spec.cfg.eval_episodes,
+                               weights)
+        self._done.append(Done(step, res, dt))
+
+    def pending(self) -> list[tuple[int, dict[str, torch.Tensor]]]:
+        return []  # nothing is ever in flight
+
+    def collect(self, wait: bool = False) -> list[Done]:
+        done, self._done = self._done, []
+        return done
+
+    def close(self) -> None:
+        self.envs.close()
+
+
+# ---------------------------------------------------------------------- worker processes
+def _die_with_parent() -> None:
+    """Linux: get SIGTERM when the trainer dies (even by SIGKILL), so no worker outlives it."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def _worker_main(conn, spec: EvalSpec, async_envs: bool, parent_pid: int) -> None:
+    _die_with_parent()
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        return
+    torch.set_num_threads(1)
+    envs = None
+    try:
+        t0 = time.perf_counter()
+        envs = make_eval_envs(spec.eval_fns, spec.copies, async_envs)
+        snapshot = envs.get_state()
+        policy = _SnapshotPolicy(spec)
+        conn.send(("ready", time.perf_counter() - t0))
+        while True:
+            try:
+                msg = conn.recv()
+            except EOFError:  # the trainer is gone
+                break
+            if msg is None:
+                break
+            seq, step, weights = msg
+            res, dt = _run_one(policy, envs, snapshot, spec.cfg.eval_episodes, weights)
+            conn.send(("result", seq, step, res, dt))
+    except KeyboardInterrupt:
+        pass
+    except BaseException:  # report anything else to the trainer, which raises it
+        with contextlib.suppress(OSError, EOFError, BrokenPipeError):
+            conn.send(("error", traceback.format_exc()))
+    finally:
+        if envs is not None:
+            envs.close()
+        conn.close()
+
+
+class EvalWorkerError(RuntimeError):
+    """An evaluation worker failed or exited; the message carries its traceback or exit code."""
+
+
+class OverlapEvaluator:
+    """Evaluates snapshots in ``workers`` spawned processes while training goes on."""
+
+    def __init__(self, spec: EvalSpec, async_envs: bool, workers: int):
+        self.spec = spec
+        ctx = mp.get_context("spawn")
+        self._procs, self._conns = [], []
+        for i in range(workers):
+            parent, child = ctx.Pipe(duplex=True)
+            # not a daemon: a worker may own AsyncVectorEnv subprocesses; close() (also at
+            # interpreter exit) stops it, and _die_with_parent covers a killed trainer
+            proc = ctx.Process(target=_worker_main, args=(child, spec, async_envs, os.getpid()),
+                               name=f"toppo-eval-{i}")
+            proc.start()
+            child.close()  # only the worker holds its end: its exit reads as EOF here
+            self._procs.append(proc)
+            self._conns.append(parent)
+        self._pending: dict[int, tuple[int, dict[str, torch.Tensor]]] = {}  # seq -> step, weights
+        self._results: dict[int, Done] = {}
+        self._next_seq = 0  # the next sequence number to hand out
+        self._commit_seq = 0  # the next one to commit
+        self.wait_s = 0.0  # seconds the trainer spent blocked waiting for results
+        self.ready_s: list[float] = []  # each worker's env-build time
+        self._closed = False
+        atexit.register(self.close)
+
+    def submit(self, step: int, weights: dict[str, torch.Tensor]) -> None:
+        seq = self._next_seq
+        self._next_seq += 1
+        self._pending[seq] = (step, weights)
+        self._conns[seq % len(self._conns)].send((seq, step, weights))
+
+    def pending(self) -> list[tuple[int, dict[str, torch.Tensor]]]:
+        """Submitted evaluations not yet committed, in step order (for the checkpoint)."""
+        return [self._pending[s] for s in sorted(self._pending)]
+
+    def _receive(self, i: int) -> None:
+        conn, proc = self._conns[i], self._procs[i]
+        try:
+            msg = conn.recv()
+        except (EOFError, OSError):
+            proc.join(timeout=5)
+            raise EvalWorkerError(f"evaluation worker {proc.name} exited (code {proc.exitcode}) "
+                                  "with evaluations pending") from None
+        if msg[0] == "ready":
+            self.ready_s.append(msg[1])
+        elif msg[0] == "result":
+            _, seq, step, res, dt = msg
+            self._results[seq] = Done(step, res, dt)
+        else:
+            raise EvalWorkerError(f"evaluation worker {proc.name} failed:\n{msg[1]}")
+
+    def collect(self, wait: bool = False) -> list[Done]:
+        """Results ready to commit, in step order; ``wait``: block until none is pending."""
+        t0 = time.perf_counter()
+        while True:
+            for i, conn in enumerate(self._conns):
+                while conn.poll():
+                    self._receive(i)
+            if not wait or len(self._results) == len(self._pending):
+                break
+            # block on the worker that holds the oldest uncommitted evaluation
+            oldest = min(s for s in self._pending if s not in self._results)
+            self._receive(oldest % len(self._conns))
+        if wait:
+            self.wait_s += time.perf_counter() - t0
+        done = []
+        while self._commit_seq in self._results:
+            done.append(self._results.pop(self._commit_seq))
+            del self._pending[self._commit_seq]
+            self._commit_seq += 1
+        return done
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        atexit.unregister(self.close)
+        busy = bool(self._pending)  # closing mid-run (an error): stop, do not wait
+        for conn in self._conns:
+            with contextlib.suppress(OSError, BrokenPipeError):
+                conn.send(None)
+        for proc in self._procs:
+            proc.join(timeout=1 if busy else 30)
+            if proc.is_alive():
+                proc.terminate()
+                proc.join(timeout=5)
+        for conn in self._conns:
+            conn.close()
+
+
+def make_evaluator(spec: EvalSpec) -> InlineEvaluator | OverlapEvaluator:
+    cfg = spec.cfg
+    if cfg.eval_mode == "inline":
+        return InlineEvaluator(spec, cfg.async_envs)
+    return OverlapEvaluator(spec, cfg.async_envs, cfg.eval_workers)
