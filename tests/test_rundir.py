@@ -608,3 +608,24 @@ def test_real_run_lagging_logs_and_corrupt_checkpoint(tmp_path):
     assert "resuming from the previous checkpoint" in text and f"resumed from {previous}" in text
     assert (out / "eval.csv").read_bytes() == reference
     assert trainer(out).stdout.count("nothing to do") == 1
+
+
+def test_write_config_writes_atomically(tmp_path):
+    from types import SimpleNamespace
+
+    sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+    try:
+        import write_config
+    finally:
+        sys.path.pop(0)
+    out, log = tmp_path / "results" / "s" / "config.yaml", tmp_path / "log"
+    smk = SimpleNamespace(scriptdir=str(REPO / "workflow" / "scripts"), output=[str(out)],
+                          log=[str(log)], params=SimpleNamespace(config={"scale": "s"}))
+    old = os.umask(0o002)
+    try:
+        assert write_config.main(smk) == 0
+    finally:
+        os.umask(old)
+    assert yaml.safe_load(out.read_text()) == {"scale": "s"}
+    assert out.stat().st_mode & 0o777 == 0o664 and [p.name for p in out.parent.iterdir()] == [
+        "config.yaml"]
