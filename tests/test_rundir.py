@@ -181,6 +181,26 @@ def _torch_bytes(obj) -> bytes:
     return buf.getvalue()
 
 
+def test_checkpoint_that_does_not_fit_the_networks_is_set_aside(tmp_path, fake_trainer,
+                                                              monkeypatch, capsys):
+    def load(self, state):
+        if state["marker"] == "update2":
+            raise RuntimeError("Error(s) in loading state_dict for Actor: size mismatch\nmore")
+        self.state = state
+
+    monkeypatch.setattr(FakeTrainer, "load_state_dict", load)
+    out = write_finished_run(tmp_path / "run", TINY_CFG())
+    (out / "eval.csv").unlink()  # not complete: it must resume
+    latest, previous = rundir.checkpoint_paths(out)
+    assert train_mod.main(cli(out)) == 0
+    text = capsys.readouterr().out
+    assert f"error: {latest}: does not fit this trainer (RuntimeError: Error(s) in loading " \
+           "state_dict for Actor: size mismatch); set aside as" in text
+    assert f"resumed from {previous}" in text
+    first, second = fake_trainer.built  # a fresh trainer for the next candidate
+    assert first.state is None and second.state["marker"] == "update1"
+
+
 def test_no_usable_checkpoint_restarts_from_scratch_setting_the_logs_aside(tmp_path, fake_trainer,
                                                                           capsys):
     out = write_finished_run(tmp_path / "run", TINY_CFG())
@@ -287,6 +307,31 @@ def test_second_trainer_on_a_locked_directory_exits_at_once(tmp_path):
     assert "Traceback" not in proc.stderr and "built envs" not in proc.stdout
     assert elapsed < 60  # torch import only; no env is built
     assert not (run / "config.yaml").exists()
+
+
+def test_two_trainers_on_one_directory(tmp_path):
+    """The issue's case: a second trainer started on a directory a live one is training in."""
+    run = tmp_path / "run"
+    first = subprocess.Popen([sys.executable, "-m", "toppo.train", *cli(run)],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=ENV)
+    try:
+        deadline = time.time() + 120
+        while time.time() < deadline and first.poll() is None:
+            if (run / ".lock").exists() and (run / ".lock").read_text().startswith("pid "):
+                break
+            time.sleep(0.1)
+        assert first.poll() is None
+        second = subprocess.run([sys.executable, "-m", "toppo.train", *cli(run)],
+                                capture_output=True, text=True, timeout=120, env=ENV)
+        assert second.returncode == train_mod.EXIT_LOCKED
+        assert f"{run} is in use by another trainer (pid {first.pid} on host " \
+               f"{socket.gethostname()}" in second.stderr
+        assert "Traceback" not in second.stderr
+    finally:
+        first.kill()
+        first.wait()
+    with tio.RunLock(run):  # the killed trainer's lock is gone with it
+        pass
 
 
 # ---------------------------------------------------------------------- io

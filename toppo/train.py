@@ -53,6 +53,7 @@ from toppo.rundir import (
     config_changed,
     finished_checkpoint,
     load_resume_state,
+    set_aside_checkpoint,
     set_aside_run,
 )
 from toppo.variants import VARIANTS, resolve
@@ -481,17 +482,8 @@ def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -
         write_yaml_atomic(out / "config.yaml", cfg.to_dict())
         log(f"variant {variant} | {cfg.benchmark} {cfg.reward_version} | seed {cfg.seed} | "
             f"{cfg.total_steps:,} steps in {cfg.num_updates} updates | config {cfg.config_hash()}")
-        t0 = time.perf_counter()
-        trainer = Trainer(cfg, out, variant)
-        counts = trainer.learner.param_counts()
-        log(f"built envs in {time.perf_counter() - t0:.1f} s on device {trainer.device}; "
-            f"parameters: actor {counts['actor']:,}, critic {counts['critic']:,}, "
-            f"total {counts['total']:,}")
+        trainer, state = build_and_resume(out, cfg, variant, state, device)
         try:
-            if state is not None:
-                trainer.load_state_dict(state)
-                log(f"resumed from {state['loaded_from']} at update {trainer.update_idx}/"
-                    f"{cfg.num_updates}")
             trainer.run()
         except TrainingDiverged as exc:
             log(f"error: {exc}")
@@ -499,6 +491,35 @@ def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -
         finally:
             trainer.close()
     return 0
+
+
+def build_and_resume(out: Path, cfg: TrainConfig, variant: str, state: dict[str, Any] | None,
+                     device: torch.device) -> tuple[Trainer, dict[str, Any] | None]:
+    """A Trainer with ``state`` loaded. A checkpoint that reads but does not fit the networks
+    (e.g. written by other code for the same config) is named and set aside, and the next
+    candidate (previous.pt, else from scratch) is used, in a freshly built Trainer."""
+    while True:
+        t0 = time.perf_counter()
+        trainer = Trainer(cfg, out, variant)
+        counts = trainer.learner.param_counts()
+        log(f"built envs in {time.perf_counter() - t0:.1f} s on device {trainer.device}; "
+            f"parameters: actor {counts['actor']:,}, critic {counts['critic']:,}, "
+            f"total {counts['total']:,}")
+        if state is None:
+            return trainer, None
+        try:
+            trainer.load_state_dict(state)
+        except (KeyError, RuntimeError, ValueError, TypeError, IndexError) as exc:
+            trainer.close()
+            moved = set_aside_checkpoint(Path(state["loaded_from"]))
+            detail = (str(exc).splitlines() or [""])[0][:300]
+            log(f"error: {state['loaded_from']}: does not fit this trainer "
+                f"({type(exc).__name__}: {detail}); set aside as {moved}")
+            state = load_resume_state(out, cfg, log, map_location=device)
+            continue
+        log(f"resumed from {state['loaded_from']} at update {trainer.update_idx}/"
+            f"{cfg.num_updates}")
+        return trainer, state
 
 
 def load_config(run_dir: Path) -> TrainConfig:
