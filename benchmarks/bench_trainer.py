@@ -5,14 +5,22 @@
 2. Update cost on MT50-sized batches (K=50, obs 89, act 4, [400,400,400]): one TOPPO
    minibatch step (per-task gradients by vmap, PCGrad actor, FairGrad critic) over one
    plain-PPO minibatch step, and the naive K-backward reference over the vmap path.
+3. ``--eval-overhead``: the wall time of one short reference-settings run (``ref_mt10``,
+   one learner thread) three times -- inline evaluation, overlapped evaluation (a worker
+   process), no evaluation -- as ratios, with each run's time budget. The run evaluates
+   after every update with ``eval_episodes`` scaled so that evaluation costs the same
+   share of env steps as the reference cadence (50 episodes per 1M steps): with
+   ``--rollout-steps-per-task 2000`` (20K steps per update), one episode per task.
 
     python benchmarks/bench_trainer.py [--device cpu|cuda] [--rollout-steps-per-task 2000]
         [--async-envs [--envs-per-task N]]   # env stepping in subprocesses, for many-core nodes
+    python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 3
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import tempfile
 import time
@@ -24,12 +32,12 @@ import torch
 
 from toppo.learner import Learner
 from toppo.ppo import stratified_minibatches
-from toppo.train import Trainer
+from toppo.train import Trainer, format_budget
 from toppo.variants import resolve
 
 
-def raw_env_sps(steps_per_env: int, seed: int = 0) -> float:
-    envs = gym.make_vec("Meta-World/MT10", seed=seed, vector_strategy="sync", use_one_hot=True)
+def raw_env_sps(steps_per_env: int, seed: int = 0, benchmark: str = "MT10") -> float:
+    envs = gym.make_vec(f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True)
     envs.reset()
     envs.action_space.seed(seed)
     t0 = time.perf_counter()
@@ -56,6 +64,38 @@ def trainer_sps(device: str, rollout_steps_per_task: int, updates: int,
     roll = sum(r["rollout_time_s"] for r in rows)
     total = sum(r["update_time_s"] for r in rows)
     return steps / roll, steps / total, statistics.mean(r["learn_time_s"] for r in rows)
+
+
+def eval_overhead_runs(device: str, rollout_steps_per_task: int, updates: int,
+                       variant: str = "ref_mt10") -> dict[str, dict]:
+    """The same short run with inline, overlapped and no evaluation: wall seconds of
+    ``Trainer.run`` (env building excluded) and the run's time budget, per mode."""
+    base = resolve(variant, {"device": device, "torch_threads": 1})
+    steps = rollout_steps_per_task * base.num_tasks
+    episodes = max(1, round(base.eval_episodes * steps / base.eval_every_steps))
+    out = {}
+    for mode in ("none", "inline", "overlap"):
+        cfg = resolve(variant, {"device": device, "torch_threads": 1, "progress_every_s": 1e9,
+                                "rollout_steps_per_task": rollout_steps_per_task,
+                                "total_steps": steps * updates, "eval_every_steps": steps,
+                                "eval_episodes": episodes,
+                                "eval_mode": "inline" if mode == "none" else mode})
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            trainer = Trainer(cfg, Path(tmp))
+            build = time.perf_counter() - t0
+            if mode == "none":
+                trainer.eval_due = lambda: False  # benchmark only: not even the final evaluation
+            try:
+                t0 = time.perf_counter()
+                trainer.run()
+                wall = time.perf_counter() - t0
+            finally:
+                trainer.close()
+            out[mode] = {"wall_s": wall, "build_s": build, "budget": trainer.time_budget(),
+                         "episodes": episodes, "steps_per_update": steps,
+                         "eval_env_steps": trainer.eval_env_steps}
+    return out
 
 
 def synthetic_batch(K: int, M: int, obs_dim: int, act_dim: int, device: torch.device) -> dict:
@@ -102,9 +142,43 @@ def main() -> None:
                    help="also time the rollout with AsyncVectorEnv copies (one process per env)")
     p.add_argument("--envs-per-task", type=int, default=1,
                    help="env copies per task for the --async-envs timing")
+    p.add_argument("--eval-overhead", action="store_true",
+                   help="only part 3: a short ref_mt10 run with inline / overlapped / no evaluation")
+    p.add_argument("--eval-updates", type=int, default=4, help="updates of each part-3 run")
+    p.add_argument("--raw-only", choices=["MT10", "MT50"],
+                   help="only raw random-action stepping of this benchmark (one process)")
     args = p.parse_args()
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    if args.raw_only:
+        print(f"{args.raw_only} raw random-action stepping, one process: "
+              f"{raw_env_sps(args.raw_steps, benchmark=args.raw_only):.0f} env steps/s")
+        return
+    if args.eval_overhead:
+        with open("/proc/loadavg") as f:
+            print(f"load average before: {f.read().split()[:3]} on {os.cpu_count()} cores")
+        runs = eval_overhead_runs(args.device, args.rollout_steps_per_task, args.eval_updates)
+        with open("/proc/loadavg") as f:
+            print(f"load average after: {f.read().split()[:3]}")
+        r0 = runs["none"]
+        print(f"ref_mt10, {args.eval_updates} updates of {r0['steps_per_update']:,} steps, one "
+              f"learner thread, evaluation after every update ({r0['episodes']} episode(s) per task)")
+        for mode, r in runs.items():
+            print(f"  {mode:8s} wall {r['wall_s']:7.1f} s (env build {r['build_s']:.1f} s): "
+                  f"{format_budget(r['budget'])}")
+            b = r["budget"]
+            if r["eval_env_steps"]:
+                print(f"           evaluation {r['eval_env_steps'] / b['eval_compute_s']:.0f} env steps/s; "
+                      f"rollout {args.eval_updates * r['steps_per_update'] / b['rollout_env_s']:.0f} "
+                      f"env steps/s of env time; learner {b['learner_s'] / args.eval_updates:.1f} s "
+                      "per update")
+        none = r0["wall_s"]
+        drain = runs["overlap"]["budget"]["eval_wait_s"]
+        print(f"ratio inline / no eval: {runs['inline']['wall_s'] / none:.3f}")
+        print(f"ratio overlap / no eval: {runs['overlap']['wall_s'] / none:.3f}")
+        print(f"ratio overlap without the final evaluation's wait ({drain:.1f} s) / no eval: "
+              f"{(runs['overlap']['wall_s'] - drain) / none:.3f}")
+        return
 
     if not args.skip_env:
         raw = raw_env_sps(args.raw_steps)

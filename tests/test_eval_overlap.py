@@ -79,3 +79,49 @@ def test_eval_mode_is_validated_and_not_hashed():
     with pytest.raises(ConfigError, match="eval_workers"):
         make_config(eval_workers=0)
     assert make_config(eval_mode="inline").config_hash() == make_config(eval_workers=3).config_hash()
+
+
+@pytest.mark.slow
+def test_two_workers_commit_in_step_order_what_inline_evaluation_gives():
+    import torch
+
+    from toppo.envs import make_train_envs
+    from toppo.evalworker import EvalSpec, EvalWorkerError, InlineEvaluator, OverlapEvaluator
+    from toppo.networks import build_actor
+
+    from toppo.config import make_config
+
+    cfg = make_config(_cfg().to_dict(), eval_episodes=3, max_episode_steps=20)
+    train, eval_fns = make_train_envs("MT10", "v1", 3, envs_per_task=1, async_envs=False,
+                                      max_episode_steps=20)
+    obs_dim, act_dim = train.single_observation_space.shape[0], train.single_action_space.shape[0]
+    train.close()
+    spec = EvalSpec(cfg, eval_fns, obs_dim, act_dim)
+    torch.manual_seed(0)
+    snaps = [(step, snapshot_weights(build_actor(cfg, obs_dim, act_dim))) for step in (10, 20, 30)]
+
+    inline = InlineEvaluator(spec, async_envs=False)
+    for step, w in snaps:
+        inline.submit(step, w)
+    want = inline.collect()
+    inline.close()
+
+    workers = OverlapEvaluator(spec, async_envs=False, workers=2)
+    try:
+        for step, w in snaps:
+            workers.submit(step, w)
+        assert [s for s, _ in workers.pending()] == [10, 20, 30]
+        got = workers.collect(wait=True)
+        assert workers.pending() == [] and len(workers.ready_s) == 2
+        assert [d.step for d in got] == [10, 20, 30]
+        for a, b in zip(got, want):
+            assert a.result.env_steps == b.result.env_steps
+            assert a.result.mean_return.tobytes() == b.result.mean_return.tobytes()
+            assert a.result.success_rate.tobytes() == b.result.success_rate.tobytes()
+        assert len({d.result.mean_return.tobytes() for d in got}) == 3  # the weights matter
+
+        workers.submit(40, {"not": torch.zeros(1)})  # a worker that fails names the failure
+        with pytest.raises(EvalWorkerError, match=r"(?s)failed:.*load_state_dict"):
+            workers.collect(wait=True)
+    finally:
+        workers.close()
