@@ -85,11 +85,10 @@ def test_eval_mode_is_validated_and_not_hashed():
 def test_two_workers_commit_in_step_order_what_inline_evaluation_gives():
     import torch
 
+    from toppo.config import make_config
     from toppo.envs import make_train_envs
     from toppo.evalworker import EvalSpec, EvalWorkerError, InlineEvaluator, OverlapEvaluator
     from toppo.networks import build_actor
-
-    from toppo.config import make_config
 
     cfg = make_config(_cfg().to_dict(), eval_episodes=3, max_episode_steps=20)
     train, eval_fns = make_train_envs("MT10", "v1", 3, envs_per_task=1, async_envs=False,
