@@ -254,7 +254,8 @@ class Cluster:
                     f"--socket={r / 'db' / 'mysqld.sock'}", f"--port={mysql_port}",
                     "--bind-address=127.0.0.1", "--skip-name-resolve",
                     f"--pid-file={r / 'db' / 'mysqld.pid'}", f"--log-error={r / 'log' / 'mariadb.log'}",
-                    "--innodb-buffer-pool-size=64M", "--innodb-lock-wait-timeout=900")
+                    "--innodb-buffer-pool-size=64M", "--innodb-log-file-size=8M",
+                    "--innodb-lock-wait-timeout=900")
 
         (r / "etc" / "slurmdbd.conf").write_text(textwrap.dedent(f"""\
             AuthType=auth/munge
@@ -343,6 +344,7 @@ class Cluster:
                 os.kill(pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
+        shutil.rmtree(self.root / "db", ignore_errors=True)  # MariaDB's files; logs stay
 
 
 def port_open(port: int) -> bool:
