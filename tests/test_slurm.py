@@ -104,6 +104,11 @@ def test_profile_sets_the_executor_and_retries():
     prof = yaml.safe_load((PROFILE / "config.yaml").read_text())
     assert prof["executor"] == "slurm" and prof["retries"] >= 1
     assert "resources" not in prof  # no local gpu limit: SLURM schedules the GPUs
+    # squeue, not sacct: the plugin (2.8.0) reads sacct's "CANCELLED by <uid>" as still
+    # running. It uses squeue only when MinJobAge >= 3 x the first check delay; above the
+    # plugin's longest interval between checks (180 s), no finished job drops out unseen.
+    assert prof["slurm-status-command"] == "squeue"
+    assert 3 * prof["slurm-init-seconds-before-status-checks"] > 180
 
 
 @pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
