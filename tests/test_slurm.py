@@ -10,7 +10,8 @@
   one training job is cancelled with scancel mid-run and another is killed at its time
   limit; both must be retried by the profile and resume from their checkpoints, the jobs
   must be in `sacct` with the requested CPUs, memory, time limit, partition and account,
-  and the tables must be byte-identical to a local run of the same config. It needs root
+  and the tables must be byte-identical to a local run of the same config. The node has one
+  stand-in GPU: a job with `device: cuda` must be allocated exactly one. It needs root
   (slurmd runs the jobs) and the packages (.ci/run installs them when it runs as root);
   elsewhere it skips, saying what is missing.
 """
@@ -310,10 +311,14 @@ class Cluster:
             AccountingStoragePass={sock}
             AccountingStorageEnforce=associations
             AccountingStoreFlags=job_comment
-            NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.mem_mb} State=UNKNOWN
+            GresTypes=gpu
+            AccountingStorageTRES=gres/gpu
+            NodeName={self.host} NodeAddr=127.0.0.1 CPUs={self.cpus} RealMemory={self.mem_mb} Gres=gpu:1 State=UNKNOWN
             PartitionName={self.partition} Nodes=ALL Default=YES MaxTime=INFINITE State=UP
             """))
 
+        # One GPU that is not there (/dev/null): SLURM allocates it like a real one.
+        (r / "etc" / "gres.conf").write_text(f"NodeName={self.host} Name=gpu File=/dev/null\n")
         wait_for("MariaDB", lambda: self.check_alive() or port_open(mysql_port), 60)
         self.daemon("slurmdbd", "slurmdbd", "-D")
         wait_for("slurmdbd", lambda: self.check_alive() or self.run(
@@ -434,12 +439,15 @@ TABLES = ["table3", "ablation_cumulative", "ablation_combiners", "protocols", "p
 RUNS = "results/runs/slurmtest/MT10-v1"
 
 
-def sacct_jobs(cluster: Cluster) -> list[dict[str, str]]:
-    fields = ["JobID", "JobName", "Comment", "State", "ReqCPUS", "ReqMem", "Timelimit",
-              "Partition", "Account", "ExitCode"]
+def sacct_jobs(cluster: Cluster, workdir: Path) -> list[dict[str, str]]:
+    """The training jobs that a Snakemake in `workdir` submitted, as sacct records them."""
+    fields = ["JobID", "Comment", "State", "ReqCPUS", "ReqMem", "Timelimit", "Partition",
+              "Account", "AllocTRES", "WorkDir"]
     out = cluster.run("sacct", "-X", "-P", "-n", "--allusers", "--starttime", "now-1hour",
                       "-o", ",".join(fields)).stdout
-    return [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
+    jobs = [dict(zip(fields, line.split("|"))) for line in out.splitlines() if line]
+    return [j for j in jobs if j["WorkDir"] == str(workdir) and
+            j["Comment"].startswith("rule_train_")]
 
 
 def running_job(cluster: Cluster, variant: str) -> str | None:
@@ -532,7 +540,7 @@ def test_smallest_dag_on_a_real_slurm_cluster(slurm_cluster, tmp_path):
     assert local_rc == 0, (tmp_path / "snakemake-local.log").read_text()[-5000:]
 
     # sacct: every training attempt went through sbatch with the requested resources.
-    jobs = [j for j in sacct_jobs(cluster) if j["Comment"].startswith("rule_train_")]
+    jobs = sacct_jobs(cluster, work)
     states = sorted((j["Comment"].rsplit("_", 2)[1], j["State"].split()[0]) for j in jobs)
     assert states == [("mtppo", "COMPLETED"), ("mtppo", "TIMEOUT"),
                       ("toppo", "CANCELLED"), ("toppo", "COMPLETED")], jobs
@@ -540,6 +548,7 @@ def test_smallest_dag_on_a_real_slurm_cluster(slurm_cluster, tmp_path):
         limit = "00:01:00" if j["State"] == "TIMEOUT" else "00:20:00"
         assert (j["ReqCPUS"], j["ReqMem"], j["Timelimit"], j["Partition"], j["Account"]) == (
             "1", "1500M", limit, cluster.partition, cluster.account), j
+        assert "gres/gpu" not in j["AllocTRES"], j  # device: cpu asks for no GPU
     # The profile's retries resubmitted both, and each retry resumed from the checkpoint its
     # interrupted attempt left.
     assert text.count("Trying to restart job") == 2, text[-5000:]
@@ -556,3 +565,34 @@ def test_smallest_dag_on_a_real_slurm_cluster(slurm_cluster, tmp_path):
     for name in TABLES:
         ours = (work / "results" / f"{name}.tex").read_bytes()
         assert ours == (local / "results" / f"{name}.tex").read_bytes(), name
+
+
+@pytest.mark.slurm
+def test_training_job_with_device_cuda_gets_exactly_one_gpu(slurm_cluster, tmp_path):
+    """The cluster's node has one GPU (gres, /dev/null standing in for the device): with
+    `device: cuda` the training job is allocated exactly one. Without CUDA the trainer then
+    stops at once with its clear error; with it, the cell trains on the GPU."""
+    import torch
+
+    cluster = slurm_cluster
+    cfg = tmp_path / "cells.yaml"
+    cfg.write_text(textwrap.dedent(CELL_CONFIG))
+    work = tmp_path / "gpu"
+    work.mkdir()
+    proc = subprocess.run(
+        [*SNAKEMAKE, "--directory", str(work), f"{RUNS}/toppo/seed0/eval.csv",
+         "--workflow-profile", str(PROFILE), "--configfile", str(cfg), "--config", "device=cuda",
+         "--default-resources", f"slurm_partition={cluster.partition}",
+         f"slurm_account={cluster.account}", "--retries", "0",
+         "--slurm-init-seconds-before-status-checks", "2", "--seconds-between-status-checks", "2"],
+        capture_output=True, text=True, timeout=600, env=cluster.client_env())
+    jobs = sacct_jobs(cluster, work)
+    assert len(jobs) == 1, (jobs, output(proc)[-3000:])
+    tres = jobs[0]["AllocTRES"].split(",")
+    assert "gres/gpu=1" in tres and "cpu=1" in tres and "mem=1500M" in tres, jobs
+    train_log = (work / RUNS / "toppo" / "seed0" / "train.log").read_text()
+    if torch.cuda.is_available():
+        assert proc.returncode == 0 and jobs[0]["State"] == "COMPLETED", output(proc)[-3000:]
+    else:
+        assert proc.returncode != 0 and jobs[0]["State"] == "FAILED", output(proc)[-3000:]
+        assert "cuda requested but torch sees no CUDA device" in train_log, train_log[-3000:]
