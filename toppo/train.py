@@ -90,6 +90,7 @@ class Trainer:
 
         self.learner = Learner(cfg, obs_dim, act_dim, self.device)
 
+        self.git_commit = git_commit()  # the code this process runs (not the one at the end)
         self.update_idx = 0
         self.eval_rows: list[dict[str, Any]] = []
         self.metric_rows: list[dict[str, Any]] = []
@@ -256,7 +257,7 @@ class Trainer:
         return {
             "status": status, "variant": self.variant, "benchmark": self.cfg.benchmark,
             "reward_version": self.cfg.reward_version, "seed": self.cfg.seed,
-            "config_hash": self.cfg.config_hash(), "git_commit": git_commit(),
+            "config_hash": self.cfg.config_hash(), "git_commit": self.git_commit,
             "packages": package_versions(), "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "torch_threads": torch.get_num_threads(),
