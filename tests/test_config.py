@@ -192,3 +192,6 @@ def test_resolved_config_written_by_an_older_trainer_is_refused_by_name():
         d.pop(key)
     with pytest.raises(ConfigError, match="lacks key.*bootstrap_truncation.*older version"):
         config_from_dict(d)
+    d = variants.resolve("mtppo").to_dict()
+    d.pop("eval_mode")  # execution only: a config from before the field existed still loads
+    assert config_from_dict(d) == variants.resolve("mtppo")

@@ -29,6 +29,12 @@ DEVICES = ("auto", "cpu", "cuda")
 EVAL_MODES = ("overlap", "inline")
 
 
+# Fields that decide where and how a run is executed, never a logged number: left out of
+# the config hash, and filled with their defaults when a resolved config lacks them.
+UNHASHED_FIELDS = ("device", "torch_threads", "progress_every_s", "checkpoint_every_updates",
+                   "eval_mode", "eval_workers")
+
+
 class ConfigError(ValueError):
     """A configuration key or value that cannot be used; the message names the key."""
 
@@ -142,8 +148,7 @@ class TrainConfig:
         eval_mode/eval_workers only decide where evaluations run, on the same frozen weights
         with the same single-threaded CPU policy: eval.csv is byte-identical, tested)."""
         d = self.to_dict()
-        for k in ("device", "torch_threads", "progress_every_s", "checkpoint_every_updates",
-                  "eval_mode", "eval_workers"):
+        for k in UNHASHED_FIELDS:
             d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
@@ -289,11 +294,12 @@ def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainCo
 
 def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     """Rebuild a TrainConfig from a resolved ``config.yaml`` mapping, which names every
-    field. A mapping that lacks fields was written by an older trainer, whose defaults for
-    them differed: it is refused by name rather than completed with today's defaults."""
+    field. A mapping that lacks a field that changes results was written by an older
+    trainer, whose defaults for it differed: it is refused by name rather than completed
+    with today's defaults (execution-only fields, ``UNHASHED_FIELDS``, take defaults)."""
     if not isinstance(d, dict):
         raise ConfigError(f"a resolved config must be a mapping of fields, got {type(d).__name__}")
-    missing = [k for k in FIELD_TYPES if k not in d]
+    missing = [k for k in FIELD_TYPES if k not in d and k not in UNHASHED_FIELDS]
     if missing:
         raise ConfigError(f"resolved config lacks key(s) {', '.join(missing)}: it was written by "
                           f"an older version of the trainer, whose defaults differ; retrain it")
