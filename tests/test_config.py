@@ -195,3 +195,15 @@ def test_resolved_config_written_by_an_older_trainer_is_refused_by_name():
     d = variants.resolve("mtppo").to_dict()
     d.pop("eval_mode")  # execution only: a config from before the field existed still loads
     assert config_from_dict(d) == variants.resolve("mtppo")
+
+
+def test_cuda_requested_without_a_gpu_is_a_clean_error(tmp_path, capsys):
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    code = main(["--variant", "mtppo", "--device", "cuda", "--out-dir", str(tmp_path / "run")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "config key 'device': cuda requested but torch sees no CUDA device" in err
+    assert "Traceback" not in err

@@ -453,6 +453,9 @@ def main(argv: list[str] | None = None) -> int:
     except OSError as exc:  # read-only folder, disk full, ...: the message names the path
         print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
         return 1
+    except ConfigError as exc:  # found only on this machine, e.g. device=cuda without a GPU
+        print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
+        return 2
 
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another trainer holds the run directory
