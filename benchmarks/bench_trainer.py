@@ -68,13 +68,15 @@ def trainer_sps(device: str, rollout_steps_per_task: int, updates: int,
 
 def eval_overhead_runs(device: str, rollout_steps_per_task: int, updates: int,
                        variant: str = "ref_mt10") -> dict[str, dict]:
-    """The same short run with inline, overlapped and no evaluation: wall seconds of
-    ``Trainer.run`` (env building excluded) and the run's time budget, per mode."""
+    """The same short run with no, inline and overlapped evaluation, then no evaluation
+    again (the machine's drift shows in the two): wall seconds of ``Trainer.run`` (env
+    building excluded) and the run's time budget, per mode."""
     base = resolve(variant, {"device": device, "torch_threads": 1})
     steps = rollout_steps_per_task * base.num_tasks
     episodes = max(1, round(base.eval_episodes * steps / base.eval_every_steps))
     out = {}
-    for mode in ("none", "inline", "overlap"):
+    for key in ("none", "inline", "overlap", "none again"):
+        mode = key.split()[0]
         cfg = resolve(variant, {"device": device, "torch_threads": 1, "progress_every_s": 1e9,
                                 "rollout_steps_per_task": rollout_steps_per_task,
                                 "total_steps": steps * updates, "eval_every_steps": steps,
@@ -92,9 +94,12 @@ def eval_overhead_runs(device: str, rollout_steps_per_task: int, updates: int,
                 wall = time.perf_counter() - t0
             finally:
                 trainer.close()
-            out[mode] = {"wall_s": wall, "build_s": build, "budget": trainer.time_budget(),
-                         "episodes": episodes, "steps_per_update": steps,
-                         "eval_env_steps": trainer.eval_env_steps}
+            out[key] = {"wall_s": wall, "build_s": build, "budget": trainer.time_budget(),
+                        "episodes": episodes, "steps_per_update": steps,
+                        "eval_env_steps": trainer.eval_env_steps}
+            with open("/proc/loadavg") as f:
+                load = f.read().split()[0]
+            print(f"  {key}: wall {wall:.1f} s, load average {load}", flush=True)
     return out
 
 
@@ -172,7 +177,9 @@ def main() -> None:
                       f"rollout {args.eval_updates * r['steps_per_update'] / b['rollout_env_s']:.0f} "
                       f"env steps/s of env time; learner {b['learner_s'] / args.eval_updates:.1f} s "
                       "per update")
-        none = r0["wall_s"]
+        none = (r0["wall_s"] + runs["none again"]["wall_s"]) / 2
+        print(f"no evaluation, first and last run: {r0['wall_s']:.1f} s and "
+              f"{runs['none again']['wall_s']:.1f} s; their mean is the baseline")
         drain = runs["overlap"]["budget"]["eval_wait_s"]
         print(f"ratio inline / no eval: {runs['inline']['wall_s'] / none:.3f}")
         print(f"ratio overlap / no eval: {runs['overlap']['wall_s'] / none:.3f}")
