@@ -24,9 +24,10 @@ PAPER = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 
 # The paper grid, counted by hand: main 2 benchmarks x 2 rewards x 2 variants x 10 seeds = 80;
-# on MT50-v2 the cumulative rows add 3 variants, the single-module rows 4 and the combiner
-# grid 13 (its other 3 cells are named variants already listed) -> 20 x 10 = 200 more.
-PAPER_TRAIN_JOBS = 280
+# on MT50-v2 the cumulative rows add 4 variants (multi-head critic, PopArt, LN-c, FairGrad-c),
+# the single-module rows 4 more and the combiner grid 13 (its other 3 cells are named
+# variants already listed) -> 21 x 10 = 210 more.
+PAPER_TRAIN_JOBS = 290
 PAPER_AGGREGATES = 4  # MT10-v1, MT10-v2, MT50-v1, MT50-v2
 
 
