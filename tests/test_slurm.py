@@ -30,6 +30,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dag_configs import tiny_dag_config
 
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
@@ -405,36 +406,8 @@ def slurm_cluster(tmp_path_factory):
 
 # Two cells of 4 updates (5,000 env steps each, a checkpoint after every update), evaluated
 # twice; tiny networks. Memory and time limit are distinctive so sacct shows they were used.
-CELL_CONFIG = """\
-    scale: slurmtest
-    device: cpu
-    budgets: {MT10: 20000}
-    resources:
-      MT10: {threads: 1, mem_mb: 1500, runtime: 20}
-    trainer_overrides:
-      rollout_steps_per_task: 500
-      num_epochs: 2
-      num_minibatches: 2
-      hidden_sizes: [32, 32]
-      eval_every_steps: 10000
-      eval_episodes: 1
-      eval_envs_per_task: 1
-      progress_every_s: 0
-    grid:
-      - {name: main, benchmarks: [MT10], reward_versions: [v1], variants: [mtppo, toppo], seeds: 1}
-    report:
-      bootstrap_reps: 50
-      bootstrap_seed: 0
-      worst_k: [3]
-      last_n: 2
-      curves_protocol: final/mean/ci95
-      table3:
-        protocol: final/iqm/std
-        reward_version: v1
-        blocks:
-          - {benchmark: MT10, ours: [toppo, mtppo], baselines: [MTMHSAC, MT-PPO]}
-      ablations: {benchmark: MT10, reward_version: v1, protocol: final/mean/std}
-    """
+CELL_CONFIG = tiny_dag_config("slurmtest", rollout_steps_per_task=500, num_minibatches=2,
+                              mem_mb=1500, runtime=20)
 TABLES = ["table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task"]
 RUNS = "results/runs/slurmtest/MT10-v1"
 

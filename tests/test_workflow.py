@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 import yaml
+from dag_configs import tiny_dag_config
 
 from toppo.variants import COMBINER_GRID, CUMULATIVE, SINGLE, VARIANTS
 
@@ -189,36 +190,8 @@ def test_lint(tmp_path):
 
 
 # ---------------------------------------------------------------------- end to end
-TINY = """\
-    scale: e2e
-    device: cpu
-    budgets: {MT10: 20000}
-    resources:
-      MT10: {threads: 1, mem_mb: 2000, runtime: 30}
-    trainer_overrides:
-      rollout_steps_per_task: 1000
-      num_epochs: 2
-      num_minibatches: 4
-      hidden_sizes: [32, 32]
-      eval_every_steps: 10000
-      eval_episodes: 1
-      eval_envs_per_task: 1
-      progress_every_s: 0
-    grid:
-      - {name: main, benchmarks: [MT10], reward_versions: [v1], variants: [mtppo, toppo], seeds: 1}
-    report:
-      bootstrap_reps: 50
-      bootstrap_seed: 0
-      worst_k: [3]
-      last_n: 2
-      curves_protocol: final/mean/ci95
-      table3:
-        protocol: final/iqm/std
-        reward_version: v1
-        blocks:
-          - {benchmark: MT10, ours: [toppo, mtppo], baselines: [MTMHSAC, MT-PPO]}
-      ablations: {benchmark: MT10, reward_version: v1, protocol: final/mean/std}
-    """
+TINY = tiny_dag_config("e2e", rollout_steps_per_task=1000, num_minibatches=4, mem_mb=2000,
+                       runtime=30)
 
 
 @pytest.mark.slow
