@@ -674,3 +674,16 @@ def test_write_config_writes_atomically(tmp_path):
     assert yaml.safe_load(out.read_text()) == {"scale": "s"}
     assert out.stat().st_mode & 0o777 == 0o664 and [p.name for p in out.parent.iterdir()] == [
         "config.yaml"]
+
+
+def test_a_final_checkpoint_with_an_evaluation_pending_is_not_finished(tmp_path):
+    """The final update is checkpointed before its evaluation is committed: until the
+    evaluation is in, ``--retrain`` must resume that run, not set it aside as finished."""
+    cfg = TINY_CFG()
+    latest, _ = rundir.checkpoint_paths(tmp_path)
+    state = fake_state(cfg, cfg.num_updates)
+    tio.save_torch_atomic(latest, state)
+    assert rundir.finished_checkpoint(tmp_path, cfg)
+    tio.save_torch_atomic(latest, {**state, "eval_pending": [(cfg.num_updates * cfg.steps_per_update,
+                                                         {"w": torch.zeros(1)})]})
+    assert not rundir.finished_checkpoint(tmp_path, cfg)

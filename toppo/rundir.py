@@ -173,7 +173,9 @@ def finished_checkpoint(out: Path, cfg: TrainConfig, map_location: Any = "cpu") 
         state = read_checkpoint(latest, map_location)
     except CheckpointError:
         return False
-    return state["config_hash"] == cfg.config_hash() and state["update_idx"] == cfg.num_updates
+    # an evaluation still pending (in flight when the trainer stopped) is not finished yet
+    return (state["config_hash"] == cfg.config_hash() and state["update_idx"] == cfg.num_updates
+            and not state.get("eval_pending"))
 
 
 @dataclass

@@ -177,13 +177,6 @@ class Trainer:
                 "mean_train_success": float(roll["train_success"])}
 
     # ------------------------------------------------------------------ evaluation
-    @torch.no_grad()
-    def act_deterministic(self, obs: np.ndarray, task: np.ndarray) -> np.ndarray:
-        action = self.learner.actor.act_deterministic(
-            torch.as_tensor(obs, dtype=torch.float32, device=self.device),
-            torch.as_tensor(task, device=self.device))
-        return action.cpu().numpy()
-
     def run_evaluation(self) -> None:
         """Evaluate a frozen copy of the actor's weights at this step: at once (inline) or
         in a worker while training goes on (toppo.evalworker); results commit in step order."""
