@@ -72,8 +72,9 @@ class Learner:
             return cfg.vf_coef * loss * scale, {"value_loss": loss.detach()}
         return loss_fn
 
-    def loss_fns(self, scale: float) -> dict[str, Any]:
-        return {"actor": self.actor_task_loss(scale), "critic": self.critic_task_loss(scale)}
+    def loss_fn(self, side: str, scale: float):
+        """``actor_task_loss`` or ``critic_task_loss`` by side name."""
+        return self.actor_task_loss(scale) if side == "actor" else self.critic_task_loss(scale)
 
     # ------------------------------------------------------------------ update
     def prepare_batch(self, roll: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -117,7 +118,7 @@ class Learner:
         norm spread, cosines and Gram condition numbers compare across variants."""
         out: dict[str, float] = {}
         for name, module in self.sides.items():
-            grads, _ = pertask.per_task_grads(module, self.loss_fns(1.0)[name], sample,
+            grads, _ = pertask.per_task_grads(module, self.loss_fn(name, 1.0), sample,
                                               self.cfg.per_task_grad_impl)
             body = body_param_names(module)
             _, G = pertask.split_shared(grads, set(grads) - body)
@@ -145,16 +146,16 @@ class Learner:
         if combiner != "sum":
             # each task's loss is its share of the minibatch mean, so `sum` of them is the
             # plain loss; shared parameters get the combined direction
-            grads, aux = pertask.per_task_grads(module, self.loss_fns(1.0 / self.K)[name], mb,
+            grads, aux = pertask.per_task_grads(module, self.loss_fn(name, 1.0 / self.K), mb,
                                                 cfg.per_task_grad_impl)
             pertask.assign_combined(module, grads, module.per_task_param_names(), combiner,
                                     cagrad_c=cfg.cagrad_c, fairgrad_alpha=cfg.fairgrad_alpha)
             stats = {k: v.mean() for k, v in aux.items()}
-            loss = torch.zeros((), device=self.device)
+            loss = sum(v for k, v in stats.items() if k.endswith("_loss"))  # checked below
         else:
             flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in mb.items()} \
                 if cfg.stratified_minibatches else mb
-            loss, stats = self.loss_fns(1.0)[name](module, flat)
+            loss, stats = self.loss_fn(name, 1.0)(module, flat)
             loss.backward()
         params = [p for p in module.parameters() if p.grad is not None]
         norm = torch.nn.utils.get_total_norm([p.grad for p in params])
