@@ -440,15 +440,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--out-dir is required")
     try:
         return train_in(args.out_dir, cfg, args.variant, retrain=args.retrain)
-    except RunLocked as exc:
+    # one clean line each: another trainer holds the directory; a read-only folder or a
+    # full disk (the message names the path); a config error found only on this machine,
+    # e.g. device=cuda without a GPU
+    except (RunLocked, OSError, ConfigError) as exc:
         print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
-        return EXIT_LOCKED
-    except OSError as exc:  # read-only folder, disk full, ...: the message names the path
-        print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
-        return 1
-    except ConfigError as exc:  # found only on this machine, e.g. device=cuda without a GPU
-        print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
-        return 2
+        return EXIT_LOCKED if isinstance(exc, RunLocked) else 2 if isinstance(exc, ConfigError) else 1
 
 
 EXIT_LOCKED = 75  # EX_TEMPFAIL: another trainer holds the run directory
