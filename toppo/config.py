@@ -162,20 +162,15 @@ class TrainConfig:
                 raise bad(f.name, "must be a finite number")
         if self.benchmark not in BENCHMARKS:
             raise bad("benchmark", f"unknown benchmark, expected one of {sorted(BENCHMARKS)}")
-        if self.reward_version not in REWARD_VERSIONS:
-            raise bad("reward_version", f"expected one of {REWARD_VERSIONS}")
-        if self.device not in DEVICES:
-            raise bad("device", f"expected one of {DEVICES}")
         for side in ("actor_combiner", "critic_combiner"):
             if getattr(self, side) not in COMBINER_NAMES:
                 raise bad(side, f"unknown combiner, expected one of {COMBINER_NAMES}")
-        if self.popart_mode not in POPART_MODES:
-            raise bad("popart_mode", f"expected one of {POPART_MODES}")
-        if self.activation not in ("tanh", "relu"):
-            raise bad("activation", "expected tanh or relu")
-        for key, allowed in (("adv_norm", ADV_NORMS), ("baseline", BASELINES),
+        for key, allowed in (("reward_version", REWARD_VERSIONS), ("device", DEVICES),
+                             ("popart_mode", POPART_MODES), ("activation", ("relu", "tanh")),
+                             ("adv_norm", ADV_NORMS), ("baseline", BASELINES),
                              ("policy_std", POLICY_STDS), ("init", INITS),
-                             ("critic_heads", ("shared", "per_task"))):
+                             ("critic_heads", ("shared", "per_task")), ("eval_mode", EVAL_MODES),
+                             ("per_task_grad_impl", ("vmap", "loop"))):
             if getattr(self, key) not in allowed:
                 raise bad(key, f"expected one of {allowed}")
         if self.log_std_min >= self.log_std_max:
@@ -201,10 +196,6 @@ class TrainConfig:
                 raise bad("baseline", f"the linear baseline is fitted on whole episodes: "
                           f"rollout_steps_per_task/envs_per_task={T} must be a multiple of "
                           f"max_episode_steps={self.max_episode_steps}")
-        if self.eval_mode not in EVAL_MODES:
-            raise bad("eval_mode", f"expected one of {EVAL_MODES}")
-        if self.per_task_grad_impl not in ("vmap", "loop"):
-            raise bad("per_task_grad_impl", "expected vmap or loop")
         positive = [
             "total_steps", "envs_per_task", "max_episode_steps", "rollout_steps_per_task",
             "num_epochs", "num_minibatches", "eval_every_steps", "eval_episodes",
