@@ -55,24 +55,44 @@ def _cli_value(value):
     return str(value)
 
 
-OVERRIDE_ARGS = []  # ["key=value", ...] passed to every training job
-TYPED_OVERRIDES = {}  # the same, parsed as the trainer parses them
-for _key, _value in sorted(config.get("trainer_overrides", {}).items()):
-    if _key in WORKFLOW_KEYS:
-        raise config_error(
-            f"trainer_overrides.{_key}: set by the workflow from {WORKFLOW_KEYS[_key]}; "
-            "set it there instead"
-        )
-    if _key not in FIELD_TYPES:
-        raise config_error(
-            f"trainer_overrides.{_key}: unknown trainer key; known keys: "
-            + ", ".join(sorted(set(FIELD_TYPES) - set(WORKFLOW_KEYS)))
-        )
-    try:
-        TYPED_OVERRIDES[_key] = parse_value(_key, _cli_value(_value))
-    except ConfigError as exc:
-        raise config_error(f"trainer_overrides.{_key}: {exc}") from None
-    OVERRIDE_ARGS.append(f"{_key}={_cli_value(_value)}")
+def parse_overrides(mapping, where):
+    """``{key: value}`` -> the same, parsed as the trainer parses its ``key=value`` arguments;
+    a workflow-set or unknown key, or a bad value, is an error naming ``where.key``."""
+    typed = {}
+    for key, value in mapping.items():
+        if key in WORKFLOW_KEYS:
+            raise config_error(
+                f"{where}.{key}: set by the workflow from {WORKFLOW_KEYS[key]}; set it there instead"
+            )
+        if key not in FIELD_TYPES:
+            raise config_error(
+                f"{where}.{key}: unknown trainer key; known keys: "
+                + ", ".join(sorted(set(FIELD_TYPES) - set(WORKFLOW_KEYS)))
+            )
+        try:
+            typed[key] = parse_value(key, _cli_value(value))
+        except ConfigError as exc:
+            raise config_error(f"{where}.{key}: {exc}") from None
+    return typed
+
+
+# trainer_overrides apply to every cell; benchmark_overrides.<benchmark> on top of them to
+# that benchmark's cells. OVERRIDES[benchmark]: the merged raw values, TYPED_OVERRIDES: the
+# same parsed as the trainer parses them.
+_GLOBAL = config.get("trainer_overrides", {})
+parse_overrides(_GLOBAL, "trainer_overrides")
+OVERRIDES = {}
+TYPED_OVERRIDES = {}
+for _bench in ("MT10", "MT50"):
+    _own = config.get("benchmark_overrides", {}).get(_bench, {})
+    parse_overrides(_own, f"benchmark_overrides.{_bench}")
+    OVERRIDES[_bench] = {**_GLOBAL, **_own}
+    TYPED_OVERRIDES[_bench] = parse_overrides(OVERRIDES[_bench], f"overrides of {_bench}")
+
+
+def override_args(benchmark):
+    """The cell's overrides as sorted ``key=value`` trainer arguments."""
+    return [f"{k}={_cli_value(v)}" for k, v in sorted(OVERRIDES[benchmark].items())]
 
 
 def seeds_of(spec):
@@ -112,7 +132,7 @@ def resolved_config(benchmark, reward, variant, seed):
     return resolve(
         variant,
         {
-            **TYPED_OVERRIDES,
+            **TYPED_OVERRIDES[benchmark],
             "benchmark": benchmark,
             "reward_version": reward,
             "seed": int(seed),
@@ -205,7 +225,7 @@ def train_args(wildcards):
         "--reward-version", wildcards.reward,
         "--seed", wildcards.seed,
         "--total-steps", str(BUDGETS[wildcards.benchmark]),
-        *OVERRIDE_ARGS,
+        *override_args(wildcards.benchmark),
     ]  # fmt: skip
     return " ".join(shlex.quote(a) for a in args)
 
