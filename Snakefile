@@ -1,10 +1,12 @@
 """TOPPO reproduction: train every (benchmark, reward, variant, seed) cell, then tabulate.
 
-    snakemake --cores all results/table3.tex                              # paper grid
-    snakemake --cores all --configfile config/smoke.yaml results/table3.tex  # small CPU scale
+    snakemake --cores all results/table3.tex                                    # paper grid
+    snakemake --cores all results/smoke/table3.tex --configfile config/smoke.yaml  # small CPU scale
 
 Data flow (docs/design.md): config -> results/runs/{scale}/... (one training job per cell)
--> results/{scale}/aggregate/*.csv -> results/*.tex, results/figures/*.
+-> results/{scale}/aggregate/*.csv -> the report: results/*.tex, results/figures/*,
+results/reproduction.* for the paper scale, the same under results/{scale}/ for any other
+(common.smk, REPORT), so scales never mix.
 """
 
 import os
@@ -29,9 +31,19 @@ rule all:
         TABLES,
         FIGURES,
         AGGREGATES,
-        "results/reproduction.tex",
-        "results/reproduction.csv",
+        REPRODUCTION,
     default_target: True
+
+
+# The report's files where this scale does not write them: an error naming the right path
+# (common.smk, misplaced_report), raised while Snakemake builds the DAG; never a job.
+rule misplaced_report:
+    input:
+        misplaced_report,
+    output:
+        f"{ELSEWHERE}/{{report_file}}",
+    wildcard_constraints:
+        report_file=REPORT_FILE,
 
 
 include: "workflow/rules/train.smk"

@@ -10,6 +10,10 @@
 
 ``--config`` is the workflow config; only its ``report:`` section is read (merged over
 analysis/default_report.yaml, which is also what is used without ``--config``).
+
+The workflow passes ``--out-dir results`` (figures: ``results/figures``) for the paper scale
+and ``results/{scale}`` (``results/{scale}/figures``) for any other, so scales never mix
+(``REPORT`` in workflow/rules/common.smk); the defaults below are the paper scale's.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ def _add_common(p: argparse.ArgumentParser, out_default: str) -> None:
                    help="published baselines table (default: %(default)s)")
     p.add_argument("--no-baselines", action="store_true", help="render without published baselines")
     p.add_argument("--out-dir", type=Path, default=Path(out_default), metavar="DIR",
-                   help="where the files are written (default: %(default)s)")
+                   help="where the files are written (default: %(default)s, the paper scale's; "
+                        "the workflow writes any other scale's under results/<scale>/)")
     p.add_argument("--scale", required=True, metavar="NAME",
                    help="experiment scale name, stated in every caption (e.g. smoke, paper)")
     p.add_argument("--reps", type=int, default=None, metavar="N",

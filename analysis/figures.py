@@ -116,11 +116,16 @@ def _finish(fig, title: str, notes: Sequence[str], scale: str) -> None:
     fig.supxlabel(wrapped, x=0.01, ha="left", fontsize=7, color="0.25")
 
 
+# Every figure is written in these formats, ``name.pdf`` and ``name.png`` (the workflow's
+# outputs are FIGURE_NAMES x FIGURE_FORMATS), with these savefig arguments.
+FIGURE_FORMATS = {"pdf": {}, "png": {"dpi": 150}}
+
+
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:
     """Write ``fig`` as ``out_dir/name.pdf`` and ``.png`` (atomically) and close it."""
     out_dir = Path(out_dir)
     paths = []
-    for ext, kw in (("pdf", {}), ("png", {"dpi": 150})):
+    for ext, kw in FIGURE_FORMATS.items():
         buf = io.BytesIO()
         fig.savefig(buf, format=ext, **kw)
         paths.append(logs.write_bytes_atomic(out_dir / f"{name}.{ext}", buf.getvalue()))

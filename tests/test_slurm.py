@@ -32,6 +32,8 @@ import pytest
 import yaml
 from dag_configs import tiny_dag_config
 
+from analysis.tables import TABLE_FILES
+
 REPO = Path(__file__).resolve().parents[1]
 PROFILE = REPO / "profiles" / "slurm"
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -408,8 +410,8 @@ def slurm_cluster(tmp_path_factory):
 # twice; tiny networks. Memory and time limit are distinctive so sacct shows they were used.
 CELL_CONFIG = tiny_dag_config("slurmtest", rollout_steps_per_task=500, num_minibatches=2,
                               mem_mb=1500, runtime=20)
-TABLES = ["table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task"]
 RUNS = "results/runs/slurmtest/MT10-v1"
+REPORT = "results/slurmtest"  # a non-paper scale writes its report under results/{scale}/
 
 
 def sacct_jobs(cluster: Cluster, workdir: Path) -> list[dict[str, str]]:
@@ -459,12 +461,12 @@ def test_smallest_dag_on_a_real_slurm_cluster(slurm_cluster, tmp_path):
     local.mkdir()
     work.mkdir()
     local_log = open(tmp_path / "snakemake-local.log", "w")
-    local_smk = subprocess.Popen([*SNAKEMAKE, "--directory", str(local), "results/table3.tex",
+    local_smk = subprocess.Popen([*SNAKEMAKE, "--directory", str(local), f"{REPORT}/table3.tex",
                                   "--cores", "2", "--configfile", str(cfg)],
                                  stdout=local_log, stderr=subprocess.STDOUT, env=snakemake_env())
     log = open(tmp_path / "snakemake-slurm.log", "w")
     smk = subprocess.Popen(
-        [*SNAKEMAKE, "--directory", str(work), "results/table3.tex",
+        [*SNAKEMAKE, "--directory", str(work), f"{REPORT}/table3.tex",
          "--workflow-profile", str(PROFILE), "--configfile", str(cfg),
          "--default-resources", f"slurm_partition={cluster.partition}",
          f"slurm_account={cluster.account}",
@@ -535,9 +537,9 @@ def test_smallest_dag_on_a_real_slurm_cluster(slurm_cluster, tmp_path):
         assert manifest["status"] == "complete" and manifest["updates"] == num_updates
 
     # The tables are those of the local run, byte for byte.
-    for name in TABLES:
-        ours = (work / "results" / f"{name}.tex").read_bytes()
-        assert ours == (local / "results" / f"{name}.tex").read_bytes(), name
+    for name in TABLE_FILES:
+        ours = (work / REPORT / f"{name}.tex").read_bytes()
+        assert ours == (local / REPORT / f"{name}.tex").read_bytes(), name
 
 
 @pytest.mark.slurm

@@ -17,12 +17,15 @@ import pytest
 import yaml
 from dag_configs import tiny_dag_config
 
+from analysis.figures import FIGURE_NAMES
+from analysis.tables import TABLE_FILES
 from toppo.variants import COMBINER_GRID, CUMULATIVE, SINGLE, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
 PAPER = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
+CPU = yaml.safe_load((REPO / "config" / "cpu.yaml").read_text())
 
 # The paper grid, counted by hand: main 2 benchmarks x 2 rewards x 2 variants x 10 seeds = 80;
 # on MT50-v2 the cumulative rows add 4 variants (multi-head critic, PopArt, LN-c, FairGrad-c),
@@ -62,6 +65,28 @@ def dry_run(workdir: Path, *args: str) -> dict[str, int]:
     proc = snakemake(workdir, "--dry-run", *args)
     assert proc.returncode == 0, output(proc)[-3000:]
     return job_counts(proc)
+
+
+def job_files(proc: subprocess.CompletedProcess) -> dict[str, set[str]]:
+    """Every file a (dry) run's jobs write, by rule: the 'output:', 'log:' and 'benchmark:'
+    lines of each job's listing."""
+    files: dict[str, set[str]] = {}
+    rule = None
+    for line in output(proc).splitlines():
+        if line.startswith(("rule ", "localrule ")) and line.endswith(":"):
+            rule = line.split()[1][:-1]
+            files.setdefault(rule, set())
+        elif rule and line.startswith(("    output: ", "    log: ", "    benchmark: ")):
+            files[rule] |= set(line.split(": ", 1)[1].split(", "))
+    assert files, output(proc)[-3000:]
+    return files
+
+
+def report_files(root: str) -> dict[str, set[str]]:
+    """The report's files below `root`, by rule, from the names analysis writes."""
+    return {"tables": {f"{root}/{n}.tex" for n in TABLE_FILES},
+            "figures": {f"{root}/figures/{n}.{e}" for n in FIGURE_NAMES for e in ("pdf", "png")},
+            "reproduction": {f"{root}/reproduction.tex", f"{root}/reproduction.csv"}}
 
 
 def expected_cells(cfg: dict) -> set[tuple[str, str, str, int]]:
@@ -111,10 +136,22 @@ def test_paper_grid_dag(tmp_path):
     assert len(cells) == PAPER_TRAIN_JOBS
     groups = {(b, r) for b, r, _, _ in cells}
     assert len(groups) == PAPER_AGGREGATES
-    counts = dry_run(tmp_path)  # default target: tables, figures, reproduction report, aggregates
-    assert counts == {"train": PAPER_TRAIN_JOBS, "aggregate": PAPER_AGGREGATES,
-                      "resolved_config": 1, "tables": 1, "figures": 1, "reproduction": 1, "all": 1,
-                      "total": PAPER_TRAIN_JOBS + PAPER_AGGREGATES + 5}
+    proc = snakemake(tmp_path, "--dry-run")  # default target: the report and the aggregates
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert job_counts(proc) == {"train": PAPER_TRAIN_JOBS, "aggregate": PAPER_AGGREGATES,
+                                "resolved_config": 1, "tables": 1, "figures": 1, "reproduction": 1,
+                                "all": 1, "total": PAPER_TRAIN_JOBS + PAPER_AGGREGATES + 5}
+    # The paper scale's report is at the top level (the documented `snakemake
+    # results/table3.tex`); its aggregates, config and logs under results/paper/.
+    files = job_files(proc)
+    report = report_files("results")
+    for rule in ("tables", "figures", "reproduction"):
+        assert files[rule] == report[rule] | {f"results/paper/logs/{rule}.log"}, rule
+    assert {"results/table3.tex", "results/per_task.tex", "results/figures/curves.pdf",
+            "results/figures/heatmap.png", "results/reproduction.csv"} <= files["tables"] | \
+        files["figures"] | files["reproduction"]
+    assert files["aggregate"] >= {f"results/paper/aggregate/{g}.csv"
+                                  for g in ("MT10-v1", "MT10-v2", "MT50-v1", "MT50-v2")}
     assert dry_run(tmp_path, "results/table3.tex") == {
         "train": PAPER_TRAIN_JOBS, "resolved_config": 1, "tables": 1,
         "total": PAPER_TRAIN_JOBS + 2}
@@ -136,12 +173,63 @@ def test_one_cell_is_one_job(tmp_path):
 
 
 def test_smoke_config_dag(tmp_path):
-    counts = dry_run(tmp_path, "results/table3.tex", "--configfile", str(REPO / "config/smoke.yaml"))
+    smoke = str(REPO / "config/smoke.yaml")
+    counts = dry_run(tmp_path, "results/smoke/table3.tex", "--configfile", smoke)
     assert counts == {"train": len(expected_cells(SMOKE)), "resolved_config": 1, "tables": 1,
                       "total": len(expected_cells(SMOKE)) + 2}
     assert len(expected_cells(SMOKE)) == 4
     assert {b for g in SMOKE["grid"] for b in g["benchmarks"]} == {"MT10"}
     assert {r for g in SMOKE["grid"] for r in g["reward_versions"]} == {"v1"}
+
+    # Every file of every job is the smoke scale's: its report under results/smoke/, nothing
+    # of the committed CPU study (results/cpu/, results/runs/cpu/) nor the paper's report.
+    proc = snakemake(tmp_path, "--dry-run", "--configfile", smoke)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    files = job_files(proc)
+    everything = set().union(*files.values())
+    assert {p for p in everything
+            if not p.startswith(("results/smoke/", "results/runs/smoke/"))} == set()
+    report = report_files("results/smoke")
+    for rule in ("tables", "figures", "reproduction"):
+        assert files[rule] == report[rule] | {f"results/smoke/logs/{rule}.log"}, rule
+    assert {"results/smoke/table3.tex", "results/smoke/figures/curves.png",
+            "results/smoke/reproduction.tex"} <= everything
+    top_level = set().union(*report_files("results").values())
+    assert "results/table3.tex" in top_level and not everything & top_level
+
+
+def test_cpu_config_writes_its_report_under_results_cpu(tmp_path):
+    assert CPU["scale"] == "cpu"
+    proc = snakemake(tmp_path, "--dry-run", "--configfile", str(REPO / "config/cpu.yaml"))
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert job_counts(proc)["train"] == len(expected_cells(CPU)) == 24
+    files = job_files(proc)
+    report = report_files("results/cpu")
+    for rule in ("tables", "figures", "reproduction"):
+        assert files[rule] == report[rule] | {f"results/cpu/logs/{rule}.log"}, rule
+    assert "results/cpu/table3.tex" in files["tables"]
+    assert "results/cpu/figures/gradnorm_spread.pdf" in files["figures"]
+    assert {p for p in set().union(*files.values())
+            if not p.startswith(("results/cpu/", "results/runs/cpu/"))} == set()
+
+
+@pytest.mark.parametrize(("configfile", "target", "message"), [
+    ("config/smoke.yaml", "results/table3.tex",
+     "scale smoke writes its report under results/smoke/: ask for results/smoke/table3.tex, "
+     "not results/table3.tex"),
+    ("config/cpu.yaml", "results/figures/curves.png",
+     "scale cpu writes its report under results/cpu/: ask for results/cpu/figures/curves.png, "
+     "not results/figures/curves.png"),
+    (None, "results/paper/reproduction.tex",
+     "scale paper writes its report under results/: ask for results/reproduction.tex, "
+     "not results/paper/reproduction.tex"),
+])
+def test_report_asked_where_the_scale_does_not_write_it(tmp_path, configfile, target, message):
+    args = ["--configfile", str(REPO / configfile)] if configfile else []
+    proc = snakemake(tmp_path, "--dry-run", target, *args)
+    assert proc.returncode != 0
+    assert message in output(proc), output(proc)[-3000:]
+    assert not (tmp_path / "results").exists()
 
 
 def test_slurm_profile_dry_run(tmp_path):
@@ -202,17 +290,19 @@ def test_end_to_end_smallest_dag(tmp_path):
     # the trainers' progress lines reach the terminal, tagged with their cell
     assert "MT10-v1/toppo/seed0 [toppo" in output(proc) and "ETA" in output(proc)
 
-    table = (tmp_path / "results" / "table3.tex").read_text()
+    report = tmp_path / "results" / "e2e"  # a non-paper scale's report: results/{scale}/
+    table = (report / "table3.tex").read_text()
     for token in ("\\begin{table", "\\begin{tabular", "\\toprule", "\\end{tabular}", "\\end{table"):
         assert token in table, token
     assert "e2e" in table  # the table states its scale
     for fig in ("curves", "worst_k", "gradnorm_spread", "heatmap"):
-        assert (tmp_path / "results" / "figures" / f"{fig}.png").stat().st_size > 0
+        assert (report / "figures" / f"{fig}.png").stat().st_size > 0
     # the paper's numbers against ours: at this scale every one is not comparable for budget
-    with open(tmp_path / "results" / "reproduction.csv", newline="") as f:
+    with open(report / "reproduction.csv", newline="") as f:
         verdicts = [r["verdict"] for r in csv.DictReader(f)]
     assert len(verdicts) == 16 and all(v.startswith("not comparable: budget") for v in verdicts)
-    assert "e2e" in (tmp_path / "results" / "reproduction.tex").read_text()
+    assert "e2e" in (report / "reproduction.tex").read_text()
+    assert not (tmp_path / "results" / "table3.tex").exists()
 
     run = tmp_path / "results" / "runs" / "e2e" / "MT10-v1" / "toppo" / "seed0"
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"

@@ -6,6 +6,7 @@ budget and resources, and that each (benchmark, reward, variant) resolves to a v
 TrainConfig, so a bad value fails at start and not hours into a job.
 """
 
+import re
 import shlex
 import sys
 from pathlib import Path
@@ -35,6 +36,13 @@ BUDGETS = config["budgets"]
 JOB_RESOURCES = config["resources"]
 RUNS = f"results/runs/{SCALE}"  # one folder per cell below this
 OUT = f"results/{SCALE}"  # per-scale aggregates, resolved config and logs
+# The report (tables, figures, reproduction report): the paper scale's at the top level, as
+# the documented `snakemake results/table3.tex` asks; every other scale's under its own OUT,
+# so scales never mix (a smoke run cannot overwrite the committed CPU study's report).
+# ELSEWHERE: the other place, where asking for a report file is an error naming the right
+# path (rule misplaced_report).
+PAPER_SCALE = "paper"
+REPORT, ELSEWHERE = ("results", OUT) if SCALE == PAPER_SCALE else (OUT, "results")
 
 # Keys the workflow sets itself, per cell or per job.
 WORKFLOW_KEYS = {
@@ -179,15 +187,40 @@ def run_dir(benchmark, reward, variant, seed):
 RUN_DIRS = [run_dir(*c) for c in CELLS]
 GROUPS = sorted({(b, r) for b, r, _, _ in CELLS})
 AGGREGATES = [f"{OUT}/aggregate/{b}-{r}.csv" for b, r in GROUPS]
-TABLES = [
-    f"results/{name}.tex"
-    for name in ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task")
-]
-FIGURES = [
-    f"results/figures/{name}.{ext}"
-    for name in ("curves", "worst_k", "gradnorm_spread", "heatmap")
-    for ext in ("pdf", "png")
-]
+
+
+def _report_names():
+    """The report's files relative to REPORT, by rule: the names `python -m analysis` writes
+    (analysis.tables.TABLE_FILES, analysis.figures.FIGURE_NAMES in each of FIGURE_FORMATS,
+    analysis.reproduction.OUTPUT_FILES), so a name added there is a new output here."""
+    from analysis.figures import FIGURE_FORMATS, FIGURE_NAMES
+    from analysis.reproduction import OUTPUT_FILES
+    from analysis.tables import TABLE_FILES
+
+    return {
+        "tables": [f"{name}.tex" for name in TABLE_FILES],
+        "figures": [f"figures/{name}.{ext}" for name in FIGURE_NAMES for ext in FIGURE_FORMATS],
+        "reproduction": list(OUTPUT_FILES),
+    }
+
+
+REPORT_NAMES = _report_names()
+TABLES, FIGURES, REPRODUCTION = (
+    [f"{REPORT}/{name}" for name in REPORT_NAMES[kind]]
+    for kind in ("tables", "figures", "reproduction")
+)
+# The misplaced_report rule's wildcard: exactly these names (below ELSEWHERE).
+REPORT_FILE = "|".join(re.escape(name) for names in REPORT_NAMES.values() for name in names)
+
+
+def misplaced_report(wildcards):
+    """The misplaced_report rule's input function: a report file asked for where this scale
+    does not write it (results/table3.tex of the smoke scale, say) fails at DAG building,
+    naming the right path, instead of Snakemake's bare MissingRuleException."""
+    raise WorkflowError(
+        f"scale {SCALE} writes its report under {REPORT}/: ask for "
+        f"{REPORT}/{wildcards.report_file}, not {ELSEWHERE}/{wildcards.report_file}"
+    )
 
 
 def group_cells(wildcards):

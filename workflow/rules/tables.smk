@@ -45,8 +45,7 @@ rule reproduction:
     output:
         # The paper's numbers (the report's paper methods in the baselines file) next to ours
         # under the same protocol, with a 95% bootstrap CI and a verdict (analysis.reproduction).
-        "results/reproduction.tex",
-        "results/reproduction.csv",
+        REPRODUCTION,
     log:
         f"{OUT}/logs/reproduction.log",
     params:
