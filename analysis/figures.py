@@ -5,6 +5,9 @@
 * :func:`gradnorm_spread`  per-task critic gradient-norm spread (max/min) over training,
                            plain ``mtppo`` vs ``toppo``, log scale
 * :func:`success_heatmap`  per-task success, tasks x variants
+* :func:`diagnosis`        the critic-side diagnosis over training (``analysis.diagnosis``):
+                           grad-norm spread, pairwise cosines, Gram condition number, for the
+                           cumulative rows MT-PPO -> TOPPO in the ablation setting
 
 Panels and protocols come from the report spec (table-3 blocks and the ablation setting),
 numbers from ``analysis.protocols`` (the code the tables use). Every figure's footnote states
@@ -27,6 +30,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis import diagnosis as diag
 from analysis import logs, metrics
 from analysis.protocol_spec import worst_k_of
 from analysis.protocols import (
@@ -40,8 +44,9 @@ from analysis.protocols import (
 from analysis.tables import load_baselines_or_none
 from toppo.variants import CUMULATIVE, LABELS, VARIANTS
 
-FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap")
+FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap", "diagnosis")
 GRADNORM_VARIANTS = ("mtppo", "toppo")
+TRAIN_VARIANTS = tuple(dict.fromkeys([*GRADNORM_VARIANTS, *CUMULATIVE]))  # whose train_metrics are read
 
 
 @dataclass(frozen=True)
@@ -335,14 +340,50 @@ def success_heatmap(runs: RunSet, spec: dict, scale: str):
     return fig
 
 
+def diagnosis(runs: RunSet, spec: dict, scale: str):
+    """The critic-side diagnosis in the ablation setting, one panel per statistic of the
+    per-task critic gradients (``analysis.diagnosis.CURVES``), a line per cumulative variant:
+    centre over seeds (geometric mean on log axes, mean otherwise), band min..max over seeds."""
+    bench, rv = spec["ablations"]["benchmark"], spec["ablations"]["reward_version"]
+    fig, axes = plt.subplots(2, 2, figsize=(9.2, 7.0), layout="constrained")
+    facts: dict[str, str] = {}
+    for ax, d in zip(axes.flat, diag.CURVES, strict=True):
+        for variant in CUMULATIVE:
+            c = diag.over_training(runs.train, bench, rv, variant, d)
+            if c is None:
+                continue
+            (line,) = ax.plot(c.step, c.center, lw=1.4, color=_color(variant), label=_label(variant),
+                              marker="o" if len(c) < 30 else None, ms=2.5)
+            ax.fill_between(c.step, c.lo, c.hi, color=line.get_color(), alpha=0.15, lw=0)
+            facts.setdefault(variant, f"{_label(variant)}: {int(c.n_seeds.min())} seeds to "
+                                      f"{_fmt_steps(int(c.step.iloc[-1]))} steps")
+        ax.set_title(d.label, fontsize=9)
+        ax.set_xlabel("env steps")
+        ax.xaxis.set_major_formatter(_fmt_steps)
+        if d.log:
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3, which="both")
+        if not ax.lines:
+            _no_data(ax, f"no train_metrics.csv with {d.column}\nfor {bench}-{rv}")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), fontsize=8)
+    _finish(fig, f"Critic-side diagnosis: per-task critic gradients, {bench} ({rv.upper()} rewards)",
+            [*(facts.values() or ["no training metrics"]),
+             "training diagnostic (no evaluation protocol), computed each update on the critic body's "
+             "per-task gradients of a random sample of each task's rollout; line = geometric mean "
+             "(log axes) or mean over seeds, band = min..max over seeds"], scale)
+    return fig
+
+
 # ---------------------------------------------------------------- all figures
 def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str | Path | None,
                out_dir: str | Path, scale: str, reps: int | None = None, seed: int | None = None,
                log=print) -> list[Path]:
-    """Write curves, worst_k, gradnorm_spread and heatmap as .pdf and .png into ``out_dir``."""
+    """Write every figure of ``FIGURE_NAMES`` as .pdf and .png into ``out_dir``."""
     reps = spec.get("bootstrap_reps", metrics.DEFAULT_REPS) if reps is None else reps
     seed = spec.get("bootstrap_seed", 0) if seed is None else seed
-    runs = RunSet.load(run_paths, reps=reps, seed=seed, train=GRADNORM_VARIANTS)
+    runs = RunSet.load(run_paths, reps=reps, seed=seed, train=TRAIN_VARIANTS)
     baselines = load_baselines_or_none(baselines_path)
     out_dir = Path(out_dir)
     builders = {
@@ -350,6 +391,7 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
         "worst_k": lambda: worst_k_curve(runs, spec, scale, baselines),
         "gradnorm_spread": lambda: gradnorm_spread(runs, spec, scale),
         "heatmap": lambda: success_heatmap(runs, spec, scale),
+        "diagnosis": lambda: diagnosis(runs, spec, scale),
     }
     written = []
     for name in FIGURE_NAMES:

@@ -27,6 +27,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import diagnosis as diag
 from analysis import logs, metrics
 from analysis.conversion import protocol_unstated, row_protocol
 from analysis.protocol_spec import PROTOCOL_NAMES, Protocol, worst_k_of
@@ -40,7 +41,7 @@ from analysis.protocols import (
 )
 from toppo.variants import COMBINER_GRID, CUMULATIVE, LABELS, SINGLE
 
-TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task")
+TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task", "diagnosis")
 DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ over seeds",
                      "ci95": " with its 95\\% stratified-bootstrap CI over seeds", "none": ""}
 DISPERSION_HEADS = {"std": "$\\pm$ std", "sem": "$\\pm$ s.e.m.", "ci95": "[95\\% CI]", "none": ""}
@@ -533,11 +534,62 @@ def per_task(evals: pd.DataFrame | RunSet, spec: dict, scale: str, manifests: pd
                                             "tab:per_task", rows=[[NO_RUNS]]).render()
 
 
+def fmt_sci(x: float) -> str:
+    """``1.4\\times10^{3}`` (math mode) for ratio-like numbers spanning many decades."""
+    if not math.isfinite(x) or x <= 0:
+        return fmt_num(x, 2)
+    exp = math.floor(math.log10(x))
+    mant = x / 10**exp
+    if round(mant, 1) >= 10:
+        mant, exp = mant / 10, exp + 1
+    return f"${mant:.1f}{{\\times}}10^{{{exp}}}$" if not 0 <= exp <= 2 else f"{x:.{max(0, 2 - exp)}f}"
+
+
+def diagnosis_table(runs: RunSet, spec: dict, scale: str) -> str:
+    """The critic-side diagnosis in the ablation setting, per cumulative variant: each
+    statistic of ``analysis.diagnosis.TABLE`` as its per-seed median over updates, combined
+    over seeds (geometric mean for ratios, mean otherwise) with [min, max] of the seeds."""
+    bench, rv = spec["ablations"]["benchmark"], spec["ablations"]["reward_version"]
+    header = ["Variant", "Seeds", "Updates", "Spread", "cos mean", "cos min", "Gram cond.", "Expl. var."]
+    table = Table("lrr" + "l" * 5, header, caption="", label="tab:diagnosis",
+                  size="\\small\\setlength{\\tabcolsep}{3pt}")
+    steps, missing = [], []
+    for variant in CUMULATIVE:
+        sums = {d.column: diag.run_summary(runs.train, bench, rv, variant, d) for d in diag.TABLE}
+        have = [s for s in sums.values() if s is not None]
+        if not have:
+            missing.append(_label(variant))
+            table.rows.append([_label(variant), "--", "--", *[NO_RUNS if d is diag.TABLE[0] else "--"
+                                                              for d in diag.TABLE]])
+            continue
+        steps.append(max(s["step"] for s in have))
+
+        def cell(d: diag.Diagnostic) -> str:
+            s = sums[d.column]
+            if s is None:
+                return "--"
+            f = fmt_sci if d.log else (lambda x: f"{x:.2f}")
+            return f"{f(s['center'])} {{\\scriptsize[{f(s['lo'])}, {f(s['hi'])}]}}"
+
+        table.rows.append([_label(variant), str(max(s["n_seeds"] for s in have)),
+                           str(max(s["n_updates"] for s in have)), *map(cell, diag.TABLE)])
+    reached = (f"up to {fmt_count(max(steps))} env steps" if steps else "no runs")
+    table.caption = (
+        f"Critic-side diagnosis on {latex_escape(bench)} with {latex_escape(rv.upper())} rewards, "
+        "per-task gradients of the critic body on a random sample of each task's rollout, every "
+        "update: norm spread (max/min over tasks), mean and minimum pairwise cosine, condition "
+        "number of their Gram matrix, and the critic's explained variance of the returns before "
+        "the update. Each seed's median over its updates; geometric mean over seeds for spread "
+        "and condition number, mean otherwise; [min, max] over seeds. A training diagnostic, no "
+        f"evaluation protocol; {reached}; {_scale(scale)}")
+    return table.render()
+
+
 # ---------------------------------------------------------------- all tables
 def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str | Path | None,
                out_dir: str | Path, scale: str, reps: int | None = None, seed: int | None = None,
                log=print) -> list[Path]:
-    """Write table3, ablation_cumulative, ablation_combiners, protocols and per_task ``.tex``.
+    """Write every table of ``TABLE_FILES`` as ``.tex``.
 
     ``reps`` / ``seed`` override the spec's bootstrap settings. Every file is written
     (atomically) even when some rows have no runs; those rows say so.
@@ -548,7 +600,7 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
     if seed is not None:
         spec["bootstrap_seed"] = seed
     runs = RunSet.load(run_paths, reps=spec.get("bootstrap_reps", metrics.DEFAULT_REPS),
-                       seed=spec.get("bootstrap_seed", 0))
+                       seed=spec.get("bootstrap_seed", 0), train=CUMULATIVE)
     baselines = load_baselines_or_none(baselines_path)
     builders = {
         "table3": lambda: table3(runs, baselines, spec, scale),
@@ -556,6 +608,7 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
         "ablation_combiners": lambda: ablation_combiners(runs, spec, scale),
         "protocols": lambda: protocol_breakdown(runs, spec, scale),
         "per_task": lambda: per_task(runs, spec, scale),
+        "diagnosis": lambda: diagnosis_table(runs, spec, scale),
     }
     written = []
     for name in TABLE_FILES:
