@@ -123,7 +123,8 @@ def _finish(fig, title: str, notes: Sequence[str], scale: str) -> None:
 
 # Every figure is written in these formats, ``name.pdf`` and ``name.png`` (the workflow's
 # outputs are FIGURE_NAMES x FIGURE_FORMATS), with these savefig arguments.
-FIGURE_FORMATS = {"pdf": {}, "png": {"dpi": 150}}
+# No creation date in the PDF: the same logs render the same bytes (a re-render is no diff).
+FIGURE_FORMATS = {"pdf": {"metadata": {"CreationDate": None}}, "png": {"dpi": 150}}
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:

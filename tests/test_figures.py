@@ -122,3 +122,11 @@ def test_variant_colours_are_fixed_and_distinct_among_rows_drawn_together():
     order = list(VARIANTS)
     assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.variants order
     assert len(set(colours)) == len(CUMULATIVE)  # distinct among the rows drawn together
+
+
+def test_rendering_twice_gives_the_same_bytes(runs, spec, tmp_path):
+    for out in ("a", "b"):
+        figures.save_figure(figures.training_curves(runs, spec, "figscale"), tmp_path / out, "curves")
+    for ext in figures.FIGURE_FORMATS:
+        assert (tmp_path / "a" / f"curves.{ext}").read_bytes() == (tmp_path / "b" / f"curves.{ext}").read_bytes()
+    assert b"/CreationDate" not in (tmp_path / "a" / "curves.pdf").read_bytes()  # no render time
