@@ -254,6 +254,10 @@ GROUP = "grid:\n  - {name: main, benchmarks: [MT10], reward_versions: [v1], vari
     (GROUP % "seeds: 2" + "trainer_overrides: {eval_episods: 5}\n", "trainer_overrides.eval_episods"),
     (GROUP % "seeds: 2" + "trainer_overrides: {total_steps: 5}\n", "trainer_overrides.total_steps"),
     (GROUP % "seeds: 2" + "trainer_overrides: {num_minibatches: 20000}\n", "num_minibatches"),
+    (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {eval_episods: 5}}\n", "benchmark_overrides.MT10.eval_episods"),
+    (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {seed: 3}}\n", "benchmark_overrides.MT10.seed"),
+    (GROUP % "seeds: 2" + "benchmark_overrides: {MT20: {num_epochs: 2}}\n", "MT20"),
+    (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {num_minibatches: 20000}}\n", "num_minibatches"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, expected):
     bad = write_config(tmp_path / "bad.yaml", text)
