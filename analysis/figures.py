@@ -356,7 +356,8 @@ def diagnosis(runs: RunSet, spec: dict, scale: str):
             (line,) = ax.plot(c.step, c.center, lw=1.4, color=_color(variant), label=_label(variant),
                               marker="o" if len(c) < 30 else None, ms=2.5)
             ax.fill_between(c.step, c.lo, c.hi, color=line.get_color(), alpha=0.15, lw=0)
-            facts.setdefault(variant, f"{_label(variant)}: {int(c.n_seeds.min())} seeds to "
+            n = int(c.n_seeds.min())
+            facts.setdefault(variant, f"{_label(variant)}: {n} seed{'' if n == 1 else 's'} to "
                                       f"{_fmt_steps(int(c.step.iloc[-1]))} steps")
         ax.set_title(d.label, fontsize=9)
         ax.set_xlabel("env steps")
@@ -368,7 +369,7 @@ def diagnosis(runs: RunSet, spec: dict, scale: str):
             _no_data(ax, f"no train_metrics.csv with {d.column}\nfor {bench}-{rv}")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside lower center", ncol=min(len(labels), 3), fontsize=8)
+        fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 3), fontsize=8)
     _finish(fig, f"Critic-side diagnosis: per-task critic gradients, {bench} ({rv.upper()} rewards)",
             [*(facts.values() or ["no training metrics"]),
              "training diagnostic (no evaluation protocol), computed each update on the critic body's "
