@@ -346,7 +346,7 @@ def diagnosis(runs: RunSet, spec: dict, scale: str):
     per-task critic gradients (``analysis.diagnosis.CURVES``), a line per cumulative variant:
     centre over seeds (geometric mean on log axes, mean otherwise), band min..max over seeds."""
     bench, rv = spec["ablations"]["benchmark"], spec["ablations"]["reward_version"]
-    fig, axes = plt.subplots(2, 2, figsize=(9.2, 7.0), layout="constrained")
+    fig, axes = plt.subplots(2, 2, figsize=(11.0, 7.0), layout="constrained")
     facts: dict[str, str] = {}
     for ax, d in zip(axes.flat, diag.CURVES, strict=True):
         for variant in CUMULATIVE:
@@ -369,7 +369,7 @@ def diagnosis(runs: RunSet, spec: dict, scale: str):
             _no_data(ax, f"no train_metrics.csv with {d.column}\nfor {bench}-{rv}")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
-        fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 3), fontsize=8)
+        fig.legend(handles, labels, loc="outside right upper", fontsize=8)
     _finish(fig, f"Critic-side diagnosis: per-task critic gradients, {bench} ({rv.upper()} rewards)",
             [*(facts.values() or ["no training metrics"]),
              "training diagnostic (no evaluation protocol), computed each update on the critic body's "
