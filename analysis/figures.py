@@ -160,14 +160,22 @@ def training_curves(runs: RunSet, spec: dict, scale: str):
             continue
         for variant, h in hs:
             c = curve(h, cp, reps=runs.reps, seed=runs.seed)
-            (line,) = ax.plot(c["steps"], c["value"], label=_label(variant), lw=1.4, color=_color(variant))
-            ax.fill_between(c["steps"], c["lower"], c["upper"], color=line.get_color(), alpha=0.2, lw=0)
+            few = len(c["steps"]) < 3  # markers, or a run evaluated once would draw nothing
+            (line,) = ax.plot(c["steps"], c["value"], label=_label(variant), lw=1.4, color=_color(variant),
+                              marker="o" if few else None, ms=4)
+            if len(c["steps"]) == 1:
+                ax.errorbar(c["steps"], c["value"], yerr=[c["value"] - c["lower"], c["upper"] - c["value"]],
+                            color=line.get_color(), capsize=3, lw=1)
+            else:
+                ax.fill_between(c["steps"], c["lower"], c["upper"], color=line.get_color(), alpha=0.2, lw=0)
+        if all(len(ln.get_xdata()) == 1 for ln in ax.lines):  # evaluated once: show it from step 0
+            ax.set_xlim(0, 1.1 * max(ln.get_xdata()[0] for ln in ax.lines))
         ax.set_xlabel("env steps")
         ax.set_ylabel(f"success (%), {metrics.statistic(cp.aggregator).label}")
         ax.xaxis.set_major_formatter(_fmt_steps)
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left")
         notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}")
     band = {"ci95": f"band: stratified-bootstrap 95% CI over seeds, {runs.reps} resamples",
             "std": "band: std over seeds", "sem": "band: s.e.m. over seeds", "none": "no band"}[cp.dispersion]
@@ -242,7 +250,7 @@ def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame 
         ax.set_ylabel("worst-k success (%)")
         ax.set_ylim(0, 100)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
+        ax.legend(fontsize=7, loc="upper left")
         notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}, "
                      f"protocol {p.name} per (seed, task)")
     _finish(fig, "Worst-k success", [*notes, "band = std over seeds; published points (same protocol name) "
