@@ -33,12 +33,14 @@ def cells():
 
 
 def expected_config(benchmark, reward, variant, seed):
-    """What the workflow resolves for the cell: trainer_overrides, then benchmark_overrides."""
+    """What the workflow resolves for the cell: trainer_overrides, then benchmark_overrides;
+    torch_threads from the job's resources."""
     overrides = {**CONFIG.get("trainer_overrides", {}), **CONFIG.get("benchmark_overrides", {}).get(benchmark, {})}
     typed = {k: parse_value(k, ",".join(map(str, v)) if isinstance(v, list) else str(v).lower()
                             if isinstance(v, bool) else str(v)) for k, v in overrides.items()}
     return resolve(variant, {**typed, "benchmark": benchmark, "reward_version": reward, "seed": seed,
-                             "total_steps": CONFIG["budgets"][benchmark], "device": CONFIG["device"]})
+                             "total_steps": CONFIG["budgets"][benchmark], "device": CONFIG["device"],
+                             "torch_threads": CONFIG["resources"][benchmark]["threads"]})
 
 
 @pytest.mark.parametrize("cell", cells(), ids=lambda c: "{}-{}/{}/seed{}".format(*c))
