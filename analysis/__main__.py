@@ -51,11 +51,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis",
                                      description="Tables, figures and baseline conversion from TOPPO run logs.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="{tables,figures,reproduction,convert}")
-    _add_common(sub.add_parser("tables", help="write the LaTeX tables (table3, ablations, protocols, per task)",
+    _add_common(sub.add_parser("tables", help="write the LaTeX tables (table3, ablations, protocols, per task, diagnosis)",
                                description="Write table3.tex, ablation_cumulative.tex, ablation_combiners.tex, "
-                                           "protocols.tex and per_task.tex."), "results")
+                                           "protocols.tex, per_task.tex and diagnosis.tex."), "results")
     _add_common(sub.add_parser("figures", help="write the figures as PDF and PNG",
-                               description="Write curves, worst_k, gradnorm_spread and heatmap (.pdf and .png)."),
+                               description="Write curves, worst_k, gradnorm_spread, heatmap and diagnosis "
+                                           "(.pdf and .png)."),
                 "results/figures")
     _add_common(sub.add_parser("reproduction", help="write reproduction.tex and .csv: the paper's numbers vs ours",
                                description="Write reproduction.tex and reproduction.csv: every number of the "

@@ -1,7 +1,7 @@
 """The paper's tables as booktabs LaTeX, computed from run logs.
 
 Each function returns the LaTeX of one ``table`` environment (needs ``\\usepackage{booktabs}``);
-:func:`render_all` writes the five files. Every number comes from
+:func:`render_all` writes one file per name in ``TABLE_FILES``. Every number comes from
 ``analysis.protocols.RunSet`` (so tables and figures share protocol and metric code), and
 every caption states the seeds, the budget actually reached, the protocol and the scale.
 
