@@ -8,6 +8,7 @@ are created there and never in the repository.
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -211,6 +212,22 @@ def test_cpu_config_writes_its_report_under_results_cpu(tmp_path):
     assert "results/cpu/figures/gradnorm_spread.pdf" in files["figures"]
     assert {p for p in set().union(*files.values())
             if not p.startswith(("results/cpu/", "results/runs/cpu/"))} == set()
+
+
+def test_a_fresh_checkout_of_the_cpu_study_trains_nothing(tmp_path):
+    """Git keeps no file times: however a checkout orders them (here every committed run file
+    is older than the workflow's scripts, the worst case), the committed CPU study's cells are
+    found done and only the report is rendered (profiles/default: no "code" rerun trigger)."""
+    tracked = subprocess.run(["git", "ls-files", "-z", "results/runs/cpu"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split("\0")
+    assert len([n for n in tracked if n.endswith("/eval.csv")]) == len(expected_cells(CPU))
+    for name in filter(None, tracked):
+        dst = tmp_path / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, dst)
+        os.utime(dst, (946684800, 946684800))  # 2000-01-01
+    counts = dry_run(tmp_path, "--configfile", str(REPO / "config/cpu.yaml"))
+    assert "train" not in counts and counts["tables"] == counts["figures"] == 1, counts
 
 
 @pytest.mark.parametrize(("configfile", "target", "message"), [
