@@ -42,9 +42,10 @@ def _center(values: np.ndarray, log: bool, axis: int) -> np.ndarray:
 
 
 def _seed_matrix(train: pd.DataFrame, benchmark: str, reward_version: str, variant: str,
-                 d: Diagnostic) -> pd.DataFrame | None:
-    """(updates x seeds) of one column; only updates every seed logged with a finite value
-    (positive for log columns); None without such updates."""
+                 d: Diagnostic) -> tuple[pd.DataFrame, pd.Series] | None:
+    """(updates x seeds) of one column, only the updates every seed logged with a finite value
+    (positive for log columns), and the env step of each of those updates; None without such
+    updates."""
     if train is None or train.empty or d.column not in train:
         return None
     g = train[(train.benchmark == benchmark) & (train.reward_version == reward_version)
@@ -56,19 +57,19 @@ def _seed_matrix(train: pd.DataFrame, benchmark: str, reward_version: str, varia
     if d.log:
         m = m.where(m > 0)
     m = m.dropna()
-    return None if m.empty else m
+    if m.empty:
+        return None
+    return m, g.groupby("update")["step"].max().loc[m.index]
 
 
 def over_training(train: pd.DataFrame, benchmark: str, reward_version: str, variant: str,
                   d: Diagnostic) -> pd.DataFrame | None:
     """Per update: ``step``, ``center`` (over seeds), ``lo``/``hi`` (min/max over seeds) and
     ``n_seeds``; None when no update has the column for every seed."""
-    m = _seed_matrix(train, benchmark, reward_version, variant, d)
-    if m is None:
+    found = _seed_matrix(train, benchmark, reward_version, variant, d)
+    if found is None:
         return None
-    g = train[(train.benchmark == benchmark) & (train.reward_version == reward_version)
-              & (train.variant == variant)]
-    steps = g.groupby("update")["step"].max().loc[m.index]
+    m, steps = found
     values = m.to_numpy(dtype=float)
     return pd.DataFrame({"update": m.index.to_numpy(), "step": steps.to_numpy(),
                          "center": _center(values, d.log, axis=1), "lo": values.min(axis=1),
@@ -79,12 +80,11 @@ def run_summary(train: pd.DataFrame, benchmark: str, reward_version: str, varian
                 d: Diagnostic) -> dict | None:
     """Each seed's median over its updates, then ``center`` over seeds with ``lo``/``hi``
     (min/max of the seed medians), ``n_seeds``, ``n_updates`` and the last ``step``."""
-    m = _seed_matrix(train, benchmark, reward_version, variant, d)
-    if m is None:
+    found = _seed_matrix(train, benchmark, reward_version, variant, d)
+    if found is None:
         return None
+    m, steps = found
     per_seed = np.median(m.to_numpy(dtype=float), axis=0)
-    g = train[(train.benchmark == benchmark) & (train.reward_version == reward_version)
-              & (train.variant == variant)]
     return {"center": float(_center(per_seed, d.log, axis=0)), "lo": float(per_seed.min()),
             "hi": float(per_seed.max()), "n_seeds": int(m.shape[1]), "n_updates": int(m.shape[0]),
-            "step": int(g.loc[g["update"].isin(m.index), "step"].max())}
+            "step": int(steps.max())}
