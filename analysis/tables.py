@@ -553,12 +553,11 @@ def diagnosis_table(runs: RunSet, spec: dict, scale: str) -> str:
     header = ["Variant", "Seeds", "Updates", "Spread", "cos mean", "cos min", "Gram cond.", "Expl. var."]
     table = Table("lrr" + "l" * 5, header, caption="", label="tab:diagnosis",
                   size="\\small\\setlength{\\tabcolsep}{3pt}")
-    steps, missing = [], []
+    steps = []
     for variant in CUMULATIVE:
         sums = {d.column: diag.run_summary(runs.train, bench, rv, variant, d) for d in diag.TABLE}
         have = [s for s in sums.values() if s is not None]
         if not have:
-            missing.append(_label(variant))
             table.rows.append([_label(variant), "--", "--", *[NO_RUNS if d is diag.TABLE[0] else "--"
                                                               for d in diag.TABLE]])
             continue
