@@ -88,14 +88,13 @@ def parse_overrides(mapping, where):
 # that benchmark's cells. OVERRIDES[benchmark]: the merged raw values, TYPED_OVERRIDES: the
 # same parsed as the trainer parses them.
 _GLOBAL = config.get("trainer_overrides", {})
-parse_overrides(_GLOBAL, "trainer_overrides")
+_TYPED_GLOBAL = parse_overrides(_GLOBAL, "trainer_overrides")
 OVERRIDES = {}
 TYPED_OVERRIDES = {}
 for _bench in ("MT10", "MT50"):
     _own = config.get("benchmark_overrides", {}).get(_bench, {})
-    parse_overrides(_own, f"benchmark_overrides.{_bench}")
     OVERRIDES[_bench] = {**_GLOBAL, **_own}
-    TYPED_OVERRIDES[_bench] = parse_overrides(OVERRIDES[_bench], f"overrides of {_bench}")
+    TYPED_OVERRIDES[_bench] = {**_TYPED_GLOBAL, **parse_overrides(_own, f"benchmark_overrides.{_bench}")}
 
 
 def override_args(benchmark):
