@@ -41,7 +41,7 @@ def _center(values: np.ndarray, log: bool, axis: int) -> np.ndarray:
     return np.exp(np.log(values).mean(axis=axis)) if log else values.mean(axis=axis)
 
 
-def _seed_matrix(train: pd.DataFrame, benchmark: str, reward_version: str, variant: str,
+def seed_matrix(train: pd.DataFrame, benchmark: str, reward_version: str, variant: str,
                  d: Diagnostic) -> tuple[pd.DataFrame, pd.Series] | None:
     """(updates x seeds) of one column, only the updates every seed logged with a finite value
     (positive for log columns), and the env step of each of those updates; None without such
@@ -66,7 +66,7 @@ def over_training(train: pd.DataFrame, benchmark: str, reward_version: str, vari
                   d: Diagnostic) -> pd.DataFrame | None:
     """Per update: ``step``, ``center`` (over seeds), ``lo``/``hi`` (min/max over seeds) and
     ``n_seeds``; None when no update has the column for every seed."""
-    found = _seed_matrix(train, benchmark, reward_version, variant, d)
+    found = seed_matrix(train, benchmark, reward_version, variant, d)
     if found is None:
         return None
     m, steps = found
@@ -80,7 +80,7 @@ def run_summary(train: pd.DataFrame, benchmark: str, reward_version: str, varian
                 d: Diagnostic) -> dict | None:
     """Each seed's median over its updates, then ``center`` over seeds with ``lo``/``hi``
     (min/max of the seed medians), ``n_seeds``, ``n_updates`` and the last ``step``."""
-    found = _seed_matrix(train, benchmark, reward_version, variant, d)
+    found = seed_matrix(train, benchmark, reward_version, variant, d)
     if found is None:
         return None
     m, steps = found

@@ -283,15 +283,11 @@ def gradnorm_spread(runs: RunSet, spec: dict, scale: str):
         ax.set_title(f"{bench} ({rv.upper()} rewards)", fontsize=10)
         facts = []
         for variant in GRADNORM_VARIANTS:
-            g = train[(train.benchmark == bench) & (train.reward_version == rv) & (train.variant == variant)]
-            if g.empty or g.critic_gradnorm_spread.isna().all():
+            found = diag.seed_matrix(train, bench, rv, variant, diag.SPREAD)  # updates every seed logged
+            if found is None:
                 continue
-            spread = g.pivot_table(index="update", columns="seed", values="critic_gradnorm_spread")
-            spread = spread.replace([np.inf, -np.inf], np.nan).dropna()  # updates logged by every seed
-            if spread.empty:
-                continue
-            steps = g.groupby("update")["step"].mean().loc[spread.index].to_numpy()
-            logs_ = np.log(spread.clip(lower=1.0).to_numpy())
+            spread, steps = found[0], found[1].to_numpy()
+            logs_ = np.log(spread.to_numpy(dtype=float))
             window = max(1, len(spread) // 50)
             smooth = pd.DataFrame(logs_).rolling(window, min_periods=1).median().to_numpy()
             (line,) = ax.plot(steps, np.exp(smooth.mean(axis=1)), label=_label(variant), lw=1.4,
