@@ -36,3 +36,15 @@ def tiny_dag_config(scale: str, *, rollout_steps_per_task: int, num_minibatches:
           - {{benchmark: MT10, ours: [toppo, mtppo], baselines: [MTMHSAC, MT-PPO]}}
       ablations: {{benchmark: MT10, reward_version: v1, protocol: final/mean/std}}
     """
+
+
+def grid_cells(cfg: dict) -> set[tuple[str, str, str, int]]:
+    """Every (benchmark, reward version, variant, seed) cell of a workflow config's grid; a
+    ``seeds`` count n means seeds 0..n-1."""
+    cells = set()
+    for group in cfg["grid"]:
+        seeds = group["seeds"]
+        seeds = range(seeds) if isinstance(seeds, int) else seeds
+        cells |= {(b, r, v, s) for b in group["benchmarks"] for r in group["reward_versions"]
+                  for v in group["variants"] for s in seeds}
+    return cells

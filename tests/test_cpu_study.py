@@ -11,9 +11,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import yaml
+from dag_configs import grid_cells
 
 from analysis import tables
-from toppo.config import config_from_dict, parse_value
+from toppo.config import cli_value, config_from_dict, parse_value
 from toppo.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -23,27 +24,17 @@ RUNS = REPO / "results" / "runs" / SCALE
 REPORT = REPO / "results" / SCALE
 
 
-def cells():
-    out = []
-    for group in CONFIG["grid"]:
-        seeds = range(group["seeds"]) if isinstance(group["seeds"], int) else group["seeds"]
-        out += [(b, r, v, s) for b in group["benchmarks"] for r in group["reward_versions"]
-                for v in group["variants"] for s in seeds]
-    return sorted(set(out))
-
-
 def expected_config(benchmark, reward, variant, seed):
     """What the workflow resolves for the cell: trainer_overrides, then benchmark_overrides;
     torch_threads from the job's resources."""
     overrides = {**CONFIG.get("trainer_overrides", {}), **CONFIG.get("benchmark_overrides", {}).get(benchmark, {})}
-    typed = {k: parse_value(k, ",".join(map(str, v)) if isinstance(v, list) else str(v).lower()
-                            if isinstance(v, bool) else str(v)) for k, v in overrides.items()}
+    typed = {k: parse_value(k, cli_value(v)) for k, v in overrides.items()}
     return resolve(variant, {**typed, "benchmark": benchmark, "reward_version": reward, "seed": seed,
                              "total_steps": CONFIG["budgets"][benchmark], "device": CONFIG["device"],
                              "torch_threads": CONFIG["resources"][benchmark]["threads"]})
 
 
-@pytest.mark.parametrize("cell", cells(), ids=lambda c: "{}-{}/{}/seed{}".format(*c))
+@pytest.mark.parametrize("cell", sorted(grid_cells(CONFIG)), ids=lambda c: "{}-{}/{}/seed{}".format(*c))
 def test_every_cell_is_committed_finished_and_current(cell):
     benchmark, reward, variant, seed = cell
     run = RUNS / f"{benchmark}-{reward}" / variant / f"seed{seed}"

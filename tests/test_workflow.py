@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from dag_configs import tiny_dag_config
+from dag_configs import grid_cells, tiny_dag_config
 
 from analysis.figures import FIGURE_NAMES
 from analysis.tables import TABLE_FILES
@@ -90,16 +90,6 @@ def report_files(root: str) -> dict[str, set[str]]:
             "reproduction": {f"{root}/reproduction.tex", f"{root}/reproduction.csv"}}
 
 
-def expected_cells(cfg: dict) -> set[tuple[str, str, str, int]]:
-    cells = set()
-    for group in cfg["grid"]:
-        seeds = group["seeds"]
-        seeds = range(seeds) if isinstance(seeds, int) else seeds
-        cells |= {(b, r, v, s) for b in group["benchmarks"] for r in group["reward_versions"]
-                  for v in group["variants"] for s in seeds}
-    return cells
-
-
 def write_config(path: Path, text: str) -> Path:
     path.write_text(textwrap.dedent(text))
     return path
@@ -133,7 +123,7 @@ def test_schema_accepts_the_configs_and_the_default_report():
 
 
 def test_paper_grid_dag(tmp_path):
-    cells = expected_cells(PAPER)
+    cells = grid_cells(PAPER)
     assert len(cells) == PAPER_TRAIN_JOBS
     groups = {(b, r) for b, r, _, _ in cells}
     assert len(groups) == PAPER_AGGREGATES
@@ -176,9 +166,9 @@ def test_one_cell_is_one_job(tmp_path):
 def test_smoke_config_dag(tmp_path):
     smoke = str(REPO / "config/smoke.yaml")
     counts = dry_run(tmp_path, "results/smoke/table3.tex", "--configfile", smoke)
-    assert counts == {"train": len(expected_cells(SMOKE)), "resolved_config": 1, "tables": 1,
-                      "total": len(expected_cells(SMOKE)) + 2}
-    assert len(expected_cells(SMOKE)) == 4
+    assert counts == {"train": len(grid_cells(SMOKE)), "resolved_config": 1, "tables": 1,
+                      "total": len(grid_cells(SMOKE)) + 2}
+    assert len(grid_cells(SMOKE)) == 4
     assert {b for g in SMOKE["grid"] for b in g["benchmarks"]} == {"MT10"}
     assert {r for g in SMOKE["grid"] for r in g["reward_versions"]} == {"v1"}
 
@@ -203,7 +193,7 @@ def test_cpu_config_writes_its_report_under_results_cpu(tmp_path):
     assert CPU["scale"] == "cpu"
     proc = snakemake(tmp_path, "--dry-run", "--configfile", str(REPO / "config/cpu.yaml"))
     assert proc.returncode == 0, output(proc)[-3000:]
-    assert job_counts(proc)["train"] == len(expected_cells(CPU)) == 24
+    assert job_counts(proc)["train"] == len(grid_cells(CPU)) == 24
     files = job_files(proc)
     report = report_files("results/cpu")
     for rule in ("tables", "figures", "reproduction"):
@@ -220,7 +210,7 @@ def test_a_fresh_checkout_of_the_cpu_study_trains_nothing(tmp_path):
     found done and only the report is rendered (profiles/default: no "code" rerun trigger)."""
     tracked = subprocess.run(["git", "ls-files", "-z", "results/runs/cpu"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split("\0")
-    assert len([n for n in tracked if n.endswith("/eval.csv")]) == len(expected_cells(CPU))
+    assert len([n for n in tracked if n.endswith("/eval.csv")]) == len(grid_cells(CPU))
     for name in filter(None, tracked):
         dst = tmp_path / name
         dst.parent.mkdir(parents=True, exist_ok=True)

@@ -235,6 +235,16 @@ class TrainConfig:
 FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
 
 
+def cli_value(value: Any) -> str:
+    """A YAML config value as the ``value`` of a ``key=value`` trainer argument (what
+    :func:`parse_value` parses): booleans lower case, lists comma-separated."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
 def parse_value(key: str, raw: str) -> Any:
     """Parse a ``key=value`` override string into the type of the field ``key``."""
     if key not in FIELD_TYPES:

@@ -17,7 +17,7 @@ BASE = Path(workflow.basedir)  # repository root: the top-level Snakefile's fold
 if str(BASE) not in sys.path:
     sys.path.insert(0, str(BASE))
 
-from toppo.config import FIELD_TYPES, ConfigError, parse_value  # noqa: E402
+from toppo.config import FIELD_TYPES, ConfigError, cli_value, parse_value  # noqa: E402
 from toppo.variants import VARIANTS, resolve  # noqa: E402
 
 # Jobs are scripts (workflow/scripts/) run with the Python that runs Snakemake, or the conda
@@ -55,14 +55,6 @@ WORKFLOW_KEYS = {
 }
 
 
-def _cli_value(value):
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, list):
-        return ",".join(str(v) for v in value)
-    return str(value)
-
-
 def parse_overrides(mapping, where):
     """``{key: value}`` -> the same, parsed as the trainer parses its ``key=value`` arguments;
     a workflow-set or unknown key, or a bad value, is an error naming ``where.key``."""
@@ -78,7 +70,7 @@ def parse_overrides(mapping, where):
                 + ", ".join(sorted(set(FIELD_TYPES) - set(WORKFLOW_KEYS)))
             )
         try:
-            typed[key] = parse_value(key, _cli_value(value))
+            typed[key] = parse_value(key, cli_value(value))
         except ConfigError as exc:
             raise config_error(f"{where}.{key}: {exc}") from None
     return typed
@@ -99,7 +91,7 @@ for _bench in ("MT10", "MT50"):
 
 def override_args(benchmark):
     """The cell's overrides as sorted ``key=value`` trainer arguments."""
-    return [f"{k}={_cli_value(v)}" for k, v in sorted(OVERRIDES[benchmark].items())]
+    return [f"{k}={cli_value(v)}" for k, v in sorted(OVERRIDES[benchmark].items())]
 
 
 def seeds_of(spec):
