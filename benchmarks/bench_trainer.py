@@ -5,7 +5,13 @@
 2. Update cost on MT50-sized batches (K=50, obs 89, act 4, [400,400,400]): one TOPPO
    minibatch step (per-task gradients by vmap, PCGrad actor, FairGrad critic) over one
    plain-PPO minibatch step, and the naive K-backward reference over the vmap path.
-3. ``--eval-overhead``: the wall time of one short reference-settings run (``ref_mt10``,
+3. ``--scaling``: for MT10 and MT50, raw single-core random-action stepping, the trainer's
+   rollout in env steps/s with the envs in the trainer's process and with 1..C env workers
+   (``env_workers``), each worker count's parallel efficiency (rate / (workers x raw
+   single-core rate)), and end to end with the learner (``--paper-update``: the paper's
+   10,000 steps per task and 16 x 32 minibatches; ``--eval-workers N``: evaluation at the
+   paper's cadence, 50 episodes per task every 1M steps, on N workers).
+4. ``--eval-overhead``: the wall time of one short reference-settings run (``ref_mt10``,
    one learner thread) three times -- inline evaluation, overlapped evaluation (a worker
    process), no evaluation -- as ratios, with each run's time budget. The run evaluates
    after every update with ``eval_episodes`` scaled so that evaluation costs the same
@@ -14,12 +20,15 @@
 
     python benchmarks/bench_trainer.py [--device cpu|cuda] [--rollout-steps-per-task 2000]
         [--async-envs [--envs-per-task N]]   # env stepping in subprocesses, for many-core nodes
-    python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 3
+    python benchmarks/bench_trainer.py --scaling [--benchmarks MT10 MT50] [--max-workers C]
+        [--paper-update] [--eval-workers N] [--e2e-updates 2]                # only part 3
+    python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 4
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import statistics
 import tempfile
@@ -30,6 +39,8 @@ import gymnasium as gym
 import metaworld  # noqa: F401
 import torch
 
+import toppo.envs
+from toppo.cores import auto_env_workers, available_cores
 from toppo.learner import Learner
 from toppo.ppo import stratified_minibatches
 from toppo.train import Trainer, format_budget
@@ -55,7 +66,7 @@ def trainer_sps(device: str, rollout_steps_per_task: int, updates: int,
     cfg = resolve("toppo", {"benchmark": "MT10", "device": device, "diagnostics": True,
                             "rollout_steps_per_task": rollout_steps_per_task,
                             "total_steps": 10 * rollout_steps_per_task * updates,
-                            "eval_every_steps": 10**12, **env_options})
+                            "eval_every_steps": 10**12, "env_workers": 0, **env_options})
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))
         rows = [trainer.train_one_update() for _ in range(updates)]
@@ -101,6 +112,95 @@ def eval_overhead_runs(device: str, rollout_steps_per_task: int, updates: int,
                 load = f.read().split()[0]
             print(f"  {key}: wall {wall:.1f} s, load average {load}", flush=True)
     return out
+
+
+def load_average() -> str:
+    with open("/proc/loadavg") as f:
+        return " ".join(f.read().split()[:3])
+
+
+def reuse_benchmarks() -> None:
+    """Generate each benchmark's goals once for the whole sweep (MT50's take ~45 s): later
+    trainers get a fresh copy-0 env from the same constructors. Benchmark-only."""
+    generate = functools.lru_cache(maxsize=None)(
+        lambda *key: toppo.envs.benchmark_env_fns(*key)[1])
+
+    def cached(benchmark, reward_version, seed, max_episode_steps):
+        fns = generate(benchmark, reward_version, seed, max_episode_steps)
+        return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP), fns
+
+    toppo.envs.benchmark_env_fns = cached
+
+
+def scaling(args: argparse.Namespace, device: torch.device) -> None:
+    """Part 3: rollout and end-to-end env steps/s against the number of env workers."""
+    reuse_benchmarks()
+    cores = available_cores()
+    max_workers = args.max_workers or cores
+    learner = ({"rollout_steps_per_task": 10_000, "num_epochs": 16, "num_minibatches": 32}
+               if args.paper_update else
+               {"rollout_steps_per_task": args.rollout_steps_per_task, "num_epochs": 2,
+                "num_minibatches": 4})
+    print(f"{cores} cores in this process's affinity, load average {load_average()}; learner "
+          f"on {device}, torch {torch.__version__}; rollout timed over "
+          f"{args.rollout_steps_per_task} steps per task")
+    for bench in args.benchmarks:
+        raw = raw_env_sps(args.raw_steps, benchmark=bench)
+        print(f"\n{bench}: raw random-action stepping, one process: {raw:.0f} env steps/s")
+        counts = range(max_workers + 1) if args.worker_counts is None else args.worker_counts
+        if counts:
+            print("  env workers | rollout env steps/s | x in-process | parallel efficiency")
+        base = None
+        for workers in counts:
+            cfg = resolve("toppo", {"benchmark": bench, "device": str(device),
+                                    "rollout_steps_per_task": args.rollout_steps_per_task,
+                                    "eval_every_steps": 10**12, "env_workers": workers})
+            with tempfile.TemporaryDirectory() as tmp:
+                trainer = Trainer(cfg, Path(tmp))
+                try:
+                    t0 = time.perf_counter()  # one rollout, its resets included
+                    trainer.collect_rollout()
+                    rate = cfg.steps_per_update / (time.perf_counter() - t0)
+                finally:
+                    trainer.close()
+            base = base or rate  # the first count listed (0: in the trainer's process)
+            eff = f"{rate / (workers * raw):.2f}" if workers else "-"
+            print(f"  {workers if workers else '0 (in-process)':>11} | {rate:19.0f} | "
+                  f"{rate / base:12.2f} | {eff:>19}  (load {load_average()})", flush=True)
+        # end to end, for each --eval-workers count: by default in the trainer's process and
+        # with what env_workers=auto picks for --max-workers cores less the eval workers
+        for eval_workers in args.eval_workers if args.e2e_updates else []:
+            auto = auto_env_workers(max_workers, eval_workers, 10 if bench == "MT10" else 50)
+            for workers in sorted({auto if w == "auto" else int(w) for w in args.e2e_workers}):
+                e2e_run(bench, device, workers, eval_workers, learner, args.e2e_updates)
+
+
+def e2e_run(bench: str, device: torch.device, workers: int, eval_workers: int, learner: dict,
+            updates: int) -> None:
+    """End to end: ``updates`` updates of ``Trainer.run`` (env building excluded), with
+    evaluation at the paper's cadence on ``eval_workers`` workers (0: no evaluation)."""
+    steps = learner["rollout_steps_per_task"] * (10 if bench == "MT10" else 50)
+    evaluate = eval_workers > 0
+    cfg = resolve("toppo", {"benchmark": bench, "device": str(device), **learner,
+                            "total_steps": steps * updates, "env_workers": workers,
+                            "progress_every_s": 1e9,
+                            "eval_mode": "overlap", "eval_workers": max(1, eval_workers),
+                            "eval_every_steps": 1_000_000 if evaluate else 10**12})
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp))
+        if not evaluate:
+            trainer.eval_due = lambda: False  # benchmark only: not even the final evaluation
+        try:
+            t0 = time.perf_counter()
+            trainer.run()
+            wall = time.perf_counter() - t0
+        finally:
+            trainer.close()
+    b = trainer.time_budget()
+    print(f"  end to end, {workers} env workers, {updates} updates of {steps:,} steps "
+          f"({learner['num_epochs']}x{learner['num_minibatches']} minibatches), "
+          f"{f'evaluation every 1M steps on {eval_workers} workers' if evaluate else 'no evaluation'}: "
+          f"{cfg.total_steps / wall:.0f} env steps/s ({wall:.1f} s; {format_budget(b)})", flush=True)
 
 
 def synthetic_batch(K: int, M: int, obs_dim: int, act_dim: int, device: torch.device) -> dict:
@@ -150,6 +250,21 @@ def main() -> None:
     p.add_argument("--eval-overhead", action="store_true",
                    help="only part 3: a short ref_mt10 run with inline / overlapped / no evaluation")
     p.add_argument("--eval-updates", type=int, default=4, help="updates of each part-3 run")
+    p.add_argument("--scaling", action="store_true",
+                   help="only part 3: rollout and end-to-end env steps/s against env workers")
+    p.add_argument("--benchmarks", nargs="+", default=["MT10", "MT50"], choices=["MT10", "MT50"])
+    p.add_argument("--max-workers", type=int, default=0, help="largest env worker count (0: all cores)")
+    p.add_argument("--paper-update", action="store_true",
+                   help="end to end at the paper's update size (10,000 steps per task, 16 x 32)")
+    p.add_argument("--eval-workers", type=int, nargs="+", default=[0],
+                   help="end-to-end runs with evaluation at the paper's cadence on this many "
+                        "workers each (0: without evaluation)")
+    p.add_argument("--worker-counts", type=int, nargs="*", default=None,
+                   help="env worker counts of the rollout sweep (default 0..max-workers; none: skip)")
+    p.add_argument("--e2e-workers", nargs="+", default=["0", "auto"],
+                   help="env worker counts of the end-to-end runs ('auto': what env_workers=auto picks)")
+    p.add_argument("--e2e-updates", type=int, default=2,
+                   help="updates of each end-to-end run (0: none)")
     p.add_argument("--raw-only", choices=["MT10", "MT50"],
                    help="only raw random-action stepping of this benchmark (one process)")
     args = p.parse_args()
@@ -158,6 +273,9 @@ def main() -> None:
     if args.raw_only:
         print(f"{args.raw_only} raw random-action stepping, one process: "
               f"{raw_env_sps(args.raw_steps, benchmark=args.raw_only):.0f} env steps/s")
+        return
+    if args.scaling:
+        scaling(args, device)
         return
     if args.eval_overhead:
         with open("/proc/loadavg") as f:

@@ -157,8 +157,9 @@ def test_every_config_field_is_in_the_fidelity_table():
     assert not missing, f"add these fields to docs/fidelity.md: {missing}"
 
 
-BOOKKEEPING = {"device", "torch_threads", "progress_every_s", "checkpoint_every_updates",
-               "eval_mode", "eval_workers"}  # where evaluations run: same eval.csv (tested)
+BOOKKEEPING = {"device", "torch_threads", "cores", "progress_every_s", "checkpoint_every_updates",
+               "eval_mode", "eval_workers",  # where evaluations run: same eval.csv (tested)
+               "env_workers"}  # where training envs step: same logs (tests/test_envworkers.py)
 
 
 def test_config_hash_covers_every_field_that_changes_results():

@@ -82,7 +82,7 @@ def test_eval_mode_is_validated_and_not_hashed():
 
 
 @pytest.mark.slow
-def test_two_workers_commit_in_step_order_what_inline_evaluation_gives():
+def test_workers_split_each_evaluation_by_task_and_commit_what_inline_evaluation_gives():
     import torch
 
     from toppo.config import make_config
@@ -92,8 +92,8 @@ def test_two_workers_commit_in_step_order_what_inline_evaluation_gives():
 
     cfg = make_config(_cfg().to_dict(), eval_episodes=3, max_episode_steps=20)
     train, eval_fns = make_train_envs("MT10", "v1", 3, envs_per_task=1, async_envs=False,
-                                      max_episode_steps=20)
-    obs_dim, act_dim = train.single_observation_space.shape[0], train.single_action_space.shape[0]
+                                      max_episode_steps=20, env_workers=0)
+    obs_dim, act_dim = train.obs_dim, train.act_dim
     train.close()
     spec = EvalSpec(cfg, eval_fns, obs_dim, act_dim)
     torch.manual_seed(0)
@@ -104,23 +104,27 @@ def test_two_workers_commit_in_step_order_what_inline_evaluation_gives():
         inline.submit(step, w)
     want = inline.collect()
     inline.close()
+    assert len({d.result.mean_return.tobytes() for d in want}) == 3  # the weights matter
 
-    workers = OverlapEvaluator(spec, async_envs=False, workers=2)
-    try:
-        for step, w in snaps:
-            workers.submit(step, w)
-        assert [s for s, _ in workers.pending()] == [10, 20, 30]
-        got = workers.collect(wait=True)
-        assert workers.pending() == [] and len(workers.ready_s) == 2
-        assert [d.step for d in got] == [10, 20, 30]
-        for a, b in zip(got, want):
-            assert a.result.env_steps == b.result.env_steps
-            assert a.result.mean_return.tobytes() == b.result.mean_return.tobytes()
-            assert a.result.success_rate.tobytes() == b.result.success_rate.tobytes()
-        assert len({d.result.mean_return.tobytes() for d in got}) == 3  # the weights matter
-
-        workers.submit(40, {"not": torch.zeros(1)})  # a worker that fails names the failure
-        with pytest.raises(EvalWorkerError, match=r"(?s)failed:.*load_state_dict"):
-            workers.collect(wait=True)
-    finally:
-        workers.close()
+    for n, slices in ((1, [range(0, 10)]), (3, [range(0, 4), range(4, 7), range(7, 10)])):
+        workers = OverlapEvaluator(spec, async_envs=False, workers=n)
+        try:
+            assert workers.slices == slices  # each worker builds the eval envs of its tasks only
+            for step, w in snaps:
+                workers.submit(step, w)
+            assert [s for s, _ in workers.pending()] == [10, 20, 30]
+            got = workers.collect(wait=True)
+            assert workers.pending() == [] and len(workers.ready_s) == n
+            assert [d.step for d in got] == [10, 20, 30]
+            for a, b in zip(got, want):
+                assert a.result.env_steps == b.result.env_steps
+                assert a.result.mean_return.tobytes() == b.result.mean_return.tobytes()
+                assert a.result.success_rate.tobytes() == b.result.success_rate.tobytes()
+            if n == 3:
+                workers.submit(40, {"not": torch.zeros(1)})  # a failing worker names the failure
+                with pytest.raises(EvalWorkerError,
+                                   match=r"(?s)evaluation worker 0 \(pid \d+, tasks 0-3\) failed:"
+                                         r".*load_state_dict"):
+                    workers.collect(wait=True)
+        finally:
+            workers.close()

@@ -31,8 +31,10 @@ EVAL_MODES = ("overlap", "inline")
 
 # Fields that decide where and how a run is executed, never a logged number: left out of
 # the config hash, and filled with their defaults when a resolved config lacks them.
-UNHASHED_FIELDS = ("device", "torch_threads", "progress_every_s", "checkpoint_every_updates",
-                   "eval_mode", "eval_workers")
+UNHASHED_FIELDS = ("device", "torch_threads", "cores", "env_workers", "progress_every_s",
+                   "checkpoint_every_updates", "eval_mode", "eval_workers")
+# Fields that take a count or ``auto``.
+AUTO_COUNT_FIELDS = ("env_workers", "eval_workers")
 
 
 class ConfigError(ValueError):
@@ -48,10 +50,13 @@ class TrainConfig:
     total_steps: int = 20_000_000  # training env steps summed over tasks (MT10 20M, MT50 100M)
     device: str = "auto"  # auto (cuda if available), cpu or cuda
     torch_threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+    cores: int = 0  # CPU cores this job may use (env_workers=auto); 0 = the process's affinity
 
     # --- environments -----------------------------------------------------------------
     envs_per_task: int = 1  # env copies per task stepped in parallel
-    async_envs: bool = False  # gymnasium AsyncVectorEnv (subprocesses) instead of Sync
+    env_workers: int | str = "auto"  # 0: step in the trainer; N: N worker processes; auto: the
+    #   job's cores less its eval workers (toppo.cores); the same results for every count
+    async_envs: bool = False  # gymnasium AsyncVectorEnv, a subprocess per env (env_workers=0)
     max_episode_steps: int = 500  # metaworld's time limit; ends by truncation (bootstrapped)
 
     # --- PPO core ---------------------------------------------------------------------
@@ -104,7 +109,8 @@ class TrainConfig:
     eval_episodes: int = 50  # episodes per task, pseudorandom goals (50 covers all goals)
     eval_envs_per_task: int = 10  # eval env copies per task stepped together
     eval_mode: str = "overlap"  # overlap: worker process(es) evaluate while training goes on; inline
-    eval_workers: int = 1  # eval worker processes (eval_mode=overlap), whole evaluations in turn
+    eval_workers: int | str = "auto"  # eval worker processes (eval_mode=overlap), each evaluation
+    #   split by task; auto: the cores' share of evaluation work at the cadence (toppo.cores)
 
     # --- diagnostics and bookkeeping ----------------------------------------------------
     diagnostics: bool = True  # per-task grad norms, cosines, Gram cond. (actor and critic bodies)
@@ -196,17 +202,25 @@ class TrainConfig:
                 raise bad("baseline", f"the linear baseline is fitted on whole episodes: "
                           f"rollout_steps_per_task/envs_per_task={T} must be a multiple of "
                           f"max_episode_steps={self.max_episode_steps}")
+        for key, least in (("env_workers", 0), ("eval_workers", 1)):
+            value = getattr(self, key)
+            if not (value == "auto" or (isinstance(value, int) and not isinstance(value, bool)
+                                        and value >= least)):
+                raise bad(key, f"must be an integer of at least {least}, or auto")
+        if self.async_envs and self.env_workers not in (0, "auto"):
+            raise bad("env_workers", "async_envs steps every env in its own subprocess already; "
+                      "set env_workers=0 with async_envs=true")
         positive = [
             "total_steps", "envs_per_task", "max_episode_steps", "rollout_steps_per_task",
             "num_epochs", "num_minibatches", "eval_every_steps", "eval_episodes",
-            "eval_envs_per_task", "eval_workers", "checkpoint_every_updates", "diagnostics_samples",
+            "eval_envs_per_task", "checkpoint_every_updates", "diagnostics_samples",
         ]
         for key in positive:
             if getattr(self, key) <= 0:
                 raise bad(key, "must be a positive integer")
         nonneg = ["learning_rate", "adam_eps", "clip_coef", "vf_clip_coef", "ent_coef",
                   "vf_coef", "max_grad_norm", "target_kl", "cagrad_c", "popart_beta",
-                  "popart_min_sigma", "torch_threads", "seed"]
+                  "popart_min_sigma", "torch_threads", "cores", "seed"]
         for key in nonneg:
             if getattr(self, key) < 0:
                 raise bad(key, "must be non-negative")
@@ -252,6 +266,12 @@ def parse_value(key: str, raw: str) -> Any:
             f"unknown config key '{key}'; known keys: {', '.join(sorted(FIELD_TYPES))}"
         )
     default = getattr(TrainConfig(), key)
+    if key in AUTO_COUNT_FIELDS:
+        if raw.strip().lower() == "auto":
+            return "auto"
+        if not raw.strip().isdigit():
+            raise ConfigError(f"config key '{key}': expected a count or auto (got {raw!r})")
+        return int(raw)
     try:
         if isinstance(default, bool):
             low = raw.strip().lower()

@@ -9,12 +9,18 @@ once serves training and evaluation (MT50's goal generation is the slow part); t
 constructors pickle, so an evaluation worker process builds its envs from them.
 
 Env index layout everywhere: ``copy * K + task``.
+
+Every training-env backend (``EnvCopies`` here, in the trainer's process;
+``toppo.envworkers.EnvWorkerPool``, in worker processes) answers ``reset()`` with the
+observations and ``step(actions)`` with a ``StepBatch``: the per-step info reduced to the
+arrays the trainer uses, so the trainer has one rollout path whatever steps the envs.
 """
 
 from __future__ import annotations
 
 import functools
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
@@ -30,20 +36,65 @@ def _vector_class(async_envs: bool) -> type[gym.vector.VectorEnv]:
     return gym.vector.AsyncVectorEnv if async_envs else gym.vector.SyncVectorEnv
 
 
+@dataclass
+class StepBatch:
+    """One step of N envs, the info reduced to arrays. Observations, rewards and final
+    observations are the envs' float64 values cast to float32 in one place (``cast``), so
+    every backend hands the trainer the same numbers."""
+    obs: np.ndarray  # (N, D) float32: next observation (a new episode's first after an end)
+    reward: np.ndarray  # (N,) float32
+    terminated: np.ndarray  # (N,) bool
+    truncated: np.ndarray  # (N,) bool
+    final_obs: np.ndarray  # (N, D) float32: last observation of an episode that ended; 0 elsewhere
+    final_success: np.ndarray  # (N,) float32: that episode's final info["success"]; nan elsewhere
+
+    @property
+    def ended(self) -> np.ndarray:
+        return self.terminated | self.truncated
+
+    @staticmethod
+    def cast(obs, reward, terminated, truncated, final_obs, final_success) -> StepBatch:
+        return StepBatch(np.asarray(obs, dtype=np.float32), np.asarray(reward, dtype=np.float32),
+                         np.asarray(terminated, dtype=bool), np.asarray(truncated, dtype=bool),
+                         np.asarray(final_obs, dtype=np.float32),
+                         np.asarray(final_success, dtype=np.float32))
+
+
+def reduce_step(result: tuple, obs_dim: int) -> tuple[np.ndarray, ...]:
+    """A same-step-autoreset vector env's ``step`` result as float64 arrays: obs, reward,
+    terminated, truncated, final_obs (0 where no episode ended), final_success (nan there).
+    No info dict survives this: it is what an env worker writes to shared memory."""
+    obs, reward, terminated, truncated, info = result
+    n = len(reward)
+    final_obs = np.zeros((n, obs_dim))
+    final_success = np.full(n, np.nan)
+    if "_final_obs" in info:
+        for i in np.flatnonzero(info["_final_obs"]):
+            final_obs[i] = info["final_obs"][i]
+    if "_final_info" in info:
+        for i in np.flatnonzero(info["_final_info"]):
+            final_success[i] = info["final_info"]["success"][i]
+    return obs, reward, terminated, truncated, final_obs, final_success
+
+
 class EnvCopies:
-    """Several vector envs (one per copy, each with one env per task) stepped together.
+    """Several vector envs (one per copy, each with one env per task) stepped together, in
+    this process (``SyncVectorEnv``) or in one subprocess per env (``AsyncVectorEnv``).
 
     Async copies are stepped with ``step_async`` on all of them before any ``step_wait``,
-    so their subprocesses run in parallel.
+    so their subprocesses run in parallel. ``first_task``: the task index of the copies'
+    first env (an evaluation worker holds a slice of the tasks).
     """
 
-    def __init__(self, copies: list[gym.vector.VectorEnv], num_tasks: int):
+    def __init__(self, copies: list[gym.vector.VectorEnv], num_tasks: int, first_task: int = 0):
         self.copies = copies
         self.num_tasks = num_tasks
         self.num_envs = len(copies) * num_tasks
-        self.task_ids = np.tile(np.arange(num_tasks), len(copies))
+        self.task_ids = np.tile(np.arange(first_task, first_task + num_tasks), len(copies))
         self.single_observation_space = copies[0].single_observation_space
         self.single_action_space = copies[0].single_action_space
+        self.obs_dim = self.single_observation_space.shape[0]
+        self.act_dim = self.single_action_space.shape[0]
         self.task_names: list[str] = _task_names(copies[0])
         self.busy_s = 0.0  # seconds spent in reset() and step() (the trainer's time budget)
 
@@ -53,7 +104,12 @@ class EnvCopies:
         self.busy_s += time.perf_counter() - t0
         return obs
 
-    def step(self, actions: np.ndarray):
+    def step(self, actions: np.ndarray) -> StepBatch:
+        return StepBatch.cast(*self.step_raw(actions))
+
+    def step_raw(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
+        """One step of every env as ``reduce_step``'s float64 arrays (evaluation sums the
+        float64 rewards, whichever way its envs are stepped)."""
         t0 = time.perf_counter()
         chunks = np.split(actions, len(self.copies))
         if isinstance(self.copies[0], gym.vector.AsyncVectorEnv):
@@ -62,33 +118,9 @@ class EnvCopies:
             results = [c.step_wait() for c in self.copies]
         else:
             results = [c.step(a) for c, a in zip(self.copies, chunks)]
-        obs = np.concatenate([r[0] for r in results]).astype(np.float32)
-        reward = np.concatenate([r[1] for r in results]).astype(np.float32)
-        terminated = np.concatenate([r[2] for r in results])
-        truncated = np.concatenate([r[3] for r in results])
-        infos = [r[4] for r in results]
+        parts = [reduce_step(r, self.obs_dim) for r in results]
+        out = tuple(np.concatenate(col) for col in zip(*parts))
         self.busy_s += time.perf_counter() - t0
-        return obs, reward, terminated, truncated, infos
-
-    @staticmethod
-    def final_obs(infos: list[dict], num_tasks: int) -> dict[int, np.ndarray]:
-        """Map env index -> the last observation of an episode that ended this step."""
-        out = {}
-        for c, info in enumerate(infos):
-            if "_final_obs" in info:
-                for i in np.flatnonzero(info["_final_obs"]):
-                    out[c * num_tasks + i] = np.asarray(info["final_obs"][i], dtype=np.float32)
-        return out
-
-    @staticmethod
-    def final_success(infos: list[dict], num_tasks: int) -> dict[int, float]:
-        """Map env index -> the final ``success`` of an episode that ended this step."""
-        out = {}
-        for c, info in enumerate(infos):
-            if "_final_info" in info:
-                fin = info["final_info"]
-                for i in np.flatnonzero(info["_final_info"]):
-                    out[c * num_tasks + i] = float(fin["success"][i])
         return out
 
     def single_envs(self) -> list[gym.Env] | None:
@@ -145,32 +177,51 @@ def eval_env_fns(fns: list[functools.partial], seed: int) -> list[functools.part
                      task_select="pseudorandom")
 
 
-def make_eval_envs(eval_fns: list[functools.partial], copies: int, async_envs: bool) -> EnvCopies:
-    """``copies`` identical eval vector envs (same seed): each evaluation restores them to one
+def make_eval_envs(eval_fns: list[functools.partial], copies: int, async_envs: bool,
+                   tasks: range | None = None) -> EnvCopies:
+    """``copies`` identical eval vector envs (same seed) of the tasks ``tasks`` (all by
+    default; an evaluation worker holds a slice): each evaluation restores them to one
     snapshot and places copy c at its own offset of the shared goal cycle (``place_copies``),
-    so the copies split the goals."""
+    so the copies split the goals. Each env is built from its task's constructor alone, so a
+    slice's envs are the same envs as in the whole set."""
+    tasks = tasks if tasks is not None else range(len(eval_fns))
     vec_cls = _vector_class(async_envs)
-    evals = [vec_cls(eval_fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    evals = [vec_cls([eval_fns[k] for k in tasks], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
              for _ in range(copies)]
     for e in evals:
         e.call("toggle_sample_tasks_on_reset", True)  # next goal of the cycle at every reset
-    return EnvCopies(evals, len(eval_fns))
+    return EnvCopies(evals, len(tasks), first_task=tasks.start)
+
+
+def train_env_fns(fns: list[functools.partial], seed: int, envs_per_task: int
+                  ) -> list[functools.partial]:
+    """The constructor of every training env, in env index order ``copy * K + task``: copy c
+    is the benchmark's env reseeded with ``seed + c * stride`` (copy 0: exactly the
+    package's own constructors, same goals). An env worker builds its slice from these."""
+    return [f for c in range(envs_per_task)
+            for f in _reseeded(fns, seed + c * _COPY_SEED_STRIDE)]
 
 
 def make_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_task: int,
-                    async_envs: bool, max_episode_steps: int
-                    ) -> tuple[EnvCopies, list[functools.partial]]:
+                    async_envs: bool, max_episode_steps: int, env_workers: int = 0):
     """Training envs for one run and the evaluation constructors of the same benchmark goals
-    (``eval_env_fns``), for ``make_eval_envs`` here or in an evaluation worker."""
+    (``eval_env_fns``), for ``make_eval_envs`` here or in an evaluation worker.
+
+    ``env_workers`` = 0: ``EnvCopies`` in this process (``async_envs``: a subprocess per
+    env); N > 0: ``toppo.envworkers.EnvWorkerPool``, N processes each stepping a contiguous
+    slice of the envs. Every choice steps the same envs and returns the same ``StepBatch``es."""
     base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
-    vec_cls = _vector_class(async_envs)
-    train = []
-    for copy in range(envs_per_task):
-        if copy == 0 and not async_envs:
-            train.append(base)  # exactly the package's env for copy 0
-        else:
-            train.append(vec_cls(_reseeded(fns, seed + copy * _COPY_SEED_STRIDE),
-                                 autoreset_mode=gym.vector.AutoresetMode.SAME_STEP))
+    if env_workers > 0:
+        from toppo.envworkers import EnvWorkerPool  # a process pool only where asked for
+
+        base.close()  # only its constructors were needed
+        pool = EnvWorkerPool(train_env_fns(fns, seed, envs_per_task), len(fns), env_workers)
+        return pool, eval_env_fns(fns, seed)
+    K, vec_cls = len(fns), _vector_class(async_envs)
+    every = train_env_fns(fns, seed, envs_per_task)
+    train = [base if c == 0 and not async_envs  # exactly the package's env for copy 0
+             else vec_cls(every[c * K:(c + 1) * K], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+             for c in range(envs_per_task)]
     if async_envs:
         base.close()  # only its constructors were needed
     return EnvCopies(train, len(fns)), eval_env_fns(fns, seed)

@@ -13,8 +13,14 @@ Each copy is placed there by restoring the snapshot advanced along the goal cycl
 
 Envs that finished their episodes stop stepping: with synchronous envs the single envs
 are stepped directly (only the active ones); asynchronous copies step as a whole, so
-there finished envs keep running until their copy is done. ``env_steps`` counts every
-step executed, wasted or not.
+there finished envs keep running until their copy is done (their observations are not
+used again). ``env_steps`` counts every step executed, wasted or not.
+
+Tasks are independent: the policy acts for one task at a time, on the fixed block of its
+C copies, so what a task's episodes see depends on that task's envs only. An evaluation
+split by task across worker processes (``toppo.evalworker``) therefore gives every task
+the same numbers as one process evaluating all of them, by construction, not because
+batched matrix products happen to round alike for other batch compositions.
 """
 
 from __future__ import annotations
@@ -41,7 +47,7 @@ def evaluate(act: Callable[[np.ndarray, np.ndarray], np.ndarray], envs: EnvCopie
              snapshot: list[Any], episodes: int) -> EvalResult:
     """Run ``episodes`` evaluation episodes per task. ``act(obs, task)`` maps observations
     (B, D) of envs running tasks ``task`` (B,) to actions (B, A)."""
-    K, C = envs.num_tasks, len(envs.copies)
+    K, C, N = envs.num_tasks, len(envs.copies), envs.num_envs
     per_copy = math.ceil(episodes / C)
     # episodes each env index (copy * K + task) must complete
     quota = np.repeat([max(0, min(per_copy, episodes - c * per_copy)) for c in range(C)], K)
@@ -50,23 +56,26 @@ def evaluate(act: Callable[[np.ndarray, np.ndarray], np.ndarray], envs: EnvCopie
     envs.set_state(place_copies(snapshot, [c * per_copy for c in range(C)]))
     obs = envs.reset()
 
-    done_eps = np.zeros(envs.num_envs, dtype=np.int64)
-    successes = np.zeros(envs.num_envs)
-    returns = np.zeros(envs.num_envs)
-    running_return = np.zeros(envs.num_envs)
+    done_eps = np.zeros(N, dtype=np.int64)
+    successes = np.zeros(N)
+    returns = np.zeros(N)
+    running_return = np.zeros(N)
+    actions = np.zeros((N, envs.act_dim), dtype=np.float32)
     steps = 0
     singles = envs.single_envs()  # None for asynchronous copies
     while (active := np.flatnonzero(done_eps < quota)).size:
+        for k in np.unique(active % K):  # one forward per task still running, over its C copies
+            rows = slice(k, N, K)
+            actions[rows] = act(obs[rows], envs.task_ids[rows])
         if singles is None:
-            obs, reward, terminated, truncated, infos = envs.step(act(obs, envs.task_ids))
-            steps += envs.num_envs
+            new_obs, reward, terminated, truncated, _, final_success = envs.step_raw(actions)
+            obs[active] = new_obs[active]  # a finished env's observation stays as it was
+            steps += N
             ended = np.flatnonzero(terminated | truncated)
-            final_success = EnvCopies.final_success(infos, K) if ended.size else {}
         else:
-            actions = act(obs[active], envs.task_ids[active])
-            reward, ended, final_success = np.zeros(envs.num_envs), [], {}
-            for a, i in zip(actions, active):
-                o, reward[i], term, trunc, info = singles[i].step(a)
+            reward, ended, final_success = np.zeros(N), [], np.full(N, np.nan)
+            for i in active:
+                o, reward[i], term, trunc, info = singles[i].step(actions[i])
                 if term or trunc:
                     ended.append(i)
                     final_success[i] = float(info["success"])
@@ -82,3 +91,10 @@ def evaluate(act: Callable[[np.ndarray, np.ndarray], np.ndarray], envs: EnvCopie
             running_return[i] = 0.0
     per_task = lambda x: x.reshape(C, K).sum(0) / episodes
     return EvalResult(per_task(successes), per_task(returns), episodes, steps)
+
+
+def concat_results(parts: list[EvalResult]) -> EvalResult:
+    """One evaluation's result from its parts over consecutive task slices, in task order."""
+    return EvalResult(np.concatenate([p.success_rate for p in parts]),
+                      np.concatenate([p.mean_return for p in parts]),
+                      parts[0].episodes, sum(p.env_steps for p in parts))

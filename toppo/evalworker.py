@@ -8,11 +8,14 @@ the eval envs only -- not on the mode, the number of eval workers, the learner's
 its thread count (``eval_mode`` and ``eval_workers`` are left out of the config hash).
 
 * ``InlineEvaluator`` evaluates at once in the trainer process (training waits).
-* ``OverlapEvaluator`` sends each snapshot to one of ``eval_workers`` processes (spawn
-  context: no fork of a process that already runs torch threads), round robin; each builds
-  its eval envs once, from the benchmark's pickled per-task constructors (no second goal
-  generation), and evaluates from the same env snapshot every time. Results are committed
-  in step order.
+* ``OverlapEvaluator`` splits every evaluation by task across ``eval_workers`` processes
+  (spawn context: no fork of a process that already runs torch threads): worker w holds a
+  contiguous slice of the tasks, all their eval copies, and evaluates them from the same
+  env snapshot every time; the parts join in task order. Each worker builds its envs once,
+  from the benchmark's pickled per-task constructors (no second goal generation), so more
+  workers shorten each evaluation and shrink each worker's envs. The policy acts per task
+  (``toppo.evaluation``), so a task's numbers do not depend on which tasks share its
+  process. Results are committed in step order.
 
 Both keep every submitted evaluation ``pending`` until its result is committed; the
 trainer's checkpoint stores the pending steps with their weights and a resumed trainer
@@ -24,12 +27,9 @@ from __future__ import annotations
 
 import atexit
 import contextlib
-import ctypes
 import functools
 import multiprocessing as mp
 import os
-import signal
-import sys
 import time
 import traceback
 from collections.abc import Iterator
@@ -40,9 +40,11 @@ import numpy as np
 import torch
 
 from toppo.config import TrainConfig
+from toppo.cores import eval_worker_count
 from toppo.envs import EnvCopies, make_eval_envs
-from toppo.evaluation import EvalResult, evaluate
+from toppo.evaluation import EvalResult, concat_results, evaluate
 from toppo.networks import build_actor
+from toppo.procs import die_with_parent, exit_description
 
 
 @dataclass
@@ -56,6 +58,11 @@ class EvalSpec:
     @property
     def copies(self) -> int:
         return min(self.cfg.eval_envs_per_task, self.cfg.eval_episodes)
+
+    def task_slices(self, workers: int) -> list[range]:
+        """Contiguous task slices for ``workers`` evaluation workers (at most one per task)."""
+        parts = np.array_split(np.arange(len(self.eval_fns)), min(workers, len(self.eval_fns)))
+        return [range(int(p[0]), int(p[-1]) + 1) for p in parts]
 
 
 @dataclass
@@ -145,22 +152,15 @@ class InlineEvaluator:
 
 
 # ---------------------------------------------------------------------- worker processes
-def _die_with_parent() -> None:
-    """Linux: get SIGTERM when the trainer dies (even by SIGKILL), so no worker outlives it."""
-    if sys.platform.startswith("linux"):
-        with contextlib.suppress(OSError, AttributeError):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def _worker_main(conn, spec: EvalSpec, async_envs: bool, parent_pid: int) -> None:
-    _die_with_parent()
+def _worker_main(conn, spec: EvalSpec, async_envs: bool, tasks: range, parent_pid: int) -> None:
+    die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         return
     torch.set_num_threads(1)
     envs = None
     try:
         t0 = time.perf_counter()
-        envs = make_eval_envs(spec.eval_fns, spec.copies, async_envs)
+        envs = make_eval_envs(spec.eval_fns, spec.copies, async_envs, tasks)
         snapshot = envs.get_state()
         policy = _SnapshotPolicy(spec)
         conn.send(("ready", time.perf_counter() - t0))
@@ -190,24 +190,26 @@ class EvalWorkerError(RuntimeError):
 
 
 class OverlapEvaluator:
-    """Evaluates snapshots in ``workers`` spawned processes while training goes on."""
+    """Evaluates snapshots in ``workers`` spawned processes while training goes on, each
+    evaluation split by task across all of them."""
 
     def __init__(self, spec: EvalSpec, async_envs: bool, workers: int):
         self.spec = spec
         ctx = mp.get_context("spawn")
         self._procs, self._conns = [], []
-        for i in range(workers):
+        self.slices = spec.task_slices(workers)
+        for i, tasks in enumerate(self.slices):
             parent, child = ctx.Pipe(duplex=True)
             # not a daemon: a worker may own AsyncVectorEnv subprocesses; close() (also at
-            # interpreter exit) stops it, and _die_with_parent covers a killed trainer
-            proc = ctx.Process(target=_worker_main, args=(child, spec, async_envs, os.getpid()),
-                               name=f"toppo-eval-{i}")
+            # interpreter exit) stops it, and die_with_parent covers a killed trainer
+            proc = ctx.Process(target=_worker_main, name=f"toppo-eval-{i}",
+                               args=(child, spec, async_envs, tasks, os.getpid()))
             proc.start()
             child.close()  # only the worker holds its end: its exit reads as EOF here
             self._procs.append(proc)
             self._conns.append(parent)
         self._pending: dict[int, tuple[int, dict[str, torch.Tensor]]] = {}  # seq -> step, weights
-        self._results: dict[int, Done] = {}
+        self._parts: dict[int, dict[int, tuple[EvalResult, float]]] = {}  # seq -> worker -> part
         self._next_seq = 0  # the next sequence number to hand out
         self._commit_seq = 0  # the next one to commit
         self.wait_s = 0.0  # seconds the trainer spent blocked waiting for results
@@ -219,11 +221,17 @@ class OverlapEvaluator:
         seq = self._next_seq
         self._next_seq += 1
         self._pending[seq] = (step, weights)
-        self._conns[seq % len(self._conns)].send((seq, step, weights))
+        self._parts[seq] = {}
+        for conn in self._conns:  # every worker evaluates its tasks
+            conn.send((seq, step, weights))
 
     def pending(self) -> list[tuple[int, dict[str, torch.Tensor]]]:
         """Submitted evaluations not yet committed, in step order (for the checkpoint)."""
         return [self._pending[s] for s in sorted(self._pending)]
+
+    def _describe(self, i: int) -> str:
+        tasks = self.slices[i]
+        return f"evaluation worker {i} (pid {self._procs[i].pid}, tasks {tasks.start}-{tasks.stop - 1})"
 
     def _receive(self, i: int) -> None:
         conn, proc = self._conns[i], self._procs[i]
@@ -231,15 +239,18 @@ class OverlapEvaluator:
             msg = conn.recv()
         except (EOFError, OSError):
             proc.join(timeout=5)
-            raise EvalWorkerError(f"evaluation worker {proc.name} exited (code {proc.exitcode}) "
+            raise EvalWorkerError(f"{self._describe(i)} {exit_description(proc.exitcode)} "
                                   "with evaluations pending") from None
         if msg[0] == "ready":
             self.ready_s.append(msg[1])
         elif msg[0] == "result":
             _, seq, step, res, dt = msg
-            self._results[seq] = Done(step, res, dt)
+            self._parts[seq][i] = (res, dt)
         else:
-            raise EvalWorkerError(f"evaluation worker {proc.name} failed:\n{msg[1]}")
+            raise EvalWorkerError(f"{self._describe(i)} failed:\n{msg[1]}")
+
+    def _complete(self, seq: int) -> bool:
+        return len(self._parts[seq]) == len(self._conns)
 
     def collect(self, wait: bool = False) -> list[Done]:
         """Results ready to commit, in step order; ``wait``: block until none is pending."""
@@ -248,17 +259,21 @@ class OverlapEvaluator:
             for i, conn in enumerate(self._conns):
                 while conn.poll():
                     self._receive(i)
-            if not wait or len(self._results) == len(self._pending):
+            if not wait or all(self._complete(s) for s in self._pending):
                 break
-            # block on the worker that holds the oldest uncommitted evaluation
-            oldest = min(s for s in self._pending if s not in self._results)
-            self._receive(oldest % len(self._conns))
+            # block on a worker that still owes a part of the oldest unfinished evaluation
+            oldest = min(s for s in self._pending if not self._complete(s))
+            self._receive(min(set(range(len(self._conns))) - set(self._parts[oldest])))
         if wait:
             self.wait_s += time.perf_counter() - t0
         done = []
-        while self._commit_seq in self._results:
-            done.append(self._results.pop(self._commit_seq))
-            del self._pending[self._commit_seq]
+        while self._commit_seq in self._pending and self._complete(self._commit_seq):
+            step, _ = self._pending.pop(self._commit_seq)
+            parts = self._parts.pop(self._commit_seq)
+            ordered = [parts[i] for i in range(len(self._conns))]
+            # the evaluation took as long as its slowest part (the parts run side by side)
+            done.append(Done(step, concat_results([r for r, _ in ordered]),
+                             max(dt for _, dt in ordered)))
             self._commit_seq += 1
         return done
 
@@ -284,4 +299,4 @@ def make_evaluator(spec: EvalSpec) -> InlineEvaluator | OverlapEvaluator:
     cfg = spec.cfg
     if cfg.eval_mode == "inline":
         return InlineEvaluator(spec, cfg.async_envs)
-    return OverlapEvaluator(spec, cfg.async_envs, cfg.eval_workers)
+    return OverlapEvaluator(spec, cfg.async_envs, eval_worker_count(cfg))

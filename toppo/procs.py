@@ -1,4 +1,7 @@
-"""Process housekeeping for the workflow (Linux /proc; no-ops elsewhere).
+"""Process housekeeping (Linux /proc and prctl; no-ops elsewhere).
+
+``die_with_parent`` is called first thing in every worker process the trainer starts (env
+workers, evaluation workers), so none outlives a trainer that is killed.
 
 ``stop_children_on_signals`` is installed by workflow/rules/common.smk in the Snakemake
 process: Ctrl-C in a terminal reaches every job (one process group), but `kill -INT` or
@@ -9,12 +12,38 @@ script (workflow/scripts/train_cell.py) sees its shell go and stops its trainer.
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import os
 import signal
+import sys
 import threading
 from pathlib import Path
 
 PROC = Path("/proc")
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+
+
+def die_with_parent(sig: int = signal.SIGTERM) -> None:
+    """Linux: have the kernel send ``sig`` to this process when its parent dies (even by
+    SIGKILL). Call it first in a child, then check ``os.getppid()`` against the parent's pid:
+    a parent that died before the call is not signalled for."""
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
+
+
+def exit_description(code: int | None) -> str:
+    """How a ``multiprocessing`` child ended, from its ``exitcode``, in words."""
+    if code is None:
+        return "stopped answering"
+    if code < 0:
+        try:
+            name = signal.Signals(-code).name
+        except ValueError:
+            name = f"signal {-code}"
+        return f"was killed by {name}"
+    return f"exited with code {code}"
 
 
 def children(pid: int) -> list[int]:

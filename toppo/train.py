@@ -32,7 +32,9 @@ import yaml
 
 from toppo import ppo
 from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
-from toppo.envs import EnvCopies, make_train_envs
+from toppo.cores import env_worker_count, eval_worker_count
+from toppo.envs import make_train_envs
+from toppo.envworkers import EnvWorkerError
 from toppo.evalworker import EvalSpec, make_evaluator, snapshot_weights
 from toppo.io import (
     RunLock,
@@ -77,12 +79,13 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
+        self.env_workers = env_worker_count(cfg)
         self.envs, eval_fns = make_train_envs(
             cfg.benchmark, cfg.reward_version, cfg.seed, envs_per_task=cfg.envs_per_task,
-            async_envs=cfg.async_envs, max_episode_steps=cfg.max_episode_steps)
+            async_envs=cfg.async_envs, max_episode_steps=cfg.max_episode_steps,
+            env_workers=self.env_workers)
         self.K = self.envs.num_tasks
-        obs_dim = self.envs.single_observation_space.shape[0]
-        act_dim = self.envs.single_action_space.shape[0]
+        obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
         # inline, or worker process(es) building their eval envs from eval_fns meanwhile
         self.evaluator = make_evaluator(EvalSpec(cfg, eval_fns, obs_dim, act_dim))
         self.eval_resubmit: list[tuple[int, dict[str, torch.Tensor]]] = []  # from a checkpoint
@@ -111,8 +114,8 @@ class Trainer:
         value = self.learner.value if self.learner.critic is not None else None
         T = cfg.rollout_steps_per_task // cfg.envs_per_task
         task = self.task_of_env
-        obs_buf = torch.zeros((T, N, self.envs.single_observation_space.shape[0]), device=dev)
-        act_buf = torch.zeros((T, N, self.envs.single_action_space.shape[0]), device=dev)
+        obs_buf = torch.zeros((T, N, self.envs.obs_dim), device=dev)
+        act_buf = torch.zeros((T, N, self.envs.act_dim), device=dev)
         logp_buf, val_buf, rew_buf, next_val_buf = (torch.zeros((T, N), device=dev) for _ in range(4))
         end_buf = torch.zeros((T, N), dtype=torch.bool, device=dev)
         successes: list[float] = []
@@ -123,21 +126,20 @@ class Trainer:
             obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
             if value is not None:
                 val_buf[t] = value(obs, task)
-            next_obs, reward, terminated, truncated, infos = self.envs.step(action.cpu().numpy())
-            rew_buf[t] = torch.as_tensor(reward, device=dev)
-            ended = np.flatnonzero(terminated | truncated)
-            obs = torch.as_tensor(next_obs, device=dev)
+            step = self.envs.step(action.cpu().numpy())  # a StepBatch (toppo.envs)
+            rew_buf[t] = torch.as_tensor(step.reward, device=dev)
+            ended = np.flatnonzero(step.ended)
+            obs = torch.as_tensor(step.obs, device=dev)
             if ended.size:
                 end_buf[t, ended] = True
-                trunc_only = [i for i in ended if truncated[i] and not terminated[i]]
-                if trunc_only and cfg.bootstrap_truncation:
+                trunc_only = np.flatnonzero(step.truncated & ~step.terminated)
+                if trunc_only.size and cfg.bootstrap_truncation:
                     # bootstrap the time limit: V(final observation of the episode); without
                     # it (the reference) the truncation counts as terminal: next value 0
-                    final = EnvCopies.final_obs(infos, self.K)
                     idx = torch.as_tensor(trunc_only, device=dev)
-                    fin = torch.as_tensor(np.stack([final[i] for i in trunc_only]), device=dev)
+                    fin = torch.as_tensor(step.final_obs[trunc_only], device=dev)
                     next_val_buf[t, idx] = value(fin, task[idx])
-                successes.extend(EnvCopies.final_success(infos, self.K).values())
+                successes.extend(step.final_success[ended].tolist())
         if value is not None:
             last_value = value(obs, task)
         else:  # the linear baseline, fitted per task on this rollout's whole episodes
@@ -253,12 +255,13 @@ class Trainer:
             "config_hash": self.cfg.config_hash(), "git_commit": self.git_commit,
             "packages": package_versions(), "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "env_workers": self.env_workers,
+            "cores": self.cfg.cores or None,
             "wall_time_s": round(self.wall_time, 3), "env_steps": self.global_step,
             "total_steps": self.cfg.total_steps, "eval_env_steps": self.eval_env_steps,
             "updates": self.update_idx, "num_updates": self.cfg.num_updates,
             "eval_episodes": self.cfg.eval_episodes,
-            "eval_mode": self.cfg.eval_mode, "eval_workers": self.cfg.eval_workers,
+            "eval_mode": self.cfg.eval_mode, "eval_workers": eval_worker_count(self.cfg),
             "time_budget": self.time_budget(),
             "param_count": self.learner.param_counts(),
             "started_at": started_at,
@@ -443,7 +446,9 @@ def main(argv: list[str] | None = None) -> int:
     # one clean line each: another trainer holds the directory; a read-only folder or a
     # full disk (the message names the path); a config error found only on this machine,
     # e.g. device=cuda without a GPU
-    except (RunLocked, OSError, ConfigError) as exc:
+    # an env worker that died or failed: one line naming it and its tasks (the run resumes
+    # from its checkpoint when started again)
+    except (RunLocked, OSError, ConfigError, EnvWorkerError) as exc:
         print(f"python -m toppo.train: error: {exc}", file=sys.stderr, flush=True)
         return EXIT_LOCKED if isinstance(exc, RunLocked) else 2 if isinstance(exc, ConfigError) else 1
 

@@ -52,6 +52,7 @@ WORKFLOW_KEYS = {
     "total_steps": "budgets",
     "device": "device",
     "torch_threads": "resources.<benchmark>.threads",
+    "cores": "resources.<benchmark>.threads",
 }
 
 
