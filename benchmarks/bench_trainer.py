@@ -122,8 +122,8 @@ def load_average() -> str:
 def reuse_benchmarks() -> None:
     """Generate each benchmark's goals once for the whole sweep (MT50's take ~45 s): later
     trainers get a fresh copy-0 env from the same constructors. Benchmark-only."""
-    generate = functools.lru_cache(maxsize=None)(
-        lambda *key: toppo.envs.benchmark_env_fns(*key)[1])
+    original = toppo.envs.benchmark_env_fns
+    generate = functools.lru_cache(maxsize=None)(lambda *key: original(*key)[1])
 
     def cached(benchmark, reward_version, seed, max_episode_steps):
         fns = generate(benchmark, reward_version, seed, max_episode_steps)
@@ -152,7 +152,9 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
             print("  env workers | rollout env steps/s | x in-process | parallel efficiency")
         base = None
         for workers in counts:
-            cfg = resolve("toppo", {"benchmark": bench, "device": str(device),
+            # one torch thread: the policy's forward over 10-50 rows gains nothing from more,
+            # and idle OpenMP threads would compete with the env workers for the cores
+            cfg = resolve("toppo", {"benchmark": bench, "device": str(device), "torch_threads": 1,
                                     "rollout_steps_per_task": args.rollout_steps_per_task,
                                     "eval_every_steps": 10**12, "env_workers": workers})
             with tempfile.TemporaryDirectory() as tmp:

@@ -82,7 +82,7 @@ def test_env_state_round_trip_reproduces_rollouts(short_envs):
     def roll():
         obs = [train.reset()]
         for a in actions:
-            obs.append(train.step(a)[0])
+            obs.append(train.step(a).obs)
         return np.stack(obs)
     first = roll()
     train.set_state(state)

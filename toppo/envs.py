@@ -214,8 +214,8 @@ def make_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_
     if env_workers > 0:
         from toppo.envworkers import EnvWorkerPool  # a process pool only where asked for
 
-        base.close()  # only its constructors were needed
-        pool = EnvWorkerPool(train_env_fns(fns, seed, envs_per_task), len(fns), env_workers)
+        pool = EnvWorkerPool(train_env_fns(fns, seed, envs_per_task), base, env_workers)
+        base.close()  # only its constructors, spaces and task names were needed
         return pool, eval_env_fns(fns, seed)
     K, vec_cls = len(fns), _vector_class(async_envs)
     every = train_env_fns(fns, seed, envs_per_task)

@@ -149,20 +149,20 @@ def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tup
 
 # ---------------------------------------------------------------------- the pool
 class EnvWorkerPool:
-    """N env worker processes over the run's envs, with ``EnvCopies``' interface."""
+    """N env worker processes over the run's envs, with ``EnvCopies``' interface.
 
-    def __init__(self, fns: list[functools.partial], num_tasks: int, workers: int):
-        import gymnasium as gym
+    ``fns``: every env's constructor in index order (``toppo.envs.train_env_fns``);
+    ``like``: a vector env of the same benchmark (one env per task), for the spaces and the
+    task names."""
 
+    def __init__(self, fns: list[functools.partial], like, workers: int):
         from toppo.envs import _task_names
 
-        self.num_envs, self.num_tasks = len(fns), num_tasks
-        self.task_ids = np.tile(np.arange(num_tasks), self.num_envs // num_tasks)
-        probe = gym.vector.SyncVectorEnv(fns[:num_tasks])  # spaces and task names, then closed
-        self.single_observation_space = probe.single_observation_space
-        self.single_action_space = probe.single_action_space
-        self.task_names: list[str] = _task_names(probe)
-        probe.close()
+        self.num_envs, self.num_tasks = len(fns), like.num_envs
+        self.task_ids = np.tile(np.arange(self.num_tasks), self.num_envs // self.num_tasks)
+        self.single_observation_space = like.single_observation_space
+        self.single_action_space = like.single_action_space
+        self.task_names: list[str] = _task_names(like)
         self.obs_dim = self.single_observation_space.shape[0]
         self.act_dim = self.single_action_space.shape[0]
         self.busy_s = 0.0  # seconds spent in reset() and step() (the trainer's time budget)

@@ -43,7 +43,7 @@ from toppo.config import TrainConfig
 from toppo.cores import eval_worker_count
 from toppo.envs import EnvCopies, make_eval_envs
 from toppo.evaluation import EvalResult, concat_results, evaluate
-from toppo.networks import build_actor
+from toppo.networks import build_actor, policy_input
 from toppo.procs import die_with_parent, exit_description
 
 
@@ -111,8 +111,8 @@ class _SnapshotPolicy:
 
     @torch.no_grad()
     def __call__(self, obs: np.ndarray, task: np.ndarray) -> np.ndarray:
-        return self.actor.act_deterministic(torch.as_tensor(obs, dtype=torch.float32),
-                                            torch.as_tensor(task)).numpy()
+        # a copy in torch's own aligned memory: MKL rounds by address (networks.policy_input)
+        return self.actor.act_deterministic(policy_input(obs), torch.as_tensor(task)).numpy()
 
 
 def _run_one(policy: _SnapshotPolicy, envs: EnvCopies, snapshot: list[Any], episodes: int,

@@ -141,6 +141,16 @@ class Critic(nn.Module):
         return {"head.weight", "head.bias"} if self.per_task_head else set()
 
 
+def policy_input(obs, device: torch.device | str = "cpu") -> torch.Tensor:
+    """Observations (a numpy array or view) as a float32 tensor in torch's own memory, never
+    sharing the array's. On CPU, MKL's matrix products can round differently for the same
+    values at another address (measured: 4 distinct actor outputs over 16 offsets of a
+    shared numpy view, 1 over copies), and a numpy array's address depends on the process's
+    heap; torch allocates 64-byte aligned, so the networks' numbers depend on the values only,
+    whichever process (trainer, env-worker path, eval worker) made the array."""
+    return torch.tensor(obs, dtype=torch.float32, device=device)
+
+
 def body_param_names(module: nn.Module) -> set[str]:
     """The parameters every variant shares (the MLP body), used by the diagnostics."""
     return {n for n, _ in module.named_parameters() if n.startswith("body.")}

@@ -49,6 +49,7 @@ from toppo.io import (
 )
 from toppo.learner import Learner, TrainingDiverged
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.networks import policy_input
 from toppo.rundir import (
     checkpoint_paths,
     completion,
@@ -120,7 +121,7 @@ class Trainer:
         end_buf = torch.zeros((T, N), dtype=torch.bool, device=dev)
         successes: list[float] = []
 
-        obs = torch.as_tensor(self.envs.reset(), device=dev)
+        obs = policy_input(self.envs.reset(), dev)  # torch's memory: see networks.policy_input
         for t in range(T):
             u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
             obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
@@ -129,7 +130,7 @@ class Trainer:
             step = self.envs.step(action.cpu().numpy())  # a StepBatch (toppo.envs)
             rew_buf[t] = torch.as_tensor(step.reward, device=dev)
             ended = np.flatnonzero(step.ended)
-            obs = torch.as_tensor(step.obs, device=dev)
+            obs = policy_input(step.obs, dev)
             if ended.size:
                 end_buf[t, ended] = True
                 trunc_only = np.flatnonzero(step.truncated & ~step.terminated)
@@ -137,7 +138,7 @@ class Trainer:
                     # bootstrap the time limit: V(final observation of the episode); without
                     # it (the reference) the truncation counts as terminal: next value 0
                     idx = torch.as_tensor(trunc_only, device=dev)
-                    fin = torch.as_tensor(step.final_obs[trunc_only], device=dev)
+                    fin = policy_input(step.final_obs[trunc_only], dev)
                     next_val_buf[t, idx] = value(fin, task[idx])
                 successes.extend(step.final_success[ended].tolist())
         if value is not None:
