@@ -32,6 +32,7 @@ import pandas as pd
 
 from analysis import metrics
 from analysis.metrics import Statistic
+from analysis.numfmt import fmt_count  # noqa: F401  (re-exported: tables, figures, reproduction)
 from analysis.protocol_spec import PROTOCOL_NAMES, Protocol
 
 
@@ -66,17 +67,6 @@ class History:
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.values.shape  # type: ignore[return-value]
-
-
-def fmt_count(n: float | None) -> str:
-    """Env steps or parameters compactly: 100000000 -> 100M, 1500000 -> 1.5M, 420000 -> 420K."""
-    if n is None or (isinstance(n, float | np.floating) and np.isnan(n)):
-        return "--"
-    n = float(f"{float(n):.3g}")  # 3 significant digits first, so 999999 becomes 1M, not 1e+03K
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}"
-    return f"{n:.0f}"
 
 
 def as_protocol(protocol: Protocol | str) -> Protocol:
