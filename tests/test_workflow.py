@@ -265,12 +265,24 @@ GROUP = "grid:\n  - {name: main, benchmarks: [MT10], reward_versions: [v1], vari
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {seed: 3}}\n", "benchmark_overrides.MT10.seed"),
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT20: {num_epochs: 2}}\n", "MT20"),
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {num_minibatches: 20000}}\n", "num_minibatches"),
+    (GROUP % "seeds: 2" + "wandb: {project: toppo, mode: cloud}\n", "cloud"),
+    (GROUP % "seeds: 2" + "wandb: {entity: me}\n", "project"),
+    (GROUP % "seeds: 2" + "trainer_overrides: {wandb_project: toppo}\n",
+     "trainer_overrides.wandb_project: set by the workflow from wandb.project"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, expected):
     bad = write_config(tmp_path / "bad.yaml", text)
     proc = snakemake(tmp_path, "--dry-run", "--configfile", str(bad))
     assert proc.returncode != 0
     assert expected in output(proc), output(proc)[-3000:]
+
+
+def test_live_curve_settings_reach_the_trainer_as_execution_only_arguments():
+    from toppo.grid import live_args
+
+    assert live_args(PAPER) == ["tensorboard=true"]
+    assert live_args({**PAPER, "tensorboard": False, "wandb": {"project": "toppo", "mode": "offline"}}) \
+        == ["tensorboard=false", "wandb_project=toppo", "wandb_mode=offline"]
 
 
 def test_unknown_variant_is_named(tmp_path):

@@ -33,6 +33,10 @@ WORKFLOW_KEYS = {
     "total_steps": "budgets",
     "device": "device",
     "torch_threads": "resources.<benchmark>.threads",
+    "tensorboard": "tensorboard",
+    "wandb_project": "wandb.project",
+    "wandb_entity": "wandb.entity",
+    "wandb_mode": "wandb.mode",
 }
 
 
@@ -64,6 +68,15 @@ def group_cells(group: dict[str, Any]) -> list[Cell]:
 def grid_cells(config: dict[str, Any]) -> list[Cell]:
     """Every cell of a workflow config's grid, once each, sorted (no validation)."""
     return sorted({c for group in config["grid"] for c in group_cells(group)})
+
+
+def live_args(config: dict[str, Any]) -> list[str]:
+    """The config's live-curve settings (``tensorboard``, ``wandb``; toppo.livelog) as trainer
+    arguments. Execution only (not hashed): like device and threads, the training job passes
+    them (workflow/scripts/train_cell.py), so changing them re-runs nothing."""
+    wandb = config.get("wandb") or {}
+    return [f"tensorboard={cli_value(config.get('tensorboard', True))}",
+            *(f"wandb_{key}={wandb[key]}" for key in ("project", "entity", "mode") if key in wandb)]
 
 
 def load_config(configfiles: list[str | Path] = ()) -> dict[str, Any]:
