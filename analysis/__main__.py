@@ -46,6 +46,10 @@ def _add_common(p: argparse.ArgumentParser, out_default: str) -> None:
                    help="bootstrap resamples (default: the spec's bootstrap_reps)")
     p.add_argument("--seed", type=int, default=None, metavar="S",
                    help="bootstrap seed (default: the spec's bootstrap_seed)")
+    p.add_argument("--partial", action="store_true",
+                   help="render from the cells evaluated so far, each cut at the last evaluation "
+                        "every cell of its benchmark and reward version reached (a run directory "
+                        "not there yet is left out); captions say which, partial_cells.csv lists them")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -105,7 +109,7 @@ def _render(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     print(f"{args.command}: runs {' '.join(args.runs)} -> {args.out_dir} (scale {args.scale})", flush=True)
     paths = render_all(args.runs, spec, baselines, args.out_dir, args.scale, reps=args.reps, seed=args.seed,
-                       log=lambda line: print(line, flush=True))
+                       log=lambda line: print(line, flush=True), partial=args.partial)
     print(f"{args.command}: {len(paths)} files in {time.perf_counter() - start:.1f} s", flush=True)
     return 0
 
