@@ -50,6 +50,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/partial.smk"
 
 
 # Post-processing is light: on SLURM it runs where Snakemake runs, not as cluster jobs.
@@ -60,3 +61,4 @@ localrules:
     tables,
     reproduction,
     figures,
+    partial_report,

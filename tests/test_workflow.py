@@ -149,6 +149,42 @@ def test_paper_grid_dag(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_partial_report_never_trains(tmp_path):
+    """`snakemake partial_report` renders from what exists; it schedules no training job."""
+    assert dry_run(tmp_path, "partial_report") == {"resolved_config": 1, "partial_report": 1, "total": 2}
+    proc = snakemake(tmp_path, "--dry-run", "partial_report")
+    files = job_files(proc)["partial_report"]
+    report = report_files("results/partial")
+    assert files == set().union(*report.values()) | {
+        "results/partial/partial_cells.csv", "results/partial/figures/partial_cells.csv",
+        "results/paper/logs/partial_report.log"}
+
+
+@pytest.mark.slow
+def test_partial_report_of_the_cpu_study_reruns_when_a_cell_trains_further(tmp_path):
+    tracked = subprocess.run(["git", "ls-files", "-z", "results/runs/cpu"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split("\0")
+    for name in filter(None, tracked):
+        dst = tmp_path / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, dst)
+    cpu = str(REPO / "config/cpu.yaml")
+    proc = snakemake(tmp_path, "--cores", "1", "partial_report", "--configfile", cpu, timeout=1200)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert job_counts(proc) == {"resolved_config": 1, "partial_report": 1, "total": 2}
+    report = tmp_path / "results" / "cpu" / "partial"
+    assert "Partial report, 24 of 24 cells" in (report / "table3.tex").read_text()
+    assert (report / "figures" / "curves.png").stat().st_size > 0
+    assert "partial: seeds 0-2 to 600K env steps" in (report / "reproduction.csv").read_text()
+    assert not (tmp_path / "results" / "cpu" / "table3.tex").exists()  # the full report untouched
+    assert dry_run(tmp_path, "partial_report", "--configfile", cpu) == {}
+    # a cell's trainer writes its checkpoint after an update: the partial report is out of date
+    ckpt = tmp_path / "results/runs/cpu/MT10-v2/toppo/seed0/checkpoints/latest.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"")
+    assert dry_run(tmp_path, "partial_report", "--configfile", cpu) == {"partial_report": 1, "total": 1}
+
+
 def test_one_cell_is_one_job(tmp_path):
     target = "results/runs/paper/MT50-v2/mtppo_popart/seed3/eval.csv"
     proc = snakemake(tmp_path, "--dry-run", target)

@@ -7,6 +7,7 @@ budget and resources, and that each (benchmark, reward, variant) resolves to a v
 TrainConfig, so a bad value fails at start and not hours into a job.
 """
 
+import os
 import re
 import shlex
 import sys
@@ -140,6 +141,13 @@ def group_cells(wildcards):
 def cell_files(names, cells=None):
     """The files `names` (e.g. eval.csv) of every cell (default: the whole grid)."""
     return [f"{run_dir(*c)}/{n}" for c in (CELLS if cells is None else cells) for n in names]
+
+
+def existing_checkpoints(wildcards):
+    """The cells' checkpoints that exist now (what partial_report reads the date of: rewritten after
+    every update and no rule's output, so they date the partial report without scheduling
+    any training)."""
+    return [f for f in cell_files(["checkpoints/latest.pt"]) if os.path.exists(f)]
 
 
 # Variant names contain '_' and '-'; listing them keeps every path unambiguous.
