@@ -144,9 +144,9 @@ def cell_files(names, cells=None):
 
 
 def existing_checkpoints(wildcards):
-    """The cells' checkpoints that exist now (what partial_report reads the date of: rewritten after
-    every update and no rule's output, so they date the partial report without scheduling
-    any training)."""
+    """The checkpoints of the grid's cells that exist now, the input of partial_report.
+    Rewritten after every update and the output of no job, they date the partial report
+    without scheduling any training."""
     return [f for f in cell_files(["checkpoints/latest.pt"]) if os.path.exists(f)]
 
 
