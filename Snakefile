@@ -26,6 +26,12 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 
 
+# Before jobs run (not in a dry run): the plan of the training jobs (common.smk, print_plan).
+onstart:
+    print_plan()
+
+
+
 rule all:
     input:
         TABLES,

@@ -185,6 +185,28 @@ def test_partial_report_of_the_cpu_study_reruns_when_a_cell_trains_further(tmp_p
     assert dry_run(tmp_path, "partial_report", "--configfile", cpu) == {"partial_report": 1, "total": 1}
 
 
+def test_a_run_that_trains_prints_its_plan_first(tmp_path):
+    """The plan (analysis.plan, the Snakefile's onstart) before any job: device cuda on this
+    CPU machine, so the two training jobs fail at once, after the plan was printed."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU (the jobs would train)")
+    cfg = write_config(tmp_path / "tiny.yaml", TINY.replace("scale: e2e", "scale: plan"))
+    proc = snakemake(tmp_path, "--cores", "2", "results/plan/table3.tex", "--configfile", str(cfg),
+                     "--config", "device=cuda", timeout=600)
+    assert proc.returncode != 0
+    out = output(proc)
+    assert out.index("Plan (scale plan, ") < out.index("rule train:")  # before any job starts
+    plan = out[out.index("Plan (scale plan, "):]
+    assert plan.splitlines()[0].endswith(": 2 cells to train (main 2)")
+    assert "  each job: device cpu; MT10 1 thread, 20K env steps" in plan
+    assert "  MT10 rate 1,064 to 1,264 env steps/s: docs/throughput.md (H200 node, cpu with 1 thread, " \
+           "no evaluation), mtppo and toppo rows" in plan
+    assert "No GPU here: device cuda jobs will fail (the trainer needs CUDA)." in plan
+    assert "paper-scale" not in plan  # 20K steps per cell
+
+
 def test_one_cell_is_one_job(tmp_path):
     target = "results/runs/paper/MT50-v2/mtppo_popart/seed3/eval.csv"
     proc = snakemake(tmp_path, "--dry-run", target)

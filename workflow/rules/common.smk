@@ -189,3 +189,31 @@ def job_resource(name):
 
 
 GPUS_PER_JOB = 1 if DEVICE in ("auto", "cuda") else 0
+
+
+# ------------------------------------------------------------------ the plan
+def print_plan():
+    """Before a run that trains cells (the Snakefile's onstart; never in a dry run): the
+    cells, the device and threads of each job, hours per cell and node-hours from measured
+    rates, and, where paper budgets would train on this machine's CPU, the smaller scales
+    (analysis.plan). Only prints: what runs is unchanged."""
+    from analysis.plan import plan_text
+    from toppo.grid import Cell
+
+    cells = [Cell(j.wildcards.benchmark, j.wildcards.reward, j.wildcards.variant, int(j.wildcards.seed))
+             for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
+    if not cells:
+        return
+    local = workflow.local_exec
+    gpu = DEVICE != "cpu" and (not local or _local_gpu())
+    text = plan_text(GRID, cells, gpu=gpu, cores=workflow.cores if local else None,
+                     gpus=workflow.global_resources.get("gpu") if local else None,
+                     configfiles=[os.path.relpath(f) for f in workflow.config_settings.configfiles])
+    print(text, file=sys.stderr, flush=True)
+
+
+def _local_gpu():
+    """Whether the trainer would see a GPU on this machine (device auto picks CUDA then)."""
+    import torch
+
+    return torch.cuda.is_available()
