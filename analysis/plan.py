@@ -17,6 +17,7 @@ Rates, per benchmark, first found:
 from __future__ import annotations
 
 import csv
+import functools
 import json
 import re
 import statistics
@@ -73,14 +74,17 @@ def _complete(run: Path) -> bool:
         return False
 
 
+@functools.cache
+def _documented_rows(doc: Path) -> tuple[tuple[str, str, str, int, float], ...]:
+    """(benchmark, variant, device, threads, end-to-end env steps/s) of the doc's table."""
+    return tuple((m[1], m[2], m[3], int(m[4]), float(m[5])) for line in doc.read_text().splitlines()
+                 if (m := THROUGHPUT_ROW.match(line.strip())))
+
+
 def documented_rate(benchmark: str, variant: str, device: str, threads: int,
                     doc: Path = THROUGHPUT_DOC) -> Rate | None:
     """The docs/throughput.md rate of a job (see the module docstring), or None."""
-    rows = []
-    for line in doc.read_text().splitlines():
-        if m := THROUGHPUT_ROW.match(line.strip()):
-            rows.append((m[1], m[2], m[3], int(m[4]), float(m[5])))
-    mine = [r for r in rows if r[0] == benchmark and r[2] == device]
+    mine = [r for r in _documented_rows(doc) if r[0] == benchmark and r[2] == device]
     if not mine:
         return None
     kind = variant if any(r[1] == variant for r in mine) else "toppo"

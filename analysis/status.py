@@ -23,6 +23,11 @@ A cell's state, first match:
 * ``interrupted``: a run was started (manifest or logs) and nothing holds it: killed, its
   node lost, its time limit reached, or the job stopped (resumes from its checkpoint);
 * ``pending``: nothing written yet.
+
+ETA of an unfinished cell: its remaining steps at its own rate (env steps over training wall
+time so far), else at the mean rate of its benchmark's cells in this grid, else at the rate
+``docs/throughput.md`` measured for its device (``analysis.plan``); the totals say how many
+cells' hours come from the documentation.
 """
 
 from __future__ import annotations
@@ -63,7 +68,8 @@ class CellStatus:
     eval_step: int | None  # step of that evaluation
     wall_time_s: float  # training wall time so far (summed over resumes)
     env_sps: float | None  # env steps per second of wall time, overall
-    eta_s: float | None  # remaining steps at env_sps (None: complete, or no rate yet)
+    eta_s: float | None  # remaining steps at env_sps (None: complete, or no rate known)
+    eta_rate: str | None  # whose rate the ETA uses: the cell's own, the grid's, docs
     heartbeat_age_s: float | None  # seconds since a run file last changed
     detail: str = ""  # lock holder, failure line, why superseded
     set_aside: int = 0  # runs in superseded/
@@ -76,6 +82,7 @@ class Totals:
     node_hours_spent: float = 0.0
     node_hours_left: float = 0.0
     cells_without_rate: int = 0  # unfinished cells no rate is known for (not in hours left)
+    cells_at_documented_rate: int = 0  # unfinished cells whose hours left use docs/throughput.md
 
 
 @dataclass
@@ -248,7 +255,8 @@ def cell_status(run: Path, cell: Cell, groups: list[str], total_steps: int, conf
     return CellStatus(cell=str(cell), groups=groups, state=state, steps=steps, total_steps=total_steps,
                       success=None if evaluation is None else evaluation[1],
                       eval_step=None if evaluation is None else evaluation[0], wall_time_s=wall,
-                      env_sps=sps, eta_s=eta, heartbeat_age_s=age, detail=detail, set_aside=aside)
+                      env_sps=sps, eta_s=eta, eta_rate=None if eta is None else "own",
+                      heartbeat_age_s=age, detail=detail, set_aside=aside)
 
 
 # ---------------------------------------------------------------------- the grid
@@ -264,24 +272,34 @@ def grid_status(grid: Grid, root: str | Path = ".") -> GridStatus:
     hashes: dict[Cell, str] = {c: grid.train_config(c).config_hash() for c in grid.cells}
     statuses = {c: cell_status(Path(root) / grid.run_dir(c), c, member[c], grid.budgets[c.benchmark],
                                hashes[c], host, now) for c in grid.cells}
-    _fill_missing_etas(statuses)
+    _fill_missing_etas(statuses, grid)
     groups = {name: _totals(statuses[c] for c in cells) for name, cells in grid.groups.items()}
     return GridStatus(scale=grid.scale, runs_root=grid.runs_root, host=host,
                       read_s=time.perf_counter() - t0, cells=list(statuses.values()), groups=groups,
                       grid=_totals(statuses.values()))
 
 
-def _fill_missing_etas(statuses: dict[Cell, CellStatus]) -> None:
+def _fill_missing_etas(statuses: dict[Cell, CellStatus], grid: Grid) -> None:
     """Cells with no rate of their own (pending, or no update yet) get the mean rate of the
-    same benchmark's cells that have one: what the grid has measured so far."""
+    same benchmark's cells that have one (what the grid has measured so far), else the rate
+    measured in docs/throughput.md for the job's device (analysis.plan.documented_rate)."""
+    from analysis.plan import documented_rate
+
     rates: dict[str, list[float]] = {}
     for c, s in statuses.items():
         if s.env_sps:
             rates.setdefault(c.benchmark, []).append(s.env_sps)
+    device = "cpu" if grid.device == "cpu" else "cuda"
     for c, s in statuses.items():
-        if s.state != "complete" and s.eta_s is None and rates.get(c.benchmark):
-            mean = sum(rates[c.benchmark]) / len(rates[c.benchmark])
-            s.eta_s = max(s.total_steps - s.steps, 0) / mean
+        if s.state == "complete" or s.eta_s is not None:
+            continue
+        if rates.get(c.benchmark):
+            rate, s.eta_rate = sum(rates[c.benchmark]) / len(rates[c.benchmark]), "grid"
+        elif doc := documented_rate(c.benchmark, c.variant, device, grid.resources[c.benchmark]["threads"]):
+            rate, s.eta_rate = doc.env_steps_per_s, "docs"
+        else:
+            continue
+        s.eta_s = max(s.total_steps - s.steps, 0) / rate
 
 
 def _totals(statuses: Iterable[CellStatus]) -> Totals:
@@ -295,6 +313,7 @@ def _totals(statuses: Iterable[CellStatus]) -> Totals:
                 t.cells_without_rate += 1
             else:
                 t.node_hours_left += s.eta_s / 3600
+                t.cells_at_documented_rate += s.eta_rate == "docs"
     return t
 
 
@@ -321,8 +340,7 @@ def render_text(status: GridStatus) -> str:
     lines.append("")
     group_head = ["group", "cells", *STATES, "node-h spent", "node-h left"]
     group_rows = [[name, str(t.cells), *(str(t.states[k]) for k in STATES), f"{t.node_hours_spent:.1f}",
-                   f"{t.node_hours_left:.1f}" + (f" (+{t.cells_without_rate} cells, no rate yet)"
-                                                 if t.cells_without_rate else "")]
+                   f"{t.node_hours_left:.1f}" + _left_note(t)]
                   for name, t in [*status.groups.items(), ("grid", status.grid)]]
     lines += _columns([group_head, *group_rows])
     g = status.grid
@@ -335,6 +353,13 @@ def render_text(status: GridStatus) -> str:
                     if running and g.node_hours_left else "")
                  + f" (read {status.runs_root} in {status.read_s:.2f} s on {status.host})")
     return "\n".join(lines) + "\n"
+
+
+def _left_note(t: Totals) -> str:
+    notes = [f"{t.cells_at_documented_rate} cells at docs/throughput.md's rate"] \
+        if t.cells_at_documented_rate else []
+    notes += [f"+{t.cells_without_rate} cells, no rate known"] if t.cells_without_rate else []
+    return f" ({'; '.join(notes)})" if notes else ""
 
 
 def _columns(rows: list[list[str]]) -> list[str]:

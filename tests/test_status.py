@@ -133,6 +133,7 @@ def test_every_state(tmp_path, grid):
     # a cell without a rate of its own gets the mean of its benchmark's measured rates
     rates = [400.0, 250.0, 500.0, 500.0, 500.0, 500.0, 500.0, 500.0]
     assert got["pending"].eta_s == pytest.approx(20_000 / (sum(rates) / len(rates)))
+    assert (got["pending"].eta_rate, half.eta_rate, done.eta_rate) == ("grid", "own", None)
 
     g = status.grid
     assert g.cells == 10 and status.groups["main"].cells == 10
@@ -167,6 +168,13 @@ def test_cli_names_a_bad_config_file(tmp_path):
                           env={**os.environ, "PYTHONPATH": str(REPO)})
     assert proc.returncode == 1 and proc.stderr.startswith("python -m analysis status: error: ")
     assert str(bad) in proc.stderr and proc.stderr.count("\n") == 1
+
+
+def test_a_grid_not_started_is_estimated_from_the_documented_rates(tmp_path):
+    status = grid_status(Grid(load_config()), tmp_path)
+    assert status.grid.states["pending"] == 290 and status.grid.cells_at_documented_rate == 290
+    assert f"{status.grid.node_hours_left:,.1f}" == "5,729.2"  # tests/test_plan.py: the same rates
+    assert "(290 cells at docs/throughput.md's rate)" in render_text(status)
 
 
 def test_paper_grid_reads_in_well_under_a_second_per_hundred_cells(tmp_path):
