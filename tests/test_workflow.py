@@ -388,6 +388,8 @@ def test_end_to_end_smallest_dag(tmp_path):
     run = tmp_path / "results" / "runs" / "e2e" / "MT10-v1" / "toppo" / "seed0"
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
     assert (run / "checkpoints" / "latest.pt").exists() and (run / "benchmark.tsv").exists()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))  # tensorboard: true (default)
+    assert "tensorboard=true" in (run / "train.log").read_text()  # passed by the job, not a param
     agg = (tmp_path / "results" / "e2e" / "aggregate" / "MT10-v1.csv").read_text().splitlines()
     assert len(agg) == 1 + 2 * 2 * 10  # header + 2 runs x 2 evaluations x 10 tasks
     effective = yaml.safe_load((tmp_path / "results" / "e2e" / "config.yaml").read_text())
