@@ -52,6 +52,21 @@ def _add_common(p: argparse.ArgumentParser, out_default: str) -> None:
                         "not there yet is left out); captions say which, partial_cells.csv lists them")
 
 
+STATUS_DESCRIPTION = ("One row per cell of the workflow config's grid (state, env steps, last "
+                      "evaluation, rate, ETA) and totals per group, read from the run directories "
+                      "only (analysis.status).")
+
+
+def _add_status(status: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    status.add_argument("--configfile", nargs="+", action="extend", default=[], type=Path,
+                        metavar="YAML", help="the run's --configfile(s), merged over "
+                                             "config/config.yaml as Snakemake merges them")
+    status.add_argument("--directory", type=Path, default=Path("."), metavar="DIR",
+                        help="Snakemake's working directory, where results/ is (default: .)")
+    status.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis",
                                      description="Tables, figures and baseline conversion from TOPPO run logs.")
@@ -69,17 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "report's paper methods (report.reproduction.methods) in the baselines "
                                            "file, ours under the same protocol with a 95% bootstrap CI, the "
                                            "difference and a verdict (analysis.reproduction)."), "results")
-    status = sub.add_parser(
+    _add_status(sub.add_parser(
         "status", help="where the configured grid stands: one row per cell, totals per group",
-        description="One row per cell of the workflow config's grid (state, env steps, last "
-                    "evaluation, rate, ETA) and totals per group, read from the run directories "
-                    "only (analysis.status).")
-    status.add_argument("--configfile", nargs="+", action="extend", default=[], type=Path,
-                        metavar="YAML", help="the run's --configfile(s), merged over "
-                                             "config/config.yaml as Snakemake merges them")
-    status.add_argument("--directory", type=Path, default=Path("."), metavar="DIR",
-                        help="Snakemake's working directory, where results/ is (default: .)")
-    status.add_argument("--json", action="store_true", help="print JSON instead of the table")
+        description=STATUS_DESCRIPTION))
     try:
         from analysis import convert_cli
     except ImportError as e:
@@ -128,6 +135,11 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:  # without building the convert parser (scipy): a fast start
+        status = _add_status(argparse.ArgumentParser(prog="python -m analysis status",
+                                                     description=STATUS_DESCRIPTION))
+        return _status(status.parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "convert":
         if getattr(args, "unavailable", None):
