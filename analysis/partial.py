@@ -88,9 +88,9 @@ class Coverage:
         if not mine:
             return "partial: no cell evaluated yet"
         cut = [c.seed for c in mine if c.state == "cut"]
-        return (f"partial: seeds {_seeds([c.seed for c in mine])} to "
+        return (f"partial: {_seeds([c.seed for c in mine])} to "
                 f"{fmt_count(self.cutoff[(benchmark, reward_version)])} env steps"
-                + (f", seeds {_seeds(cut)} unfinished" if cut else ""))
+                + (f", {_seeds(cut)} unfinished" if cut else ""))
 
     def to_csv(self) -> str:
         return pd.DataFrame([{"cell": c.name, "run_dir": c.run_dir, "state": c.state,
@@ -99,14 +99,15 @@ class Coverage:
 
 
 def _seeds(seeds: Iterable[int]) -> str:
-    """0,1,2,5 -> '0-2, 5'."""
+    """[0, 1, 2, 5] -> 'seeds 0-2, 5'; [3] -> 'seed 3'."""
+    seeds = sorted(seeds)
     out: list[str] = []
-    for s in sorted(seeds):
+    for s in seeds:
         if out and out[-1].split("-")[-1] == str(s - 1):
             out[-1] = f"{out[-1].split('-')[0]}-{s}"
         else:
             out.append(str(s))
-    return ", ".join(out)
+    return f"seed{'s' if len(seeds) > 1 else ''} {', '.join(out)}"
 
 
 def _has_evaluation(run: Path) -> bool:

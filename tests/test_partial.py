@@ -80,7 +80,7 @@ def test_cells_are_cut_at_the_step_every_included_cell_reached(grid):
         "MT10-v2/toppo/seed1; not evaluated yet: MT50-v2/mtppo/seed2, MT50-v2/toppo/seed2 (every "
         "cell: partial_cells.csv)")
     assert cov.group_note("MT10", "v2", "toppo") == \
-        "partial: seeds 0-2 to 300K env steps, seeds 1 unfinished"
+        "partial: seeds 0-2 to 300K env steps, seed 1 unfinished"
     assert cov.group_note("MT50", "v2", "toppo") == "partial: seeds 0-1 to 160K env steps"
 
 
