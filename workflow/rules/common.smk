@@ -200,8 +200,13 @@ def print_plan():
     from analysis.plan import plan_text
     from toppo.grid import Cell
 
+    try:  # Snakemake's DAG object: not a documented API, so a change there costs the plan only
+        jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
+    except Exception as exc:
+        print(f"(no plan: cannot list this run's jobs: {type(exc).__name__}: {exc})", file=sys.stderr)
+        return
     cells = [Cell(j.wildcards.benchmark, j.wildcards.reward, j.wildcards.variant, int(j.wildcards.seed))
-             for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
+             for j in jobs]
     if not cells:
         return
     local = workflow.local_exec
