@@ -4,6 +4,7 @@ status; and its speed on the paper grid."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -98,7 +99,7 @@ def test_every_state(tmp_path, grid):
         dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
                               capture_output=True, text=True, check=True)
         write_text_atomic(run["killed"] / LOCK_NAME, f"pid {dead.stdout.strip()} on host "
-                          f"{os.uname().nodename}, since 2026-12-05T00:00:00Z\n")
+                          f"{socket.gethostname()}, since 2026-12-05T00:00:00Z\n")
         fake_run(run["superseded"], cell["superseded"], grid, 2, "complete", config_hash="0123456789ab")
         (run["superseded"] / "superseded" / "20261204T000000Z-fedcba987654").mkdir(parents=True)
         run["pending"].mkdir(parents=True)  # Snakemake made the folder; nothing written yet
@@ -115,7 +116,7 @@ def test_every_state(tmp_path, grid):
         "stale_elsewhere": "interrupted", "failed": "failed", "stopped": "interrupted",
         "killed": "interrupted", "superseded": "superseded", "pending": "pending",
         "never_started": "pending"}
-    assert got["running_here"].detail == f"pid {holder.pid} on {os.uname().nodename}"
+    assert got["running_here"].detail == f"pid {holder.pid} on {socket.gethostname()}"
     assert got["running_elsewhere"].detail == "pid 4242 on node042"
     assert got["failed"].detail == ("exit status 3: [toppo 01:02:04] error: training diverged at "
                                     "update 2: non-finite critic loss")
