@@ -276,10 +276,10 @@ class Trainer:
         started_at = datetime.now(UTC).isoformat()
         write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
         last_print = 0.0
-        t0 = time.perf_counter()
         resubmit, self.eval_resubmit = self.eval_resubmit, []
         self.live = LiveLog.start(self.out, cfg, self.variant, self.metric_rows,
                                   [step for step, _ in resubmit], self.time_budget(), log)
+        t0 = time.perf_counter()
         for step, weights in resubmit:  # evaluations in flight when the run stopped: redone
             self.evaluator.submit(step, weights)
         self.budget["evaluation_s"] += time.perf_counter() - t0
