@@ -26,6 +26,12 @@ validate(config, "workflow/schemas/config.schema.yaml")
 include: "workflow/rules/common.smk"
 
 
+# Before jobs run (not in a dry run): the plan of the training jobs (common.smk, print_plan).
+onstart:
+    print_plan()
+
+
+
 rule all:
     input:
         TABLES,
@@ -50,6 +56,7 @@ include: "workflow/rules/train.smk"
 include: "workflow/rules/aggregate.smk"
 include: "workflow/rules/tables.smk"
 include: "workflow/rules/figures.smk"
+include: "workflow/rules/partial.smk"
 
 
 # Post-processing is light: on SLURM it runs where Snakemake runs, not as cluster jobs.
@@ -60,3 +67,4 @@ localrules:
     tables,
     reproduction,
     figures,
+    partial_report,

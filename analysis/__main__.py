@@ -1,4 +1,4 @@
-"""Command line: ``python -m analysis {tables,figures,convert} ...``.
+"""Command line: ``python -m analysis {tables,figures,reproduction,status,convert} ...``.
 
     python -m analysis tables  --runs results/runs/paper --config config/config.yaml \\
         --out-dir results --scale paper
@@ -6,6 +6,7 @@
         --out-dir results/figures --scale paper
     python -m analysis reproduction --runs results/runs/paper --config config/config.yaml \\
         --out-dir results --scale paper
+    python -m analysis status [--configfile config/cpu.yaml] [--json]
     python -m analysis convert --help
 
 ``--config`` is the workflow config; only its ``report:`` section is read (merged over
@@ -45,12 +46,32 @@ def _add_common(p: argparse.ArgumentParser, out_default: str) -> None:
                    help="bootstrap resamples (default: the spec's bootstrap_reps)")
     p.add_argument("--seed", type=int, default=None, metavar="S",
                    help="bootstrap seed (default: the spec's bootstrap_seed)")
+    p.add_argument("--partial", action="store_true",
+                   help="render from the cells evaluated so far, each cut at the last evaluation "
+                        "every cell of its benchmark and reward version reached (a run directory "
+                        "not there yet is left out); captions say which, partial_cells.csv lists them")
+
+
+STATUS_DESCRIPTION = ("One row per cell of the workflow config's grid (state, env steps, last "
+                      "evaluation, rate, ETA) and totals per group, read from the run directories "
+                      "only (analysis.status).")
+
+
+def _add_status(status: argparse.ArgumentParser) -> argparse.ArgumentParser:
+    status.add_argument("--configfile", nargs="+", action="extend", default=[], type=Path,
+                        metavar="YAML", help="the run's --configfile(s), merged over "
+                                             "config/config.yaml as Snakemake merges them")
+    status.add_argument("--directory", type=Path, default=Path("."), metavar="DIR",
+                        help="Snakemake's working directory, where results/ is (default: .)")
+    status.add_argument("--json", action="store_true", help="print JSON instead of the table")
+    return status
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis",
                                      description="Tables, figures and baseline conversion from TOPPO run logs.")
-    sub = parser.add_subparsers(dest="command", required=True, metavar="{tables,figures,reproduction,convert}")
+    sub = parser.add_subparsers(dest="command", required=True,
+                                metavar="{tables,figures,reproduction,status,convert}")
     _add_common(sub.add_parser("tables", help="write the LaTeX tables (table3, ablations, protocols, per task, diagnosis)",
                                description="Write table3.tex, ablation_cumulative.tex, ablation_combiners.tex, "
                                            "protocols.tex, per_task.tex and diagnosis.tex."), "results")
@@ -63,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                                            "report's paper methods (report.reproduction.methods) in the baselines "
                                            "file, ours under the same protocol with a 95% bootstrap CI, the "
                                            "difference and a verdict (analysis.reproduction)."), "results")
+    _add_status(sub.add_parser(
+        "status", help="where the configured grid stands: one row per cell, totals per group",
+        description=STATUS_DESCRIPTION))
     try:
         from analysis import convert_cli
     except ImportError as e:
@@ -92,12 +116,30 @@ def _render(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     print(f"{args.command}: runs {' '.join(args.runs)} -> {args.out_dir} (scale {args.scale})", flush=True)
     paths = render_all(args.runs, spec, baselines, args.out_dir, args.scale, reps=args.reps, seed=args.seed,
-                       log=lambda line: print(line, flush=True))
+                       log=lambda line: print(line, flush=True), partial=args.partial)
     print(f"{args.command}: {len(paths)} files in {time.perf_counter() - start:.1f} s", flush=True)
     return 0
 
 
+def _status(args: argparse.Namespace) -> int:
+    from analysis.status import grid_status, render_text
+    from toppo.grid import Grid, GridError, load_config
+
+    try:
+        status = grid_status(Grid(load_config(args.configfile)), args.directory)
+    except (GridError, OSError) as e:
+        print(f"python -m analysis status: error: {e}", file=sys.stderr)
+        return 1
+    print(status.to_json() if args.json else render_text(status), end="" if not args.json else "\n")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["status"]:  # without building the convert parser (scipy): a fast start
+        status = _add_status(argparse.ArgumentParser(prog="python -m analysis status",
+                                                     description=STATUS_DESCRIPTION))
+        return _status(status.parse_args(argv[1:]))
     args = build_parser().parse_args(argv)
     if args.command == "convert":
         if getattr(args, "unavailable", None):
@@ -106,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
         from analysis import convert_cli
 
         return convert_cli.run(args) or 0
+    if args.command == "status":
+        return _status(args)
     from analysis.logs import LogError
     from analysis.protocols import ProtocolError
 

@@ -32,6 +32,7 @@ import pandas as pd
 
 from analysis import diagnosis as diag
 from analysis import logs, metrics
+from analysis.partial import write_coverage
 from analysis.protocol_spec import worst_k_of
 from analysis.protocols import (
     RunSet,
@@ -113,10 +114,11 @@ def _no_data(ax, text: str) -> None:
     ax.set_yticks([])
 
 
-def _finish(fig, title: str, notes: Sequence[str], scale: str) -> None:
-    """Title and a footnote with the facts (seeds, budget, protocol, scale) under the axes."""
+def _finish(fig, title: str, notes: Sequence[str], scale: str, runs: RunSet) -> None:
+    """Title and a footnote with the facts (seeds, budget, protocol, scale; a partial
+    report's cells and budget) under the axes."""
     fig.suptitle(title, fontsize=11)
-    text = "; ".join([*notes, f"scale: {scale}"])
+    text = "; ".join([*notes, f"scale: {scale}", *filter(None, [runs.partial_note()])])
     wrapped = "\n".join(textwrap.wrap(text, width=int(45 * fig.get_figwidth() / 2.6)))
     fig.supxlabel(wrapped, x=0.01, ha="left", fontsize=7, color="0.25")
 
@@ -179,7 +181,7 @@ def training_curves(runs: RunSet, spec: dict, scale: str):
         notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}")
     band = {"ci95": f"band: stratified-bootstrap 95% CI over seeds, {runs.reps} resamples",
             "std": "band: std over seeds", "sem": "band: s.e.m. over seeds", "none": "no band"}[cp.dispersion]
-    _finish(fig, "Training curves", [*notes, f"protocol {describe(cp)} ({band})"], scale)
+    _finish(fig, "Training curves", [*notes, f"protocol {describe(cp)} ({band})"], scale, runs)
     return fig
 
 
@@ -255,7 +257,7 @@ def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame 
                      f"protocol {p.name} per (seed, task)")
     _finish(fig, "Worst-k success", [*notes, "band = std over seeds; published points (same protocol name) "
                                               "overlaid, a mean at k = K; hollow = read off a figure (+- tolerance)"],
-            scale)
+            scale, runs)
     return fig
 
 
@@ -304,7 +306,7 @@ def gradnorm_spread(runs: RunSet, spec: dict, scale: str):
         notes.append(f"{bench}-{rv}: " + ", ".join(facts))
     _finish(fig, "Per-task critic gradient-norm spread",
             [*notes, ("training diagnostic (no evaluation protocol): line = geometric mean over seeds, "
-                      "band = min..max over seeds (rolling median)")], scale)
+                      "band = min..max over seeds (rolling median)")], scale, runs)
     return fig
 
 
@@ -341,7 +343,7 @@ def success_heatmap(runs: RunSet, spec: dict, scale: str):
                      f"protocol {describe(p)}" + (f"; no runs: {', '.join(absent)}" if absent else ""))
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="success (%)")
-    _finish(fig, "Per-task success", notes, scale)
+    _finish(fig, "Per-task success", notes, scale, runs)
     return fig
 
 
@@ -378,18 +380,19 @@ def diagnosis(runs: RunSet, spec: dict, scale: str):
             [*(facts.values() or ["no training metrics"]),
              "training diagnostic (no evaluation protocol), computed each update on the critic body's "
              "per-task gradients of a random sample of each task's rollout; line = geometric mean "
-             "(log axes) or mean over seeds, band = min..max over seeds"], scale)
+             "(log axes) or mean over seeds, band = min..max over seeds"], scale, runs)
     return fig
 
 
 # ---------------------------------------------------------------- all figures
 def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str | Path | None,
                out_dir: str | Path, scale: str, reps: int | None = None, seed: int | None = None,
-               log=print) -> list[Path]:
-    """Write every figure of ``FIGURE_NAMES`` as .pdf and .png into ``out_dir``."""
+               log=print, partial: bool = False) -> list[Path]:
+    """Write every figure of ``FIGURE_NAMES`` as .pdf and .png into ``out_dir`` (``partial``:
+    from the cells evaluated so far, analysis.partial, with ``partial_cells.csv``)."""
     reps = spec.get("bootstrap_reps", metrics.DEFAULT_REPS) if reps is None else reps
     seed = spec.get("bootstrap_seed", 0) if seed is None else seed
-    runs = RunSet.load(run_paths, reps=reps, seed=seed, train=TRAIN_VARIANTS)
+    runs = RunSet.load(run_paths, reps=reps, seed=seed, train=TRAIN_VARIANTS, partial=partial)
     baselines = load_baselines_or_none(baselines_path)
     out_dir = Path(out_dir)
     builders = {
@@ -399,7 +402,7 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
         "heatmap": lambda: success_heatmap(runs, spec, scale),
         "diagnosis": lambda: diagnosis(runs, spec, scale),
     }
-    written = []
+    written = [] if runs.coverage is None else [write_coverage(runs, out_dir)]
     for name in FIGURE_NAMES:
         paths = save_figure(builders[name](), out_dir, name)
         written += paths

@@ -177,23 +177,27 @@ def _run_sort_key(frame: pd.DataFrame) -> tuple:
     return (*(str(first[c]) for c in RUN_KEY[:3]), np.isnan(seed), 0 if np.isnan(seed) else seed)
 
 
-def load_evals(paths: PathLike | Iterable[PathLike]) -> pd.DataFrame:
+def load_evals(paths: PathLike | Iterable[PathLike], unfinished: bool = False) -> pd.DataFrame:
     """All ``eval.csv`` under ``paths`` in one long frame (design.md columns + ``run_dir``).
 
     Runs are ordered by (variant, benchmark, reward_version, seed); each file keeps its row order.
+    ``unfinished`` (a partial report, ``analysis.partial``): a run whose manifest is not
+    complete may have evaluated past the manifest's ``env_steps`` (written when its trainer
+    started), up to the last update in its ``train_metrics.csv``.
     """
     frames = [_read_raw_eval(run / "eval.csv").assign(run_dir=str(run)) for run in _require_runs(paths)]
     frames.sort(key=_run_sort_key)
     evals = _validate_evals(pd.concat(frames, ignore_index=True))
     _check_unique_runs(evals.drop_duplicates("run_dir"), "eval.csv")
-    _check_against_manifests(evals)
+    _check_against_manifests(evals, unfinished)
     return evals
 
 
-def _check_against_manifests(evals: pd.DataFrame) -> None:
+def _check_against_manifests(evals: pd.DataFrame, unfinished: bool = False) -> None:
     """Each run's eval.csv agrees with its manifest.json (when it has one; an invalid one is an
-    error): same run key, no evaluation past the manifest's env_steps, and for a complete run
-    the last evaluation at exactly env_steps."""
+    error): same run key, no evaluation past the manifest's env_steps (``unfinished``: past
+    the last logged update of a run not complete), and for a complete run the last
+    evaluation at exactly env_steps."""
     for run, ev in evals.groupby("run_dir", sort=False):
         if not (Path(run) / "manifest.json").exists():
             continue
@@ -204,12 +208,26 @@ def _check_against_manifests(evals: pd.DataFrame) -> None:
             if str(first[key]) != str(m[key]):
                 raise LogError(f"{where}: {key} {first[key]!r} in eval.csv, {m[key]!r} in the manifest")
         last = int(ev.step.max())
-        if last > m["env_steps"]:
+        if unfinished and m["status"] != "complete":
+            logged = _last_logged_step(Path(run))
+            if logged is not None and last > logged:
+                raise LogError(f"{Path(run) / 'eval.csv'}: an evaluation at step {last}, past the "
+                               f"last update in train_metrics.csv (step {logged})")
+        elif last > m["env_steps"]:
             raise LogError(f"{where}: an evaluation at step {last}, past the manifest's "
                            f"env_steps {m['env_steps']}")
         if m["status"] == "complete" and last != m["env_steps"]:
             raise LogError(f"{where}: the run is complete at env_steps {m['env_steps']} but its last "
                            f"evaluation is at step {last}")
+
+
+def _last_logged_step(run: Path) -> int | None:
+    """The step of the last row of the run's train_metrics.csv (None: no rows)."""
+    try:
+        steps = pd.read_csv(run / "train_metrics.csv", usecols=["step"]).step
+    except (FileNotFoundError, pd.errors.EmptyDataError, ValueError):
+        return None
+    return int(steps.max()) if len(steps) else None
 
 
 # ---------------------------------------------------------------- manifest.json

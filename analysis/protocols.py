@@ -32,6 +32,7 @@ import pandas as pd
 
 from analysis import metrics
 from analysis.metrics import Statistic
+from analysis.numfmt import fmt_count  # noqa: F401  (re-exported: tables, figures, reproduction)
 from analysis.protocol_spec import PROTOCOL_NAMES, Protocol
 
 
@@ -66,17 +67,6 @@ class History:
     @property
     def shape(self) -> tuple[int, int, int]:
         return self.values.shape  # type: ignore[return-value]
-
-
-def fmt_count(n: float | None) -> str:
-    """Env steps or parameters compactly: 100000000 -> 100M, 1500000 -> 1.5M, 420000 -> 420K."""
-    if n is None or (isinstance(n, float | np.floating) and np.isnan(n)):
-        return "--"
-    n = float(f"{float(n):.3g}")  # 3 significant digits first, so 999999 becomes 1M, not 1e+03K
-    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if abs(n) >= div:
-            return f"{n / div:.3g}{suffix}"
-    return f"{n:.0f}"
 
 
 def as_protocol(protocol: Protocol | str) -> Protocol:
@@ -298,16 +288,26 @@ class RunSet:
             if not evals.empty else {}
         self._histories: dict[tuple, History] = {}
         self._reports: dict[tuple, dict[str, Any]] = {}
+        self.coverage = None  # analysis.partial.Coverage of a partial report, else None
 
     @classmethod
     def load(cls, paths, reps: int = metrics.DEFAULT_REPS, seed: int = 0,
-             train: bool | Sequence[str] = False) -> RunSet:
+             train: bool | Sequence[str] = False, partial: bool = False) -> RunSet:
         """Read every run under ``paths`` (none found: an empty set, every table says 'no runs').
 
         ``train``: also read train_metrics.csv (True), or only those of the listed variants.
+        ``partial``: the cells evaluated so far, each cut at its benchmark and reward
+        version's common step (``analysis.partial``); ``coverage`` says which.
         """
         from analysis import logs
 
+        if partial:
+            from analysis import partial as part
+
+            evals, manifests, train_frame, coverage = part.load(paths, train)
+            runs = cls(evals, manifests, train_frame, reps=reps, seed=seed)
+            runs.coverage = coverage
+            return runs
         if not logs.find_run_dirs(paths):
             return cls(pd.DataFrame(columns=[*logs.EVAL_COLUMNS, "run_dir"]), reps=reps, seed=seed)
         return cls(logs.load_evals(paths), logs.load_manifests(paths, missing_ok=True),
@@ -363,6 +363,11 @@ class RunSet:
         if rows.empty or "status" not in rows:
             return []
         return rows.loc[rows.status != "complete", "run_dir"].tolist()
+
+    def partial_note(self) -> str:
+        """The partial report's statement of its cells and budget (analysis.partial), for
+        every caption; empty for the full report."""
+        return "" if self.coverage is None else self.coverage.sentence()
 
     def summary(self, reports: list[dict[str, Any] | History | None]) -> str:
         """Plain-text facts of the reports (or histories) present, for captions and figure

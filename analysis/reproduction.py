@@ -40,6 +40,7 @@ import numpy as np
 import pandas as pd
 
 from analysis import logs, metrics
+from analysis.partial import write_coverage
 from analysis.protocol_spec import Protocol, worst_k_of
 from analysis.protocols import RunSet, fmt_count
 
@@ -194,10 +195,12 @@ def _entries(runs: RunSet, row: pd.Series, method: str, variant: str, line: Any,
     facts = {"ours_reward_version": None, "ours_seeds": None, "ours_budget_reached": None, **facts}
     value = None if rep is None else float(rep["value"])
     low, high = (None, None) if rep is None else (float(rep["ci_low"]), float(rep["ci_high"]))
+    # a partial report: each verdict names its cells and their step
+    note = "" if runs.coverage is None else f" ({runs.coverage.group_note(bench, ours_rv or rv, variant)})"
     entries = [Entry(**common, **facts, quantity="success", statistic=agg, protocol=str(p),
                      paper_value=float(row["value"]), paper_tolerance=tol, ours_value=value, ours_ci_low=low,
                      ours_ci_high=high, difference=None if value is None else value - float(row["value"]),
-                     verdict=verdict(float(row["value"]), low, high, tol, reasons))]
+                     verdict=verdict(float(row["value"]), low, high, tol, reasons) + note)]
     at_step = _cell(row.get("at_step"))
     if at_step is not None and name == "curve_peak":
         step = None if rep is None else float(rep["peak_step"])
@@ -207,7 +210,7 @@ def _entries(runs: RunSet, row: pd.Series, method: str, variant: str, line: Any,
         entries.append(Entry(**common, **facts, quantity="step", statistic=agg, protocol=str(p),
                              paper_value=float(at_step), paper_tolerance=None, ours_value=step, ours_ci_low=slo,
                              ours_ci_high=shi, difference=None if step is None else step - float(at_step),
-                             verdict=verdict(float(at_step), slo, shi, None, reasons)))
+                             verdict=verdict(float(at_step), slo, shi, None, reasons) + note))
     return entries
 
 
@@ -278,7 +281,8 @@ def render_tex(entries: Sequence[Entry], scale: str, runs: RunSet) -> str:
         "seeds; worst-$k$ = mean over each seed's $k$ worst tasks, then over seeds; the peak's step with a "
         "seed-bootstrap CI). Verdict: inside or outside our CI, or not comparable and why (budget reached, "
         f"seeds, reward version). Ours: {runs.summary(used)}; scale \\texttt{{{latex_escape(scale)}}}. "
-        "Line: the row of analysis/data/baselines.csv.")
+        + (f"{latex_escape(runs.partial_note().capitalize())}. " if runs.coverage is not None else "")
+        + "Line: the row of analysis/data/baselines.csv.")
     if approx:
         table.notes.append(f"{SECTION} read off the paper's figure or derived from its printed numbers, within: "
                            + "; ".join(f"line {e.paper_line} $\\pm${e.paper_tolerance:g}" for e in approx) + ".")
@@ -289,17 +293,20 @@ def render_tex(entries: Sequence[Entry], scale: str, runs: RunSet) -> str:
 
 def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str | Path | None,
                out_dir: str | Path, scale: str, reps: int | None = None, seed: int | None = None,
-               log=print) -> list[Path]:
-    """Write ``reproduction.tex`` and ``reproduction.csv`` (atomically) to ``out_dir``."""
+               log=print, partial: bool = False) -> list[Path]:
+    """Write ``reproduction.tex`` and ``reproduction.csv`` (atomically) to ``out_dir``
+    (``partial``: from the cells evaluated so far, analysis.partial, with
+    ``partial_cells.csv``; every verdict names its cells and step)."""
     from analysis.baselines import load_baselines
 
     if baselines_path is None:
         raise ValueError("the reproduction report needs the baselines file (the paper's numbers are its rows)")
     reps = spec.get("bootstrap_reps", metrics.DEFAULT_REPS) if reps is None else reps
     seed = spec.get("bootstrap_seed", 0) if seed is None else seed
-    runs = RunSet.load(run_paths, reps=reps, seed=seed)
+    runs = RunSet.load(run_paths, reps=reps, seed=seed, partial=partial)
     entries = reproduction(runs, load_baselines(baselines_path), spec)
-    written = [logs.write_text_atomic(Path(out_dir) / "reproduction.tex", render_tex(entries, scale, runs)),
+    written = [] if runs.coverage is None else [write_coverage(runs, out_dir)]
+    written += [logs.write_text_atomic(Path(out_dir) / "reproduction.tex", render_tex(entries, scale, runs)),
                logs.write_text_atomic(Path(out_dir) / "reproduction.csv", render_csv(entries))]
     if log:
         for path in written:

@@ -30,6 +30,7 @@ import pandas as pd
 from analysis import diagnosis as diag
 from analysis import logs, metrics
 from analysis.conversion import protocol_unstated, row_protocol
+from analysis.partial import write_coverage
 from analysis.protocol_spec import PROTOCOL_NAMES, Protocol, worst_k_of
 from analysis.protocols import (
     RunSet,
@@ -164,8 +165,10 @@ def _tt(text: str) -> str:
     return f"\\texttt{{{latex_escape(text)}}}"
 
 
-def _scale(scale: str) -> str:
-    return f"scale {_tt(scale)}."
+def _scale(scale: str, runs: RunSet | None = None) -> str:
+    """The caption's scale, and a partial report's cells and budget (analysis.partial)."""
+    note = "" if runs is None else runs.partial_note()
+    return f"scale {_tt(scale)}." + (f" {latex_escape(note[0].upper() + note[1:])}." if note else "")
 
 
 def _protocol_words(protocol) -> str:
@@ -318,7 +321,7 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
                      f"TOPPO against published baselines"
                      + (f" (a block whose heading names a protocol reports under it: {'; '.join(other_blocks)})"
                         if other_blocks else "")
-                     + f". Ours: {'; '.join(facts)}; {_scale(scale)} Best per block in bold.")
+                     + f". Ours: {'; '.join(facts)}; {_scale(scale, runs)} Best per block in bold.")
     if sources:
         table.notes.append("Published rows from the baselines file (seeds: "
                            + ", ".join(dict.fromkeys(sources)) + ").")
@@ -387,7 +390,7 @@ def ablation_cumulative(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
     table.caption = (f"Ablations on {latex_escape(bench)} with {latex_escape(rv.upper())} rewards: "
                      f"{_protocol_words(p)}; Worst-$k$: mean of each seed's $k$ lowest task success rates, "
                      f"averaged over seeds (same protocol and dispersion). "
-                     f"{runs.summary(used)}; {_scale(scale)} Best per column and block in bold.")
+                     f"{runs.summary(used)}; {_scale(scale, runs)} Best per column and block in bold.")
     table.notes += notes
     return table.render()
 
@@ -412,7 +415,7 @@ def ablation_combiners(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
     table.caption = (f"Gradient combiners on top of PopArt + LN-c, {latex_escape(bench)} with "
                      f"{latex_escape(rv.upper())} rewards: {_protocol_words(p)}. Rows: actor combiner; "
                      f"columns: critic combiner. {runs.summary(list(reports.values()))}; "
-                     f"{_scale(scale)} Best cell in bold.")
+                     f"{_scale(scale, runs)} Best cell in bold.")
     if named:
         table.notes.append("Named variants: " + "; ".join(named) + ".")
     if missing:
@@ -476,7 +479,7 @@ def protocol_breakdown(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                      "seed\\_peak = each seed's own peak evaluation; "
                      f"last\\_{protocols[-1].last_n} = mean of the last {protocols[-1].last_n} evaluations. "
                      f"Success rate (\\%){DISPERSION_PHRASES[disp]}; Worst-$k$ is per seed. "
-                     f"{runs.summary(used)}; {_scale(scale)}")
+                     f"{runs.summary(used)}; {_scale(scale, runs)}")
     if too_few_tasks:
         table.notes.append("-- : $k$ exceeds the benchmark's number of tasks.")
     if too_few_evals:
@@ -525,7 +528,7 @@ def per_task(evals: pd.DataFrame | RunSet, spec: dict, scale: str, manifests: pd
                                                      for v, s, b in zip(vals, sds, flags, strict=True)]])
         table.caption = (f"Per-task success rate (\\%) on {latex_escape(bench)} with {latex_escape(rv.upper())} "
                          f"rewards: mean $\\pm$ std over seeds {phrase(p)} (protocol {_tt(describe(p))}). "
-                         f"{runs.summary(reps)}; {_scale(scale)} Best per task in bold.")
+                         f"{runs.summary(reps)}; {_scale(scale, runs)} Best per task in bold.")
         missing = [_label(v) for v in variants if v not in matrices]
         if missing and tasks:
             table.notes.append("No runs: " + ", ".join(missing) + ".")
@@ -580,18 +583,19 @@ def diagnosis_table(runs: RunSet, spec: dict, scale: str) -> str:
         "number of their Gram matrix, and the critic's explained variance of the returns before "
         "the update. Each seed's median over its updates; geometric mean over seeds for spread "
         "and condition number, mean otherwise; [min, max] over seeds. A training diagnostic, no "
-        f"evaluation protocol; {reached}; {_scale(scale)}")
+        f"evaluation protocol; {reached}; {_scale(scale, runs)}")
     return table.render()
 
 
 # ---------------------------------------------------------------- all tables
 def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str | Path | None,
                out_dir: str | Path, scale: str, reps: int | None = None, seed: int | None = None,
-               log=print) -> list[Path]:
+               log=print, partial: bool = False) -> list[Path]:
     """Write every table of ``TABLE_FILES`` as ``.tex``.
 
     ``reps`` / ``seed`` override the spec's bootstrap settings. Every file is written
-    (atomically) even when some rows have no runs; those rows say so.
+    (atomically) even when some rows have no runs; those rows say so. ``partial``: from the
+    cells evaluated so far (analysis.partial), with ``partial_cells.csv`` beside them.
     """
     spec = dict(spec)
     if reps is not None:
@@ -599,7 +603,7 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
     if seed is not None:
         spec["bootstrap_seed"] = seed
     runs = RunSet.load(run_paths, reps=spec.get("bootstrap_reps", metrics.DEFAULT_REPS),
-                       seed=spec.get("bootstrap_seed", 0), train=CUMULATIVE)
+                       seed=spec.get("bootstrap_seed", 0), train=CUMULATIVE, partial=partial)
     baselines = load_baselines_or_none(baselines_path)
     builders = {
         "table3": lambda: table3(runs, baselines, spec, scale),
@@ -609,7 +613,7 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
         "per_task": lambda: per_task(runs, spec, scale),
         "diagnosis": lambda: diagnosis_table(runs, spec, scale),
     }
-    written = []
+    written = [] if runs.coverage is None else [write_coverage(runs, out_dir)]
     for name in TABLE_FILES:
         path = logs.write_text_atomic(Path(out_dir) / f"{name}.tex", builders[name]())
         written.append(path)

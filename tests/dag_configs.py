@@ -1,6 +1,10 @@
 """The smallest workflow config: MT10 with V1 rewards, MT-PPO and TOPPO, one seed, 20,000
 env steps, tiny networks, evaluated at 10,000 and 20,000 steps. Shared by the local
-end-to-end test (tests/test_workflow.py) and the real-SLURM test (tests/test_slurm.py)."""
+end-to-end test (tests/test_workflow.py) and the real-SLURM test (tests/test_slurm.py).
+
+``grid_cells`` (every cell of a workflow config's grid) is the workflow's own, toppo.grid."""
+
+from toppo.grid import grid_cells  # noqa: F401  (re-exported for the tests)
 
 
 def tiny_dag_config(scale: str, *, rollout_steps_per_task: int, num_minibatches: int,
@@ -36,15 +40,3 @@ def tiny_dag_config(scale: str, *, rollout_steps_per_task: int, num_minibatches:
           - {{benchmark: MT10, ours: [toppo, mtppo], baselines: [MTMHSAC, MT-PPO]}}
       ablations: {{benchmark: MT10, reward_version: v1, protocol: final/mean/std}}
     """
-
-
-def grid_cells(cfg: dict) -> set[tuple[str, str, str, int]]:
-    """Every (benchmark, reward version, variant, seed) cell of a workflow config's grid; a
-    ``seeds`` count n means seeds 0..n-1."""
-    cells = set()
-    for group in cfg["grid"]:
-        seeds = group["seeds"]
-        seeds = range(seeds) if isinstance(seeds, int) else seeds
-        cells |= {(b, r, v, s) for b in group["benchmarks"] for r in group["reward_versions"]
-                  for v in group["variants"] for s in seeds}
-    return cells

@@ -159,7 +159,8 @@ def test_every_config_field_is_in_the_fidelity_table():
 
 BOOKKEEPING = {"device", "torch_threads", "cores", "progress_every_s", "checkpoint_every_updates",
                "eval_mode", "eval_workers",  # where evaluations run: same eval.csv (tested)
-               "env_workers"}  # where training envs step: same logs (tests/test_envworkers.py)
+               "env_workers",  # where training envs step: same logs (tests/test_envworkers.py)
+               "tensorboard", "wandb_project", "wandb_entity", "wandb_mode"}  # live curves
 
 
 def test_config_hash_covers_every_field_that_changes_results():

@@ -223,6 +223,8 @@ def test_no_usable_checkpoint_restarts_from_scratch_setting_the_logs_aside(tmp_p
 def test_config_change_sets_the_whole_previous_run_aside(tmp_path, fake_trainer, capsys):
     old = TINY_CFG()
     out = write_finished_run(tmp_path / "run", old)
+    (out / "tensorboard").mkdir()  # its live curves (toppo.livelog) go with it
+    (out / "tensorboard" / "events.out.tfevents.0.host").write_bytes(b"")
     assert train_mod.main(cli(out, "eval_episodes=2")) == 0
     text = capsys.readouterr().out
     assert f"held a run of config {old.config_hash()}" in text

@@ -149,6 +149,64 @@ def test_paper_grid_dag(tmp_path):
     assert not (tmp_path / "results").exists()
 
 
+def test_partial_report_never_trains(tmp_path):
+    """`snakemake partial_report` renders from what exists; it schedules no training job."""
+    assert dry_run(tmp_path, "partial_report") == {"resolved_config": 1, "partial_report": 1, "total": 2}
+    proc = snakemake(tmp_path, "--dry-run", "partial_report")
+    files = job_files(proc)["partial_report"]
+    report = report_files("results/partial")
+    assert files == set().union(*report.values()) | {
+        "results/partial/partial_cells.csv", "results/partial/figures/partial_cells.csv",
+        "results/paper/logs/partial_report.log"}
+
+
+@pytest.mark.slow
+def test_partial_report_of_the_cpu_study_reruns_when_a_cell_trains_further(tmp_path):
+    tracked = subprocess.run(["git", "ls-files", "-z", "results/runs/cpu"], cwd=REPO, capture_output=True,
+                             text=True, check=True).stdout.split("\0")
+    for name in filter(None, tracked):
+        dst = tmp_path / name
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(REPO / name, dst)
+    cpu = str(REPO / "config/cpu.yaml")
+    proc = snakemake(tmp_path, "--cores", "1", "partial_report", "--configfile", cpu, timeout=1200)
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert job_counts(proc) == {"resolved_config": 1, "partial_report": 1, "total": 2}
+    report = tmp_path / "results" / "cpu" / "partial"
+    assert "Partial report, 24 of 24 cells" in (report / "table3.tex").read_text()
+    assert (report / "figures" / "curves.png").stat().st_size > 0
+    assert "partial: seeds 0-2 to 600K env steps" in (report / "reproduction.csv").read_text()
+    assert not (tmp_path / "results" / "cpu" / "table3.tex").exists()  # the full report untouched
+    assert dry_run(tmp_path, "partial_report", "--configfile", cpu) == {}
+    # a cell's trainer writes its checkpoint after an update: the partial report is out of date
+    ckpt = tmp_path / "results/runs/cpu/MT10-v2/toppo/seed0/checkpoints/latest.pt"
+    ckpt.parent.mkdir()
+    ckpt.write_bytes(b"")
+    assert dry_run(tmp_path, "partial_report", "--configfile", cpu) == {"partial_report": 1, "total": 1}
+
+
+def test_a_run_that_trains_prints_its_plan_first(tmp_path):
+    """The plan (analysis.plan, the Snakefile's onstart) before any job: device cuda on this
+    CPU machine, so the two training jobs fail at once, after the plan was printed."""
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("needs a machine without a GPU (the jobs would train)")
+    cfg = write_config(tmp_path / "tiny.yaml", TINY.replace("scale: e2e", "scale: plan"))
+    proc = snakemake(tmp_path, "--cores", "2", "results/plan/table3.tex", "--configfile", str(cfg),
+                     "--config", "device=cuda", timeout=600)
+    assert proc.returncode != 0
+    out = output(proc)
+    assert out.index("Plan (scale plan, ") < out.index("rule train:")  # before any job starts
+    plan = out[out.index("Plan (scale plan, "):]
+    assert plan.splitlines()[0].endswith(": 2 cells to train (main 2)")
+    assert "  each job: device cpu; MT10 1 thread, 20K env steps" in plan
+    assert "  MT10 rate 1,064 to 1,264 env steps/s: docs/throughput.md (H200 node, cpu with 1 thread, " \
+           "no evaluation), mtppo and toppo rows" in plan
+    assert "No GPU here: device cuda jobs will fail (the trainer needs CUDA)." in plan
+    assert "paper-scale" not in plan  # 20K steps per cell
+
+
 def test_one_cell_is_one_job(tmp_path):
     target = "results/runs/paper/MT50-v2/mtppo_popart/seed3/eval.csv"
     proc = snakemake(tmp_path, "--dry-run", target)
@@ -265,12 +323,24 @@ GROUP = "grid:\n  - {name: main, benchmarks: [MT10], reward_versions: [v1], vari
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {seed: 3}}\n", "benchmark_overrides.MT10.seed"),
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT20: {num_epochs: 2}}\n", "MT20"),
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {num_minibatches: 20000}}\n", "num_minibatches"),
+    (GROUP % "seeds: 2" + "wandb: {project: toppo, mode: cloud}\n", "cloud"),
+    (GROUP % "seeds: 2" + "wandb: {entity: me}\n", "project"),
+    (GROUP % "seeds: 2" + "trainer_overrides: {wandb_project: toppo}\n",
+     "trainer_overrides.wandb_project: set by the workflow from wandb.project"),
 ])
 def test_bad_config_is_a_clear_error(tmp_path, text, expected):
     bad = write_config(tmp_path / "bad.yaml", text)
     proc = snakemake(tmp_path, "--dry-run", "--configfile", str(bad))
     assert proc.returncode != 0
     assert expected in output(proc), output(proc)[-3000:]
+
+
+def test_live_curve_settings_reach_the_trainer_as_execution_only_arguments():
+    from toppo.grid import live_args
+
+    assert live_args(PAPER) == ["tensorboard=true"]
+    assert live_args({**PAPER, "tensorboard": False, "wandb": {"project": "toppo", "mode": "offline"}}) \
+        == ["tensorboard=false", "wandb_project=toppo", "wandb_mode=offline"]
 
 
 def test_unknown_variant_is_named(tmp_path):
@@ -318,6 +388,8 @@ def test_end_to_end_smallest_dag(tmp_path):
     run = tmp_path / "results" / "runs" / "e2e" / "MT10-v1" / "toppo" / "seed0"
     assert json.loads((run / "manifest.json").read_text())["status"] == "complete"
     assert (run / "checkpoints" / "latest.pt").exists() and (run / "benchmark.tsv").exists()
+    assert list((run / "tensorboard").glob("events.out.tfevents.*"))  # tensorboard: true (default)
+    assert "tensorboard=true" in (run / "train.log").read_text()  # passed by the job, not a param
     agg = (tmp_path / "results" / "e2e" / "aggregate" / "MT10-v1.csv").read_text().splitlines()
     assert len(agg) == 1 + 2 * 2 * 10  # header + 2 runs x 2 evaluations x 10 tasks
     effective = yaml.safe_load((tmp_path / "results" / "e2e" / "config.yaml").read_text())

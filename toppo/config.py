@@ -27,12 +27,14 @@ POLICY_STDS = ("head", "per_task")
 INITS = ("he_uniform", "orthogonal")
 DEVICES = ("auto", "cpu", "cuda")
 EVAL_MODES = ("overlap", "inline")
+WANDB_MODES = ("online", "offline")
 
 
 # Fields that decide where and how a run is executed, never a logged number: left out of
 # the config hash, and filled with their defaults when a resolved config lacks them.
 UNHASHED_FIELDS = ("device", "torch_threads", "cores", "env_workers", "progress_every_s",
-                   "checkpoint_every_updates", "eval_mode", "eval_workers")
+                   "checkpoint_every_updates", "eval_mode", "eval_workers", "tensorboard",
+                   "wandb_project", "wandb_entity", "wandb_mode")
 # Fields that take a count or ``auto``.
 AUTO_COUNT_FIELDS = ("env_workers", "eval_workers")
 
@@ -117,6 +119,11 @@ class TrainConfig:
     diagnostics_samples: int = 256  # random samples per task the diagnostics use
     checkpoint_every_updates: int = 1  # write checkpoints/latest.pt every N updates
     progress_every_s: float = 10.0  # seconds between progress lines
+    # live curves (toppo.livelog; optional packages, the CSV logs stay the record)
+    tensorboard: bool = True  # event files in {run}/tensorboard/ when tensorboard is installed
+    wandb_project: str = ""  # a Weights & Biases run per cell in this project; "" = none
+    wandb_entity: str = ""  # W&B entity (team or user); "" = the logged-in default
+    wandb_mode: str = "online"  # online or offline (synced later with `wandb sync`)
 
     # ------------------------------------------------------------------------------------
     @property
@@ -176,6 +183,7 @@ class TrainConfig:
                              ("adv_norm", ADV_NORMS), ("baseline", BASELINES),
                              ("policy_std", POLICY_STDS), ("init", INITS),
                              ("critic_heads", ("shared", "per_task")), ("eval_mode", EVAL_MODES),
+                             ("wandb_mode", WANDB_MODES),
                              ("per_task_grad_impl", ("vmap", "loop"))):
             if getattr(self, key) not in allowed:
                 raise bad(key, f"expected one of {allowed}")

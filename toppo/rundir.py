@@ -28,7 +28,10 @@ import yaml
 from toppo.config import ConfigError, TrainConfig, config_from_dict
 
 SUPERSEDED = "superseded"  # folder of set-aside runs; analysis does not search below it
-RUN_FILES = ("config.yaml", "manifest.json", "eval.csv", "train_metrics.csv", "checkpoints")
+# a run's files, moved together when it is set aside; the live curves' event files
+# (toppo.livelog.TB_DIR) go with it
+RUN_FILES = ("config.yaml", "manifest.json", "eval.csv", "train_metrics.csv", "checkpoints",
+             "tensorboard")
 # keys a checkpoint must hold, with their types (Trainer.state_dict)
 STATE_KEYS: dict[str, type | tuple[type, ...]] = {
     "config_hash": str, "update_idx": int, "learner": dict, "eval_rows": list,
@@ -151,7 +154,7 @@ def config_changed(out: Path, cfg: TrainConfig) -> str | None:
 
 
 def set_aside_run(out: Path, old_hash: str, why: str = "") -> Path:
-    """Move config, manifest, logs and checkpoints of the run in ``out`` together to
+    """Move config, manifest, logs, checkpoints and event files of the run in ``out`` to
     ``out/superseded/<time>-<old_hash>[-why]/``; returns that folder."""
     dest = Path(out) / SUPERSEDED / "-".join(filter(None, [stamp(), old_hash, why]))
     dest.mkdir(parents=True)

@@ -48,6 +48,7 @@ from toppo.io import (
     write_yaml_atomic,
 )
 from toppo.learner import Learner, TrainingDiverged
+from toppo.livelog import LiveLog
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 from toppo.networks import policy_input
 from toppo.rundir import (
@@ -102,6 +103,7 @@ class Trainer:
         self.wall_time = 0.0
         self.last_eval_success = float("nan")
         self.budget = dict.fromkeys(BUDGET_KEYS, 0.0)  # seconds, see time_budget()
+        self.live: LiveLog | None = None  # TensorBoard / W&B curves, opened by run()
 
     @property
     def global_step(self) -> int:
@@ -204,6 +206,8 @@ class Trainer:
                     "task_index": k, "task": name, "success_rate": float(res.success_rate[k]),
                     "mean_return": float(res.mean_return[k]), "episodes": res.episodes})
             self.last_eval_success = float(res.success_rate.mean())
+            if self.live is not None:
+                self.live.log_eval(d.step, res.success_rate)
             self.budget["eval_compute_s"] += d.eval_s
         self.budget["evaluation_s"] += time.perf_counter() - t0
         self.budget["eval_wait_s"] += getattr(self.evaluator, "wait_s", 0.0) - wait0
@@ -276,8 +280,10 @@ class Trainer:
         started_at = datetime.now(UTC).isoformat()
         write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
         last_print = 0.0
-        t0 = time.perf_counter()
         resubmit, self.eval_resubmit = self.eval_resubmit, []
+        self.live = LiveLog.start(self.out, cfg, self.variant, self.metric_rows,
+                                  [step for step, _ in resubmit], self.time_budget(), log)
+        t0 = time.perf_counter()
         for step, weights in resubmit:  # evaluations in flight when the run stopped: redone
             self.evaluator.submit(step, weights)
         self.budget["evaluation_s"] += time.perf_counter() - t0
@@ -297,6 +303,7 @@ class Trainer:
             self.wall_time += time.perf_counter() - t0
             row["wall_time_s"] = self.wall_time
             self.metric_rows.append(row)
+            self.live.log_update(row, self.time_budget())
             if self.update_idx % cfg.checkpoint_every_updates == 0 or self.update_idx == cfg.num_updates:
                 self.save_checkpoint()
             if time.perf_counter() - last_print >= cfg.progress_every_s or self.update_idx == cfg.num_updates:
@@ -349,6 +356,8 @@ class Trainer:
     def close(self) -> None:
         self.envs.close()
         self.evaluator.close()
+        if self.live is not None:
+            self.live.close()
 
 
 BUDGET_KEYS = ("rollout_env_s", "policy_inference_s", "learner_s", "evaluation_s", "eval_wait_s",

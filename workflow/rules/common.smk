@@ -1,11 +1,13 @@
-"""The grid of cells from the validated config, and each cell's trainer arguments.
+"""The grid of cells from the validated config (toppo.grid: the one definition, shared with
+`python -m analysis status` and the tests), and each cell's trainer arguments.
 
-Checks what the JSON schema cannot know: variant names (toppo.variants.VARIANTS), keys of
+toppo.grid.Grid checks what the JSON schema cannot know: variant names, keys of
 trainer_overrides (toppo.config.TrainConfig fields), that every benchmark in the grid has a
 budget and resources, and that each (benchmark, reward, variant) resolves to a valid
 TrainConfig, so a bad value fails at start and not hours into a job.
 """
 
+import os
 import re
 import shlex
 import sys
@@ -17,8 +19,8 @@ BASE = Path(workflow.basedir)  # repository root: the top-level Snakefile's fold
 if str(BASE) not in sys.path:
     sys.path.insert(0, str(BASE))
 
-from toppo.config import FIELD_TYPES, ConfigError, cli_value, parse_value  # noqa: E402
-from toppo.variants import VARIANTS, resolve  # noqa: E402
+from toppo.grid import Grid, GridError  # noqa: E402
+from toppo.variants import VARIANTS  # noqa: E402
 
 # Jobs are scripts (workflow/scripts/) run with the Python that runs Snakemake, or the conda
 # env's under --use-conda; they put this checkout on PYTHONPATH for `toppo` and `analysis`.
@@ -29,12 +31,16 @@ def config_error(msg):
     return WorkflowError(f"Invalid config: {msg}")
 
 
-# ------------------------------------------------------------------ settings
-SCALE = config["scale"]
-DEVICE = config["device"]
-BUDGETS = config["budgets"]
-JOB_RESOURCES = config["resources"]
-RUNS = f"results/runs/{SCALE}"  # one folder per cell below this
+# ------------------------------------------------------------------ settings and the grid
+try:
+    GRID = Grid(config)
+except GridError as exc:
+    raise config_error(str(exc)) from None
+SCALE = GRID.scale
+DEVICE = GRID.device
+BUDGETS = GRID.budgets
+JOB_RESOURCES = GRID.resources
+RUNS = GRID.runs_root  # one folder per cell below this
 OUT = f"results/{SCALE}"  # per-scale aggregates, resolved config and logs
 # The report (tables, figures, reproduction report): the paper scale's at the top level, as
 # the documented `snakemake results/table3.tex` asks; every other scale's under its own OUT,
@@ -44,109 +50,16 @@ OUT = f"results/{SCALE}"  # per-scale aggregates, resolved config and logs
 PAPER_SCALE = "paper"
 REPORT, ELSEWHERE = ("results", OUT) if SCALE == PAPER_SCALE else (OUT, "results")
 
-# Keys the workflow sets itself, per cell or per job.
-WORKFLOW_KEYS = {
-    "benchmark": "the grid's benchmarks",
-    "reward_version": "the grid's reward_versions",
-    "seed": "the grid's seeds",
-    "total_steps": "budgets",
-    "device": "device",
-    "torch_threads": "resources.<benchmark>.threads",
-    "cores": "resources.<benchmark>.threads",
-}
-
-
-def parse_overrides(mapping, where):
-    """``{key: value}`` -> the same, parsed as the trainer parses its ``key=value`` arguments;
-    a workflow-set or unknown key, or a bad value, is an error naming ``where.key``."""
-    typed = {}
-    for key, value in mapping.items():
-        if key in WORKFLOW_KEYS:
-            raise config_error(
-                f"{where}.{key}: set by the workflow from {WORKFLOW_KEYS[key]}; set it there instead"
-            )
-        if key not in FIELD_TYPES:
-            raise config_error(
-                f"{where}.{key}: unknown trainer key; known keys: "
-                + ", ".join(sorted(set(FIELD_TYPES) - set(WORKFLOW_KEYS)))
-            )
-        try:
-            typed[key] = parse_value(key, cli_value(value))
-        except ConfigError as exc:
-            raise config_error(f"{where}.{key}: {exc}") from None
-    return typed
-
-
-# trainer_overrides apply to every cell; benchmark_overrides.<benchmark> on top of them to
-# that benchmark's cells. OVERRIDES[benchmark]: the merged raw values, TYPED_OVERRIDES: the
-# same parsed as the trainer parses them.
-_GLOBAL = config.get("trainer_overrides", {})
-_TYPED_GLOBAL = parse_overrides(_GLOBAL, "trainer_overrides")
-OVERRIDES = {}
-TYPED_OVERRIDES = {}
-for _bench in ("MT10", "MT50"):
-    _own = config.get("benchmark_overrides", {}).get(_bench, {})
-    OVERRIDES[_bench] = {**_GLOBAL, **_own}
-    TYPED_OVERRIDES[_bench] = {**_TYPED_GLOBAL, **parse_overrides(_own, f"benchmark_overrides.{_bench}")}
-
-
-def override_args(benchmark):
-    """The cell's overrides as sorted ``key=value`` trainer arguments."""
-    return [f"{k}={cli_value(v)}" for k, v in sorted(OVERRIDES[benchmark].items())]
-
-
-def seeds_of(spec):
-    """A count n means seeds 0..n-1; a list is taken as given."""
-    return list(range(spec)) if isinstance(spec, int) else sorted(spec)
-
-
-# ------------------------------------------------------------------ the grid
-_cells = set()
-for _group in config["grid"]:
-    for _variant in _group["variants"]:
-        if _variant not in VARIANTS:
-            raise config_error(
-                f"grid group '{_group['name']}': unknown variant '{_variant}'; "
-                f"known variants (toppo.variants): {', '.join(VARIANTS)}"
-            )
-    for _bench in _group["benchmarks"]:
-        for _table, _what in ((BUDGETS, "budgets"), (JOB_RESOURCES, "resources")):
-            if _bench not in _table:
-                raise config_error(
-                    f"{_what}.{_bench}: missing, and grid group '{_group['name']}' uses {_bench}"
-                )
-    for _bench in _group["benchmarks"]:
-        for _reward in _group["reward_versions"]:
-            for _variant in _group["variants"]:
-                for _seed in seeds_of(_group["seeds"]):
-                    _cells.add((_bench, _reward, _variant, _seed))
-
 # Unique cells, each trained once however many groups list it.
-CELLS = sorted(_cells)
+CELLS = GRID.cells
 
 
 def resolved_config(benchmark, reward, variant, seed):
     """The TrainConfig the trainer will build for this cell (same parsing, same defaults)."""
-    if benchmark not in BUDGETS:
-        raise config_error(f"budgets.{benchmark}: missing")
-    return resolve(
-        variant,
-        {
-            **TYPED_OVERRIDES[benchmark],
-            "benchmark": benchmark,
-            "reward_version": reward,
-            "seed": int(seed),
-            "total_steps": BUDGETS[benchmark],
-            "device": DEVICE,
-        },
-    )
-
-
-for _bench, _reward, _variant in sorted({c[:3] for c in CELLS}):
     try:
-        resolved_config(_bench, _reward, _variant, 0)
-    except ConfigError as exc:
-        raise config_error(f"{exc} (variant {_variant}, {_bench}-{_reward})") from None
+        return GRID.train_config((benchmark, reward, variant, seed))
+    except GridError as exc:
+        raise config_error(str(exc)) from None
 
 
 # The report: section passed the shared schema (Snakefile's validate); its variant names are
@@ -173,7 +86,7 @@ EFFECTIVE_CONFIG = {k: v for k, v in config.items() if k != "retrain"}
 
 # ------------------------------------------------------------------ paths
 def run_dir(benchmark, reward, variant, seed):
-    return f"{RUNS}/{benchmark}-{reward}/{variant}/seed{seed}"
+    return GRID.run_dir((benchmark, reward, variant, seed))
 
 
 RUN_DIRS = [run_dir(*c) for c in CELLS]
@@ -230,6 +143,13 @@ def cell_files(names, cells=None):
     return [f"{run_dir(*c)}/{n}" for c in (CELLS if cells is None else cells) for n in names]
 
 
+def existing_checkpoints(wildcards):
+    """The checkpoints of the grid's cells that exist now, the input of partial_report.
+    Rewritten after every update and the output of no job, they date the partial report
+    without scheduling any training."""
+    return [f for f in cell_files(["checkpoints/latest.pt"]) if os.path.exists(f)]
+
+
 # Variant names contain '_' and '-'; listing them keeps every path unambiguous.
 wildcard_constraints:
     benchmark="MT10|MT50",
@@ -250,7 +170,7 @@ def train_args(wildcards):
         "--reward-version", wildcards.reward,
         "--seed", wildcards.seed,
         "--total-steps", str(BUDGETS[wildcards.benchmark]),
-        *override_args(wildcards.benchmark),
+        *GRID.override_args(wildcards.benchmark),
     ]  # fmt: skip
     return " ".join(shlex.quote(a) for a in args)
 
@@ -269,3 +189,36 @@ def job_resource(name):
 
 
 GPUS_PER_JOB = 1 if DEVICE in ("auto", "cuda") else 0
+
+
+# ------------------------------------------------------------------ the plan
+def print_plan():
+    """Before a run that trains cells (the Snakefile's onstart; never in a dry run): the
+    cells, the device and threads of each job, hours per cell and node-hours from measured
+    rates, and, where paper budgets would train on this machine's CPU, the smaller scales
+    (analysis.plan). Only prints: what runs is unchanged."""
+    from analysis.plan import plan_text
+    from toppo.grid import Cell
+
+    try:  # Snakemake's DAG object: not a documented API, so a change there costs the plan only
+        jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]
+    except Exception as exc:
+        print(f"(no plan: cannot list this run's jobs: {type(exc).__name__}: {exc})", file=sys.stderr)
+        return
+    cells = [Cell(j.wildcards.benchmark, j.wildcards.reward, j.wildcards.variant, int(j.wildcards.seed))
+             for j in jobs]
+    if not cells:
+        return
+    local = workflow.local_exec
+    gpu = DEVICE != "cpu" and (not local or _local_gpu())
+    text = plan_text(GRID, cells, gpu=gpu, cores=workflow.cores if local else None,
+                     gpus=workflow.global_resources.get("gpu") if local else None,
+                     configfiles=[os.path.relpath(f) for f in workflow.config_settings.configfiles])
+    print(text, file=sys.stderr, flush=True)
+
+
+def _local_gpu():
+    """Whether the trainer would see a GPU on this machine (device auto picks CUDA then)."""
+    import torch
+
+    return torch.cuda.is_available()

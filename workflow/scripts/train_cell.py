@@ -4,7 +4,9 @@ The trainer's output goes to the cell's train.log (Snakemake starts each attempt
 one; the trainer's own lines say whether it resumed), and its progress lines to the terminal
 as well; the exit status is the trainer's. Read from the job: params.args (the
 result-deciding trainer arguments), params.run_dir, threads (torch_threads, the OpenMP/MKL
-thread counts, and the cores that env_workers=auto divides between env and eval workers), config["device"], and config["retrain"]: when true, the trainer gets
+thread counts, and the cores that env_workers=auto divides between env and eval workers),
+config["device"], the live curves' config["tensorboard"] and config["wandb"]
+(toppo.grid.live_args), and config["retrain"]: when true, the trainer gets
 --retrain (a finished run of this config is set aside and trained again from scratch; an
 unfinished one is resumed, so a retried job still resumes).
 
@@ -142,10 +144,15 @@ def main(smk) -> int:
     cell = "/".join(run_dir.parts[-3:])  # e.g. MT10-v1/toppo/seed0
     threads = int(smk.threads)
     # params.args ends with the key=value overrides; the trainer takes them as one group.
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    from toppo.grid import live_args
+
     cmd = [
         sys.executable, "-m", "toppo.train", "--device", smk.config["device"],
         "--out-dir", str(run_dir), *shlex.split(smk.params.args), f"torch_threads={threads}",
         f"cores={threads}",  # env_workers=auto: this job's cores less its evaluation workers
+        *live_args(smk.config),
     ]  # fmt: skip
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH")) if p)

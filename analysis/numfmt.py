@@ -1,0 +1,17 @@
+"""Number formats shared by captions, tables and ``python -m analysis status`` (light: no
+pandas, so the status command starts fast)."""
+
+from __future__ import annotations
+
+import math
+
+
+def fmt_count(n: float | None) -> str:
+    """Env steps or parameters compactly: 100000000 -> 100M, 1500000 -> 1.5M, 420000 -> 420K."""
+    if n is None or math.isnan(float(n)):
+        return "--"
+    n = float(f"{float(n):.3g}")  # 3 significant digits first, so 999999 becomes 1M, not 1e+03K
+    for div, suffix in ((1e9, "B"), (1e6, "M"), (1e3, "K")):
+        if abs(n) >= div:
+            return f"{n / div:.3g}{suffix}"
+    return f"{n:.0f}"

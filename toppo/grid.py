@@ -1,0 +1,182 @@
+"""The workflow config's grid: its cells, their run directories and their trainer configs.
+
+One definition for everything that reads a workflow config (``config/config.yaml`` with the
+``--configfile`` files merged over it): the Snakefile (``workflow/rules/common.smk``),
+``python -m analysis status`` and the tests. A cell is one (benchmark, reward version,
+variant, seed); a cell listed by several groups of the grid is one cell (one training job).
+
+Checks what the config's JSON schema cannot know (``GridError``, naming the key): variant
+names (``toppo.variants.VARIANTS``), override keys (``toppo.config.TrainConfig`` fields, not
+the ones the workflow sets itself), that every benchmark in the grid has a budget and
+resources, and that each (benchmark, reward, variant) resolves to a valid TrainConfig.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import yaml
+
+from toppo.config import FIELD_TYPES, ConfigError, TrainConfig, cli_value, parse_value
+from toppo.variants import VARIANTS, resolve
+
+REPO = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO / "config" / "config.yaml"  # the paper grid; --configfile merges over it
+CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
+
+# Keys the workflow sets itself, per cell or per job (never a trainer override).
+WORKFLOW_KEYS = {
+    "benchmark": "the grid's benchmarks",
+    "reward_version": "the grid's reward_versions",
+    "seed": "the grid's seeds",
+    "total_steps": "budgets",
+    "device": "device",
+    "torch_threads": "resources.<benchmark>.threads",
+    "cores": "resources.<benchmark>.threads",
+    "tensorboard": "tensorboard",
+    "wandb_project": "wandb.project",
+    "wandb_entity": "wandb.entity",
+    "wandb_mode": "wandb.mode",
+}
+
+
+class GridError(ValueError):
+    """A workflow config the grid cannot be built from; the message names the key."""
+
+
+class Cell(NamedTuple):
+    benchmark: str
+    reward: str
+    variant: str
+    seed: int
+
+    def __str__(self) -> str:  # the run directory below the scale's runs root
+        return f"{self.benchmark}-{self.reward}/{self.variant}/seed{self.seed}"
+
+
+def seeds_of(spec: int | list[int]) -> list[int]:
+    """A count n means seeds 0..n-1; a list is taken as given."""
+    return list(range(spec)) if isinstance(spec, int) else sorted(spec)
+
+
+def group_cells(group: dict[str, Any]) -> list[Cell]:
+    """The cells of one grid group, in (benchmark, reward, variant, seed) order."""
+    return sorted(Cell(b, r, v, s) for b in group["benchmarks"] for r in group["reward_versions"]
+                  for v in group["variants"] for s in seeds_of(group["seeds"]))
+
+
+def grid_cells(config: dict[str, Any]) -> list[Cell]:
+    """Every cell of a workflow config's grid, once each, sorted (no validation)."""
+    return sorted({c for group in config["grid"] for c in group_cells(group)})
+
+
+def live_args(config: dict[str, Any]) -> list[str]:
+    """The config's live-curve settings (``tensorboard``, ``wandb``; toppo.livelog) as trainer
+    arguments. Execution only (not hashed): like device and threads, the training job passes
+    them (workflow/scripts/train_cell.py), so changing them re-runs nothing."""
+    wandb = config.get("wandb") or {}
+    return [f"tensorboard={cli_value(config.get('tensorboard', True))}",
+            *(f"wandb_{key}={wandb[key]}" for key in ("project", "entity", "mode") if key in wandb)]
+
+
+def load_config(configfiles: list[str | Path] = ()) -> dict[str, Any]:
+    """The workflow config as Snakemake builds it: ``config/config.yaml`` with each file
+    merged over it (mappings key by key, lists replaced), validated by the workflow's
+    schema. A file that cannot be read, or a schema error, is a GridError naming it."""
+    from snakemake.utils import update_config, validate
+
+    def read(path: Path) -> dict[str, Any]:
+        try:
+            data = yaml.safe_load(Path(path).read_text())
+        except (OSError, yaml.YAMLError) as exc:
+            raise GridError(f"{path}: cannot read the workflow config ({exc})") from None
+        if not isinstance(data, dict):
+            raise GridError(f"{path}: a workflow config is a mapping of keys")
+        return data
+
+    config = read(DEFAULT_CONFIG)
+    for path in configfiles:
+        update_config(config, read(Path(path)))
+    try:
+        validate(config, str(CONFIG_SCHEMA))
+    except Exception as exc:  # snakemake's WorkflowError wraps jsonschema's message
+        raise GridError(f"invalid workflow config ({', '.join(map(str, configfiles)) or DEFAULT_CONFIG}): "
+                        f"{str(exc).splitlines()[0]}") from None
+    return config
+
+
+class Grid:
+    """The grid of a validated workflow config (schema applied): cells, groups, run
+    directories, each cell's trainer arguments and resolved TrainConfig."""
+
+    def __init__(self, config: dict[str, Any]):
+        self.config = config
+        self.scale: str = config["scale"]
+        self.device: str = config["device"]
+        self.budgets: dict[str, int] = config["budgets"]
+        self.resources: dict[str, dict[str, int]] = config["resources"]
+        self.runs_root = f"results/runs/{self.scale}"  # one folder per cell below it
+        # trainer_overrides apply to every cell; benchmark_overrides.<benchmark> on top of them
+        # to that benchmark's cells. overrides: the merged raw values; typed: parsed as the
+        # trainer parses its key=value arguments.
+        common = config.get("trainer_overrides", {})
+        typed_common = _parse_overrides(common, "trainer_overrides")
+        self.overrides: dict[str, dict[str, Any]] = {}
+        self.typed_overrides: dict[str, dict[str, Any]] = {}
+        for bench in ("MT10", "MT50"):
+            own = config.get("benchmark_overrides", {}).get(bench, {})
+            self.overrides[bench] = {**common, **own}
+            self.typed_overrides[bench] = {
+                **typed_common, **_parse_overrides(own, f"benchmark_overrides.{bench}")}
+        for group in config["grid"]:
+            for variant in group["variants"]:
+                if variant not in VARIANTS:
+                    raise GridError(f"grid group '{group['name']}': unknown variant '{variant}'; "
+                                    f"known variants (toppo.variants): {', '.join(VARIANTS)}")
+            for bench in group["benchmarks"]:
+                for table, what in ((self.budgets, "budgets"), (self.resources, "resources")):
+                    if bench not in table:
+                        raise GridError(f"{what}.{bench}: missing, and grid group "
+                                        f"'{group['name']}' uses {bench}")
+        self.groups: dict[str, list[Cell]] = {g["name"]: group_cells(g) for g in config["grid"]}
+        self.cells: list[Cell] = grid_cells(config)
+        for bench, reward, variant in sorted({c[:3] for c in self.cells}):
+            try:
+                self.train_config(Cell(bench, reward, variant, 0))
+            except ConfigError as exc:
+                raise GridError(f"{exc} (variant {variant}, {bench}-{reward})") from None
+
+    def run_dir(self, cell: Cell | tuple) -> str:
+        return f"{self.runs_root}/{Cell(*cell)}"
+
+    def override_args(self, benchmark: str) -> list[str]:
+        """The benchmark's overrides as sorted ``key=value`` trainer arguments."""
+        return [f"{k}={cli_value(v)}" for k, v in sorted(self.overrides[benchmark].items())]
+
+    def train_config(self, cell: Cell | tuple) -> TrainConfig:
+        """The TrainConfig the trainer builds for this cell (same parsing, same defaults)."""
+        bench, reward, variant, seed = cell
+        if bench not in self.budgets:
+            raise GridError(f"budgets.{bench}: missing")
+        return resolve(variant, {**self.typed_overrides[bench], "benchmark": bench,
+                                 "reward_version": reward, "seed": int(seed),
+                                 "total_steps": self.budgets[bench], "device": self.device})
+
+
+def _parse_overrides(mapping: dict[str, Any], where: str) -> dict[str, Any]:
+    """``{key: value}`` parsed as the trainer parses ``key=value``; a workflow-set or
+    unknown key, or a bad value, is a GridError naming ``where.key``."""
+    typed = {}
+    for key, value in mapping.items():
+        if key in WORKFLOW_KEYS:
+            raise GridError(f"{where}.{key}: set by the workflow from {WORKFLOW_KEYS[key]}; "
+                            "set it there instead")
+        if key not in FIELD_TYPES:
+            raise GridError(f"{where}.{key}: unknown trainer key; known keys: "
+                            + ", ".join(sorted(set(FIELD_TYPES) - set(WORKFLOW_KEYS))))
+        try:
+            typed[key] = parse_value(key, cli_value(value))
+        except ConfigError as exc:
+            raise GridError(f"{where}.{key}: {exc}") from None
+    return typed
