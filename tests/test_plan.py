@@ -19,7 +19,7 @@ def test_paper_grid_on_a_gpu_cluster():
     assert text == (
         "Plan (scale paper, config/config.yaml): 290 cells to train (main 80, cumulative 60, "
         "single 70, combiners 160)\n"
-        "  each job: device cuda (1 GPU); MT10 4 threads, 20M env steps; MT50 8 threads, 100M env steps\n"
+        "  each job: device cuda (1 GPU); MT10 8 threads, 20M env steps; MT50 16 threads, 100M env steps\n"
         f"  expected: MT10 3.9 h to 4.0 h, MT50 18.3 h to 22.6 h per cell; {hours:,.1f} node-hours in all\n"
         "  MT10 rate 1,390 to 1,436 env steps/s: docs/throughput.md (H200 node, cuda with 16 threads, "
         "no evaluation), mtppo and toppo rows\n"
