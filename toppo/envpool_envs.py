@@ -40,8 +40,14 @@ from toppo.config import ConfigError
 from toppo.logschema import BENCHMARK_TASKS
 
 MAX_PATH_LENGTH = 500  # metaworld's SawyerXYZEnv.max_path_length; EnvPool's registered limit
-_SEED_TASK_STRIDE = 1_009  # env seed = base(seed) + copy * K * stride... see env_seeds()
+_SEED_TASK_STRIDE = 1_009  # seeds of one run: env_seeds()
 _SEED_RUN_STRIDE = 1_000_003
+# Tasks whose goal moves from reset to reset in envpool 1.2.5: PositionTargetSites() writes
+# the world-frame goal into the body-local model position of the "goal" site (every step and
+# at the end of ResetModel), and the next ResetModel reads the goal back as that site's
+# position plus its body's, so it drifts by the body offset per episode (hammer-v3:
+# x 0.24 -> 0.48 -> 0.72, y 0.74 -> 1.59 -> 2.44). MT50 contains both.
+DRIFTING_GOAL_TASKS = ("hammer-v3", "shelf-place-v3")
 
 
 @dataclass
@@ -68,7 +74,8 @@ def env_seeds(seed: int, num_tasks: int, envs_per_task: int) -> list[int]:
             for c in range(envs_per_task) for k in range(num_tasks)]
 
 
-def check_supported(reward_version: str, max_episode_steps: int) -> None:
+def check_supported(reward_version: str, max_episode_steps: int, task_names: list[str] = (),
+                    benchmark: str = "", allow_drifting_goals: bool = False) -> None:
     """Refuse what EnvPool's Meta-World cannot do, naming the config key."""
     if reward_version != "v2":
         raise ConfigError(
@@ -80,6 +87,12 @@ def check_supported(reward_version: str, max_episode_steps: int) -> None:
         raise ConfigError(
             f"max_episode_steps: {max_episode_steps} is outside 1..{MAX_PATH_LENGTH}, "
             "metaworld's max_path_length (its envs refuse a step past it)")
+    drifting = [n for n in task_names if n in DRIFTING_GOAL_TASKS]
+    if drifting and not allow_drifting_goals:
+        raise ConfigError(
+            f"benchmark: {benchmark or 'these tasks'} cannot train on env_backend=envpool: in "
+            f"envpool 1.2.5 the goals of {drifting} drift further at every reset (docs/envpool.md);"
+            " use env_backend=metaworld")
 
 
 def _import_envpool() -> Any:
@@ -97,19 +110,21 @@ class EnvPoolTrainEnvs:
     ``envs_per_task`` envs, stepped together (every pool is sent its actions before any is
     received, so pools with their own threads step in parallel).
 
-    ``num_threads`` is per pool (EnvPool's worker threads); 1 keeps a run on one core per
-    pool thread. ``thread_affinity_offset`` (EnvPool's option, -1 = none) pins them.
+    ``num_threads`` is per pool (EnvPool's worker threads). ``allow_drifting_goals`` lets
+    measurements build MT50, whose hammer-v3 and shelf-place-v3 goals drift (refused
+    otherwise, see ``DRIFTING_GOAL_TASKS``).
     """
 
     def __init__(self, benchmark: str, reward_version: str, seed: int, *, envs_per_task: int = 1,
                  max_episode_steps: int = MAX_PATH_LENGTH, num_threads: int = 1,
-                 task_names: list[str] | None = None):
-        check_supported(reward_version, max_episode_steps)
+                 task_names: list[str] | None = None, allow_drifting_goals: bool = False):
         if task_names is None:
             if benchmark not in BENCHMARK_TASKS:
                 raise ConfigError(f"benchmark: unknown benchmark {benchmark!r}, expected one of "
                                   f"{sorted(BENCHMARK_TASKS)}")
             task_names = list(BENCHMARK_TASKS[benchmark])
+        check_supported(reward_version, max_episode_steps, task_names, benchmark,
+                        allow_drifting_goals)
         if envs_per_task < 1:
             raise ConfigError(f"envs_per_task: must be >= 1, got {envs_per_task}")
         self._envpool = _import_envpool()

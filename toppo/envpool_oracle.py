@@ -114,7 +114,8 @@ def step_parity(task_names: list[str], seed: int, steps: int, *, policy: str = "
     from toppo.envpool_envs import EnvPoolTrainEnvs
 
     K = len(task_names)
-    ep = EnvPoolTrainEnvs("custom", "v2", seed, task_names=task_names)
+    ep = EnvPoolTrainEnvs("custom", "v2", seed, task_names=task_names,
+                          allow_drifting_goals=True)
     orc = oracle_vector(task_names, seed)
     experts = [ENV_POLICY_MAP[n]() for n in task_names] if policy == "expert" else None
     rng = np.random.default_rng(action_seed)
@@ -225,7 +226,8 @@ def expert_success(backend: str, seed: int, episodes: int, *, benchmark: str = "
             from toppo.logschema import BENCHMARK_TASKS
             names = list(BENCHMARK_TASKS[benchmark])
         if backend == "envpool":
-            ep = EnvPoolTrainEnvs(benchmark, "v2", seed, task_names=names)
+            ep = EnvPoolTrainEnvs(benchmark, "v2", seed, task_names=names,
+                                  allow_drifting_goals=True)
 
             def reset() -> np.ndarray:
                 return ep.reset()

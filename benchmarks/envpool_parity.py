@@ -1,0 +1,92 @@
+"""EnvPool's native Meta-World against metaworld, per task: step parity from matched states
+(metaworld on EnvPool's goal stream, ``toppo.envpool_oracle``) and scripted-expert success
+rates on EnvPool, on metaworld with EnvPool's goals, and on the harness's metaworld
+training envs (the benchmark's 50 fixed goals per task).
+
+    PYTHONPATH=. .venv/bin/python benchmarks/envpool_parity.py --benchmark MT10 \
+        --steps 1000 --expert-episodes 20
+
+Prints the versions it ran on (the physics engine matters: docs/envpool.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import platform
+import time
+
+import envpool
+import metaworld
+import mujoco
+import numpy as np
+
+from toppo.envpool_oracle import expert_success, step_parity
+from toppo.logschema import BENCHMARK_TASKS
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--benchmark", default="MT10", choices=sorted(BENCHMARK_TASKS))
+    ap.add_argument("--seed", type=int, default=3)
+    ap.add_argument("--steps", type=int, default=1000, help="vector steps of step parity (0: skip)")
+    ap.add_argument("--policies", default="random,expert", help="step-parity action sources")
+    ap.add_argument("--expert-episodes", type=int, default=0, help="per task and backend (0: skip)")
+    ap.add_argument("--expert-backends", default="envpool,metaworld-matched,metaworld-benchmark")
+    args = ap.parse_args()
+    names = list(BENCHMARK_TASKS[args.benchmark])
+    print(f"envpool {envpool.__version__} (bundles MuJoCo 3.6.0), metaworld "
+          f"{metaworld.__version__ if hasattr(metaworld, '__version__') else '3.x'}, "
+          f"mujoco (python, metaworld's) {mujoco.__version__}, numpy {np.__version__}, "
+          f"python {platform.python_version()}")
+    if args.steps:
+        for policy in args.policies.split(","):
+            t0 = time.perf_counter()
+            r = step_parity(names, args.seed, args.steps, policy=policy)
+            print(f"\n## step parity, {args.benchmark}, {policy} actions, {args.steps} steps "
+                  f"({args.steps // 500} episodes per task), seed {args.seed} "
+                  f"[{time.perf_counter() - t0:.0f} s]")
+            print(f"terminated/truncated equal every step: {r.ends_equal}; final success equal: "
+                  f"{r.final_success_equal}; truncations at episode steps "
+                  f"{sorted(set(r.truncation_steps))} ({len(r.truncation_steps)} episodes)")
+            print(f"{'task':28s} {'goal':>8s} {'reset obs':>9s} {'step obs':>9s} {'diverged':>8s} "
+                  f"{'rew max':>8s} {'rew mean':>8s} {'succ agree':>10s}")
+            for k, n in enumerate(names):
+                div = r.first_diverged_step[k]
+                print(f"{n:28s} {r.goal_maxdiff[k]:8.1e} {r.reset_obs_maxdiff[k]:9.1e} "
+                      f"{r.step_obs_maxdiff[k]:9.1e} {('-' if div < 0 else str(div)):>8s} "
+                      f"{r.reward_maxdiff[k]:8.1e} {r.reward_meandiff[k]:8.1e} "
+                      f"{r.success_agree[k]:10.4f}")
+            print("(goal, reset obs: max |diff| over resets; step obs: max |diff| of step "
+                  "observations; diverged: first episode step with an obs diff > 1e-3; rew: "
+                  "|reward diff|; succ agree: fraction of steps with equal info['success'])")
+    if args.expert_episodes:
+        rates = {}
+        for backend in args.expert_backends.split(","):
+            t0 = time.perf_counter()
+            got, rate = expert_success(backend, args.seed, args.expert_episodes,
+                                       benchmark=args.benchmark)
+            assert got == names
+            rates[backend] = rate
+            print(f"[{backend}: {time.perf_counter() - t0:.0f} s]")
+        E = args.expert_episodes
+        print(f"\n## scripted experts (metaworld.policies), {args.benchmark}, {E} episodes per "
+              f"task and backend, success = info['success'] at any step of a 500-step episode")
+        cols = list(rates)
+        print(f"{'task':28s} " + " ".join(f"{c:>20s}" for c in cols))
+        for k, n in enumerate(names):
+            print(f"{n:28s} " + " ".join(f"{rates[c][k]:20.2f}" for c in cols))
+        print(f"{'mean':28s} " + " ".join(f"{rates[c].mean():20.3f}" for c in cols))
+        # two-proportion standard error of the mean difference, per pair of backends
+        for i, a in enumerate(cols):
+            for b in cols[i + 1:]:
+                d = rates[a] - rates[b]
+                se = np.sqrt(np.sum(rates[a] * (1 - rates[a]) + rates[b] * (1 - rates[b])) / E) \
+                    / len(names)
+                print(f"mean {a} - {b}: {d.mean():+.3f} (binomial s.e. {se:.3f}); tasks "
+                      f"differing by more than 2 s.e. of a task "
+                      f"({2 * np.sqrt(0.5 / E):.2f} at worst): "
+                      f"{[n for n, x in zip(names, d) if abs(x) > 2 * np.sqrt(0.5 / E)]}")
+
+
+if __name__ == "__main__":
+    main()
