@@ -20,7 +20,7 @@ import metaworld
 import mujoco
 import numpy as np
 
-from toppo.envpool_oracle import expert_success, step_parity
+from toppo.envpool_oracle import expert_success, goal_distribution, step_parity
 from toppo.logschema import BENCHMARK_TASKS
 
 
@@ -32,6 +32,8 @@ def main() -> None:
     ap.add_argument("--policies", default="random,expert", help="step-parity action sources")
     ap.add_argument("--expert-episodes", type=int, default=0, help="per task and backend (0: skip)")
     ap.add_argument("--expert-backends", default="envpool,metaworld-matched,metaworld-benchmark")
+    ap.add_argument("--goal-resets", type=int, default=0,
+                    help="EnvPool resets per task against the benchmark's 50 goals (0: skip)")
     args = ap.parse_args()
     names = list(BENCHMARK_TASKS[args.benchmark])
     print(f"envpool {envpool.__version__} (bundles MuJoCo 3.6.0), metaworld "
@@ -59,6 +61,21 @@ def main() -> None:
             print("(goal, reset obs: max |diff| over resets; step obs: max |diff| of step "
                   "observations; diverged: first episode step with an obs diff > 1e-3; rew: "
                   "|reward diff|; succ agree: fraction of steps with equal info['success'])")
+    if args.goal_resets:
+        t0 = time.perf_counter()
+        rows = goal_distribution(args.benchmark, args.seed, args.goal_resets)
+        print(f"\n## goals: EnvPool's fresh goal per reset against the benchmark's 50 fixed "
+              f"goals per task ({args.benchmark}, benchmark seed {args.seed}) "
+              f"[{time.perf_counter() - t0:.0f} s]")
+        print("scene = reset object position and goal (6-d, m); nn = distance to the nearest "
+              "benchmark scene (for a benchmark scene: the nearest other one)")
+        print(f"{'task':28s} {'EnvPool n':>9s} {'nn mean':>8s} {'nn p95':>8s} "
+              f"{'bench nn':>8s}  range EnvPool | range benchmark")
+        for r in rows:
+            print(f"{r['task']:28s} {r['envpool_scenes']:9d} "
+                  f"{r['nn_envpool_to_benchmark_mean']:8.4f} {r['nn_envpool_to_benchmark_p95']:8.4f} "
+                  f"{r['nn_benchmark_to_benchmark_mean']:8.4f}  {r['range_envpool']} | "
+                  f"{r['range_benchmark']}")
     if args.expert_episodes:
         rates = {}
         for backend in args.expert_backends.split(","):

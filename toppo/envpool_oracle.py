@@ -267,3 +267,58 @@ def expert_success(backend: str, seed: int, episodes: int, *, benchmark: str = "
     finally:
         close()
     return list(names), wins / episodes
+
+
+def goal_distribution(benchmark: str, seed: int, resets: int) -> list[dict[str, float]]:
+    """How EnvPool's training goals relate to the benchmark's 50 fixed goals per task.
+
+    The scene of an episode is its reset observation's object position obs[4:7] and goal
+    obs[36:39] (what rand_vec places). Per task: ``resets`` EnvPool scenes (fresh goals, as
+    training on EnvPool sees them) against the 50 scenes of metaworld's benchmark generated
+    from ``seed`` (what MT training on metaworld cycles through and evaluation uses).
+    Reported per task: the distance (m, 6-d scene) from an EnvPool scene to the nearest
+    benchmark scene (mean, 95th percentile), the same for a benchmark scene to its nearest
+    *other* benchmark scene (the set's own spacing), and the per-coordinate range of each
+    set."""
+    import pickle
+
+    from toppo.envpool_envs import EnvPoolTrainEnvs
+    from toppo.logschema import BENCHMARK_TASKS
+
+    names = list(BENCHMARK_TASKS[benchmark])
+    copies = 50
+    ep = EnvPoolTrainEnvs(benchmark, "v2", seed, envs_per_task=copies, allow_drifting_goals=True)
+    scenes_ep = {k: [] for k in range(len(names))}
+    try:
+        for _ in range(max(1, resets // copies)):
+            obs = ep.reset()
+            for i, k in enumerate(ep.task_ids):
+                scenes_ep[k].append(np.r_[obs[i, 4:7], obs[i, 36:39]])
+    finally:
+        ep.close()
+    bench = getattr(metaworld, benchmark)(seed=seed)
+    rows = []
+    for k, name in enumerate(names):
+        env = metaworld.ALL_V3_ENVIRONMENTS[name](reward_function_version="v2")
+        tasks = [t for t in bench.train_tasks if t.env_name == name]
+        scenes_mw = []
+        for t in tasks:
+            env.set_task(t)
+            env.reset()
+            o, *_ = env.step(np.zeros(4, np.float32))  # metaworld's reset obs is stale
+            scenes_mw.append(np.r_[o[4:7], o[36:39]])
+        env.close()
+        a, b = np.asarray(scenes_ep[k]), np.asarray(scenes_mw)
+        d_ep = np.linalg.norm(a[:, None] - b[None], axis=2).min(axis=1)
+        d_bb = np.linalg.norm(b[:, None] - b[None], axis=2)
+        np.fill_diagonal(d_bb, np.inf)
+        d_bb = d_bb.min(axis=1)
+        rows.append({"task": name, "envpool_scenes": len(a), "benchmark_scenes": len(b),
+                     "nn_envpool_to_benchmark_mean": float(d_ep.mean()),
+                     "nn_envpool_to_benchmark_p95": float(np.percentile(d_ep, 95)),
+                     "nn_benchmark_to_benchmark_mean": float(d_bb.mean()),
+                     "range_envpool": np.ptp(a, axis=0).round(3).tolist(),
+                     "range_benchmark": np.ptp(b, axis=0).round(3).tolist(),
+                     "goal_unique_benchmark": len({tuple(np.round(pickle.loads(t.data)["rand_vec"], 9))
+                                                   for t in tasks})})
+    return rows
