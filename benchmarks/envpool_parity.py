@@ -12,11 +12,11 @@ Prints the versions it ran on (the physics engine matters: docs/envpool.md).
 from __future__ import annotations
 
 import argparse
+import importlib.metadata
 import platform
 import time
 
 import envpool
-import metaworld
 import mujoco
 import numpy as np
 
@@ -37,7 +37,7 @@ def main() -> None:
     args = ap.parse_args()
     names = list(BENCHMARK_TASKS[args.benchmark])
     print(f"envpool {envpool.__version__} (bundles MuJoCo 3.6.0), metaworld "
-          f"{metaworld.__version__ if hasattr(metaworld, '__version__') else '3.x'}, "
+          f"{importlib.metadata.version('metaworld')}, "
           f"mujoco (python, metaworld's) {mujoco.__version__}, numpy {np.__version__}, "
           f"python {platform.python_version()}")
     if args.steps:
