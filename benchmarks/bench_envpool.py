@@ -63,6 +63,48 @@ def bench_envpool(benchmark: str, seconds: float, envs_per_task: int) -> float:
         envs.close()
 
 
+def rollout_rate(backend: str, seconds: float) -> float:
+    """Env steps/s of the trainer's rollout loop (``Trainer.collect_rollout``'s per-step work:
+    MT-PPO actor sample and critic value on the batch, one torch thread, then the env step)
+    on MT10 with config/cpu.yaml's MT10 settings, on either backend."""
+    import torch
+
+    from toppo.learner import Learner
+    from toppo.variants import resolve
+    torch.set_num_threads(1)
+    cfg = resolve("mtppo", {"benchmark": "MT10", "device": "cpu", "torch_threads": 1,
+                            "num_epochs": 8, "rollout_steps_per_task": 2500,
+                            "num_minibatches": 8})
+    if backend == "metaworld":
+        from toppo.envs import make_train_envs
+        envs, _ = make_train_envs("MT10", "v2", 0, envs_per_task=1, async_envs=False,
+                                  max_episode_steps=500)
+
+        def step(a):  # noqa: ANN001, ANN202
+            return envs.step(a)[0]
+    else:
+        from toppo.envpool_envs import EnvPoolTrainEnvs
+        envs = EnvPoolTrainEnvs("MT10", "v2", 0)
+
+        def step(a):  # noqa: ANN001, ANN202
+            return envs.step(a).obs
+    learner = Learner(cfg, 49, 4, torch.device("cpu"))
+    task = torch.as_tensor(envs.task_ids)
+    try:
+        obs = torch.as_tensor(envs.reset())
+        n, t0 = 0, time.perf_counter()
+        with torch.no_grad():
+            while time.perf_counter() - t0 < seconds:
+                for _ in range(50):
+                    _, _, action = learner.actor.sample(obs, task)
+                    learner.value(obs, task)
+                    obs = torch.as_tensor(step(action.numpy()))
+                n += 50
+        return n * envs.num_envs / (time.perf_counter() - t0)
+    finally:
+        envs.close()
+
+
 def bench_one_pool(task: str, num_envs: int, seconds: float) -> float:
     import envpool
 
@@ -76,6 +118,15 @@ def bench_one_pool(task: str, num_envs: int, seconds: float) -> float:
         pool.close()
 
 
+def _study_learn_seconds() -> float:
+    import csv
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "results/runs/cpu/MT10-v2/mtppo"
+    vals = [float(r["learn_time_s"]) for seed in range(3)
+            for r in csv.DictReader(open(root / f"seed{seed}/train_metrics.csv"))]
+    return sum(vals) / len(vals)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="timed stepping per measurement")
@@ -83,6 +134,8 @@ def main() -> None:
     ap.add_argument("--benchmarks", default="MT10,MT50")
     ap.add_argument("--copies", default="1,4", help="EnvPool env copies per task to measure")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--rollout", action="store_true",
+                    help="also the trainer's rollout loop on MT10 and a projected end-to-end ratio")
     args = ap.parse_args()
     os.sched_setaffinity(0, {args.core})
     import envpool
@@ -105,6 +158,19 @@ def main() -> None:
                 ratios.setdefault((bench, c), []).append(ep / mw)
                 print(f"[{rep}] {bench} envpool (EnvPoolTrainEnvs, {c} env(s) per task, 1 thread "
                       f"per pool): {ep:,.0f} env steps/s = {ep / mw:.2f}x metaworld", flush=True)
+    if args.rollout:
+        # learn seconds per update of the committed CPU study's MT10 mtppo cells (25,000 env
+        # steps per update, 8 epochs x 8 minibatches, this machine), mean over 3 seeds
+        learn_s = _study_learn_seconds()
+        for rep in range(args.repeats):
+            mw = rollout_rate("metaworld", args.seconds)
+            ep = rollout_rate("envpool", args.seconds)
+            t_mw, t_ep = 25_000 / mw + learn_s, 25_000 / ep + learn_s
+            print(f"[{rep}] MT10 rollout loop with the MT-PPO networks (1 torch thread): "
+                  f"metaworld {mw:,.0f}, envpool {ep:,.0f} env steps/s = {ep / mw:.2f}x; "
+                  f"with the study's {learn_s:.2f} s of learning per 25,000-step update: "
+                  f"{t_mw:.1f} s vs {t_ep:.1f} s per update = {t_mw / t_ep:.2f}x end to end "
+                  "(projected)", flush=True)
     for (bench, c), r in ratios.items():
         print(f"{bench}, {c} env(s) per task: envpool / metaworld per core, median of "
               f"{len(r)}: {np.median(r):.2f}x (range {min(r):.2f} to {max(r):.2f})")
