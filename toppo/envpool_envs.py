@@ -157,6 +157,13 @@ class EnvPoolTrainEnvs:
                 envpool_task_id(name), num_envs=self.envs_per_task, batch_size=self.envs_per_task,
                 num_threads=self.num_threads, env_seed=[self.seeds[i] for i in self._rows[k]],
                 partially_observable=False, max_episode_steps=self.max_episode_steps))
+        # The step path calls the pools' C++ send/recv directly (the Python wrapper's
+        # dict/tree conversion costs about as much as a step of one env): the action list
+        # in the pool's action-key order, the state list read by key.
+        keys = pools[0]._spec._action_keys
+        if list(keys) != ["env_id", "players.env_id", "action"]:
+            raise RuntimeError(f"unexpected envpool action keys {keys} (envpool 1.2.5 expected)")
+        self._state_index = {k: i for i, k in enumerate(pools[0]._state_keys)}
         return pools
 
     def _with_onehot(self, obs39: np.ndarray, k: int) -> np.ndarray:
@@ -183,32 +190,35 @@ class EnvPoolTrainEnvs:
         N, D = self.num_envs, self.obs_dim
         ids = np.arange(self.envs_per_task, dtype=np.int32)
         for k, pool in enumerate(self.pools):
-            pool.send(np.ascontiguousarray(actions[self._rows[k]]), ids)
+            pool._send([ids, ids, np.ascontiguousarray(actions[self._rows[k]])])
         obs = np.empty((N, D), dtype=np.float32)
         reward = np.empty(N, dtype=np.float32)
         terminated = np.zeros(N, dtype=bool)
         truncated = np.zeros(N, dtype=bool)
         final_obs = np.zeros((N, D), dtype=np.float32)
         final_success = np.full(N, np.nan, dtype=np.float32)
+        ix = self._state_index
         for k, pool in enumerate(self.pools):
-            o, r, term, trunc, info = pool.recv()
+            state = pool._recv()
             rows = self._rows[k]
-            order = np.asarray(info["env_id"])  # sync pool: in the order sent
-            if not np.array_equal(order, ids):
-                raise RuntimeError(f"envpool returned env ids {order}, expected {ids}")
-            full = self._with_onehot(o, k)
+            if not np.array_equal(state[ix["info:env_id"]], ids):  # sync pool: in the order sent
+                raise RuntimeError(f"envpool returned env ids {state[ix['info:env_id']]}, "
+                                   f"expected {ids}")
+            full = self._with_onehot(state[ix["obs"]], k)
+            done, trunc = state[ix["done"]], state[ix["trunc"]]
+            success = state[ix["info:success"]]
             obs[rows] = full
-            reward[rows] = r
-            terminated[rows] = term
+            reward[rows] = state[ix["reward"]]
+            terminated[rows] = done & ~trunc  # as envpool's gymnasium wrapper
             truncated[rows] = trunc
-            self.last_success[rows] = info["success"]
-            done = np.flatnonzero(term | trunc)
-            if done.size:  # same-step autoreset: forced reset of the ended envs now
-                final_obs[rows[done]] = full[done]
-                final_success[rows[done]] = np.asarray(info["success"])[done]
-                o2, _ = pool.reset(done.astype(np.int32))
-                obs[rows[done]] = self._with_onehot(o2, k)
-                self.resets[rows[done]] += 1
+            self.last_success[rows] = success
+            ended = np.flatnonzero(done)
+            if ended.size:  # same-step autoreset: forced reset of the ended envs now
+                final_obs[rows[ended]] = full[ended]
+                final_success[rows[ended]] = success[ended]
+                o2, _ = pool.reset(ended.astype(np.int32))
+                obs[rows[ended]] = self._with_onehot(o2, k)
+                self.resets[rows[ended]] += 1
         self.busy_s += time.perf_counter() - t0
         return StepBatch(obs, reward, terminated, truncated, final_obs, final_success)
 
