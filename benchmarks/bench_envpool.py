@@ -118,13 +118,16 @@ def bench_one_pool(task: str, num_envs: int, seconds: float) -> float:
         pool.close()
 
 
-def _study_learn_seconds() -> float:
+def _study_update_seconds() -> tuple[float, float]:
+    """Mean rollout and update seconds per update of the committed CPU study's MT10 mtppo
+    cells (results/runs/cpu/MT10-v2/mtppo/seed*/train_metrics.csv)."""
     import csv
     from pathlib import Path
     root = Path(__file__).resolve().parents[1] / "results/runs/cpu/MT10-v2/mtppo"
-    vals = [float(r["learn_time_s"]) for seed in range(3)
+    rows = [r for seed in range(3)
             for r in csv.DictReader(open(root / f"seed{seed}/train_metrics.csv"))]
-    return sum(vals) / len(vals)
+    return (sum(float(r["rollout_time_s"]) for r in rows) / len(rows),
+            sum(float(r["update_time_s"]) for r in rows) / len(rows))
 
 
 def main() -> None:
@@ -134,6 +137,7 @@ def main() -> None:
     ap.add_argument("--benchmarks", default="MT10,MT50")
     ap.add_argument("--copies", default="1,4", help="EnvPool env copies per task to measure")
     ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-raw", action="store_true", help="only the rollout loop")
     ap.add_argument("--rollout", action="store_true",
                     help="also the trainer's rollout loop on MT10 and a projected end-to-end ratio")
     args = ap.parse_args()
@@ -145,7 +149,7 @@ def main() -> None:
           f"(MuJoCo 3.6.0), python mujoco {mujoco.__version__}; load average before: "
           f"{_loadavg()}")
     ratios: dict[tuple[str, int], list[float]] = {}
-    for rep in range(args.repeats):  # alternating, so a change of load hits both backends
+    for rep in range(0 if args.skip_raw else args.repeats):  # alternating, so a change of load hits both backends
         one = bench_one_pool("reach-v3", 10, args.seconds)
         print(f"[{rep}] one EnvPool pool, reach-v3 x 10 envs, direct pool.step: {one:,.0f} "
               "env steps/s")
@@ -159,17 +163,19 @@ def main() -> None:
                 print(f"[{rep}] {bench} envpool (EnvPoolTrainEnvs, {c} env(s) per task, 1 thread "
                       f"per pool): {ep:,.0f} env steps/s = {ep / mw:.2f}x metaworld", flush=True)
     if args.rollout:
-        # learn seconds per update of the committed CPU study's MT10 mtppo cells (25,000 env
-        # steps per update, 8 epochs x 8 minibatches, this machine), mean over 3 seeds
-        learn_s = _study_learn_seconds()
+        # the committed CPU study's MT10 mtppo cells (this machine, 25,000 env steps per
+        # update): seconds per update in the rollout and in total; the rollout part is
+        # scaled by the speedup measured here, the rest (learning) is the same on both
+        roll_s, update_s = _study_update_seconds()
         for rep in range(args.repeats):
             mw = rollout_rate("metaworld", args.seconds)
             ep = rollout_rate("envpool", args.seconds)
-            t_mw, t_ep = 25_000 / mw + learn_s, 25_000 / ep + learn_s
+            s = ep / mw
+            projected = roll_s / s + (update_s - roll_s)
             print(f"[{rep}] MT10 rollout loop with the MT-PPO networks (1 torch thread): "
-                  f"metaworld {mw:,.0f}, envpool {ep:,.0f} env steps/s = {ep / mw:.2f}x; "
-                  f"with the study's {learn_s:.2f} s of learning per 25,000-step update: "
-                  f"{t_mw:.1f} s vs {t_ep:.1f} s per update = {t_mw / t_ep:.2f}x end to end "
+                  f"metaworld {mw:,.0f}, envpool {ep:,.0f} env steps/s = {s:.2f}x; the "
+                  f"study's update ({roll_s:.2f} s rollout + {update_s - roll_s:.2f} s other) "
+                  f"would take {projected:.2f} s: {update_s / projected:.2f}x end to end "
                   "(projected)", flush=True)
     for (bench, c), r in ratios.items():
         print(f"{bench}, {c} env(s) per task: envpool / metaworld per core, median of "
