@@ -317,7 +317,7 @@ def goal_distribution(benchmark: str, seed: int, resets: int) -> list[dict[str, 
                      "nn_envpool_to_benchmark_mean": float(d_ep.mean()),
                      "nn_envpool_to_benchmark_p95": float(np.percentile(d_ep, 95)),
                      "nn_benchmark_to_benchmark_mean": float(d_bb.mean()),
-                     "range_envpool": np.ptp(a, axis=0).round(3).tolist(),
+                     "range_envpool": np.ptp(a.astype(np.float64), axis=0).round(3).tolist(),
                      "range_benchmark": np.ptp(b, axis=0).round(3).tolist(),
                      "goal_unique_benchmark": len({tuple(np.round(pickle.loads(t.data)["rand_vec"], 9))
                                                    for t in tasks})})
