@@ -212,3 +212,24 @@ def test_scripted_experts_succeed_alike_on_matched_goals():
     assert abs(on_envpool.mean() - on_metaworld.mean()) <= 0.1, (on_envpool, on_metaworld)
     if SAME_ENGINE:
         np.testing.assert_array_equal(on_envpool, on_metaworld)
+
+
+def test_results_do_not_depend_on_envpools_thread_count():
+    """Each env has its own generator and simulator: the pool's worker threads change who
+    steps it, not what it returns."""
+    rng = np.random.default_rng(1)
+    acts = rng.uniform(-1, 1, (12, 6, 4)).astype(np.float32)
+    runs = []
+    for threads in (1, 3):
+        ep = EnvPoolTrainEnvs("custom", "v2", 2, task_names=["push-v3", "door-open-v3"],
+                              envs_per_task=3, max_episode_steps=5, num_threads=threads)
+        try:
+            out = [ep.reset()]
+            for a in acts:
+                b = ep.step(a)
+                out += [b.obs, b.reward, b.final_obs, np.nan_to_num(b.final_success, nan=-1)]
+            runs.append(out)
+        finally:
+            ep.close()
+    for x, y in zip(*runs):
+        np.testing.assert_array_equal(x, y)
