@@ -32,10 +32,14 @@ def main() -> None:
     ap.add_argument("--policies", default="random,expert", help="step-parity action sources")
     ap.add_argument("--expert-episodes", type=int, default=0, help="per task and backend (0: skip)")
     ap.add_argument("--expert-backends", default="envpool,metaworld-matched,metaworld-benchmark")
+    ap.add_argument("--tasks", default="", help="step parity on these tasks only (comma-separated)")
+    ap.add_argument("--frozen-pads", action="store_true",
+                    help="give metaworld EnvPool's construction-time pad copies (oracle_env)")
     ap.add_argument("--goal-resets", type=int, default=0,
                     help="EnvPool resets per task against the benchmark's 50 goals (0: skip)")
     args = ap.parse_args()
     names = list(BENCHMARK_TASKS[args.benchmark])
+    step_names = args.tasks.split(",") if args.tasks else names
     print(f"envpool {envpool.__version__} (bundles MuJoCo 3.6.0), metaworld "
           f"{importlib.metadata.version('metaworld')}, "
           f"mujoco (python, metaworld's) {mujoco.__version__}, numpy {np.__version__}, "
@@ -43,8 +47,11 @@ def main() -> None:
     if args.steps:
         for policy in args.policies.split(","):
             t0 = time.perf_counter()
-            r = step_parity(names, args.seed, args.steps, policy=policy)
-            print(f"\n## step parity, {args.benchmark}, {policy} actions, {args.steps} steps "
+            r = step_parity(step_names, args.seed, args.steps, policy=policy,
+                            frozen_pads=args.frozen_pads)
+            what = args.benchmark if not args.tasks else f"tasks {step_names}"
+            pads = ", metaworld given EnvPool's frozen pads" if args.frozen_pads else ""
+            print(f"\n## step parity, {what}{pads}, {policy} actions, {args.steps} steps "
                   f"({args.steps // 500} episodes per task), seed {args.seed} "
                   f"[{time.perf_counter() - t0:.0f} s]")
             print(f"terminated/truncated equal every step: {r.ends_equal}; final success equal: "
@@ -52,7 +59,7 @@ def main() -> None:
                   f"{sorted(set(r.truncation_steps))} ({len(r.truncation_steps)} episodes)")
             print(f"{'task':28s} {'goal':>8s} {'reset obs':>9s} {'step obs':>9s} {'diverged':>8s} "
                   f"{'rew max':>8s} {'rew mean':>8s} {'succ agree':>10s}")
-            for k, n in enumerate(names):
+            for k, n in enumerate(step_names):
                 div = r.first_diverged_step[k]
                 print(f"{n:28s} {r.goal_maxdiff[k]:8.1e} {r.reset_obs_maxdiff[k]:9.1e} "
                       f"{r.step_obs_maxdiff[k]:9.1e} {('-' if div < 0 else str(div)):>8s} "

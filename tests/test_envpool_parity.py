@@ -145,31 +145,28 @@ def test_step_parity_mt10_random_actions():
 
 
 def test_pick_place_reward_keeps_the_construction_pads():
-    """metaworld's pick-place-v3 re-reads init_left_pad/init_right_pad at every reset
-    (its reset_model); EnvPool keeps the values of construction, so its V2 caging reward
-    differs from the first step. With the construction pads the two agree."""
-    names = ["pick-place-v3"]
-    seed = 3
-    ep = EnvPoolTrainEnvs("custom", "v2", seed, task_names=names)
-    twin = oracle_env(names[0], env_seeds(seed, 1, 1)[0], 0, 1)
-    u = twin.unwrapped
-    pads = u.init_left_pad.copy(), u.init_right_pad.copy()
+    """metaworld's init_left_pad/init_right_pad are views of data.xpos (they follow the
+    pads; pick-place re-takes them at every reset); EnvPool keeps copies from construction,
+    so its V2 caging reward differs from the first step. With the copies given to metaworld
+    (frozen_pads) the two agree."""
+    seed, a = 3, np.array([[0.0, 0.0, -1.0, 1.0]], np.float32)  # closing: the caging term
+    s = env_seeds(seed, 1, 1)[0]
+    live, frozen = oracle_env("pick-place-v3", s, 0, 1), oracle_env("pick-place-v3", s, 0, 1,
+                                                                  frozen_pads=True)
+    u = live.unwrapped
+    ep = EnvPoolTrainEnvs("custom", "v2", seed, task_names=["pick-place-v3"])
     try:
         ep.reset()
-        twin.reset()
-        a = np.array([[0.0, 0.0, -1.0, 1.0]], np.float32)  # closing the gripper: caging term
+        live.reset()
+        frozen.reset()
+        assert np.shares_memory(u.init_left_pad, u.data.xpos)  # metaworld's pads: live views
         b = ep.step(a)
-        r_reset_pads = twin.step(a[0])[1]
-        assert abs(b.reward[0] - r_reset_pads) > 1e-3
-        ep.reset()
-        twin.reset()
-        u.init_left_pad, u.init_right_pad = pads
-        b = ep.step(a)
-        r_construction_pads = twin.step(a[0])[1]
-        assert abs(b.reward[0] - r_construction_pads) < (1e-5 if SAME_ENGINE else 1e-3)
+        assert abs(b.reward[0] - live.step(a[0])[1]) > 1e-3
+        assert abs(b.reward[0] - frozen.step(a[0])[1]) < (1e-6 if SAME_ENGINE else 1e-3)
     finally:
         ep.close()
-        twin.close()
+        live.close()
+        frozen.close()
 
 
 def test_checkpoint_resume_continues_the_goal_streams_exactly():

@@ -30,9 +30,15 @@ from toppo.envpool_envs import StdMt19937Uniform, env_seeds
 
 
 def oracle_env(task_name: str, env_seed: int, task_index: int, num_tasks: int,
-               max_episode_steps: int = 500) -> gym.Env:
-    """One metaworld env (goal observable, V2 reward, one-hot) drawing EnvPool's goals."""
+               max_episode_steps: int = 500, frozen_pads: bool = False) -> gym.Env:
+    """One metaworld env (goal observable, V2 reward, one-hot) drawing EnvPool's goals.
+
+    ``frozen_pads``: metaworld's ``init_left_pad``/``init_right_pad`` are
+    ``get_body_com`` results, i.e. views of ``data.xpos`` that follow the pads (7 tasks' V2
+    rewards read them); EnvPool keeps copies taken at construction. True gives the twin
+    EnvPool's copies (after every reset), to show that this is the whole reward difference."""
     env = metaworld.ALL_V3_ENVIRONMENTS[task_name](reward_function_version="v2")
+    pads = env.init_left_pad.copy(), env.init_right_pad.copy()  # at construction
     # what set_task does for an MT task (partially_observable=False), minus the frozen goal
     if "sawyer_observation_space" in env.__dict__:
         del env.sawyer_observation_space
@@ -58,7 +64,10 @@ def oracle_env(task_name: str, env_seed: int, task_index: int, num_tasks: int,
 
     def reset(self: metaworld.SawyerXYZEnv, **kwargs):  # noqa: ANN202
         calls["n"] = 0
-        return env_reset(**kwargs)
+        out = env_reset(**kwargs)
+        if frozen_pads:
+            self.init_left_pad, self.init_right_pad = pads[0].copy(), pads[1].copy()
+        return out
 
     env._get_state_rand_vec = types.MethodType(_get_state_rand_vec, env)
     env.reset_model = types.MethodType(reset_model, env)
@@ -70,13 +79,15 @@ def oracle_env(task_name: str, env_seed: int, task_index: int, num_tasks: int,
 
 
 def oracle_vector(task_names: list[str], seed: int, envs_per_task: int = 1,
-                  max_episode_steps: int = 500) -> gym.vector.SyncVectorEnv:
+                  max_episode_steps: int = 500, frozen_pads: bool = False
+                  ) -> gym.vector.SyncVectorEnv:
     """The metaworld twin of ``EnvPoolTrainEnvs(task_names=..., seed=..., envs_per_task=...)``:
     same env index layout and seeds, ``SAME_STEP`` autoreset like the trainer's envs."""
     K = len(task_names)
     seeds = env_seeds(seed, K, envs_per_task)
     fns = [(lambda n=task_names[i % K], s=seeds[i], k=i % K:
-            oracle_env(n, s, k, K, max_episode_steps)) for i in range(K * envs_per_task)]
+            oracle_env(n, s, k, K, max_episode_steps, frozen_pads))
+           for i in range(K * envs_per_task)]
     return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
 
 
@@ -100,7 +111,7 @@ class StepParity:
 
 
 def step_parity(task_names: list[str], seed: int, steps: int, *, policy: str = "random",
-                action_seed: int = 0) -> StepParity:
+                action_seed: int = 0, frozen_pads: bool = False) -> StepParity:
     """Step ``EnvPoolTrainEnvs`` and ``oracle_vector`` (one env per task) with the same
     actions (uniform random, or each task's scripted expert acting on EnvPool's observation)
     and compare every output of the trainer's interface.
@@ -116,7 +127,7 @@ def step_parity(task_names: list[str], seed: int, steps: int, *, policy: str = "
     K = len(task_names)
     ep = EnvPoolTrainEnvs("custom", "v2", seed, task_names=task_names,
                           allow_drifting_goals=True)
-    orc = oracle_vector(task_names, seed)
+    orc = oracle_vector(task_names, seed, frozen_pads=frozen_pads)
     experts = [ENV_POLICY_MAP[n]() for n in task_names] if policy == "expert" else None
     rng = np.random.default_rng(action_seed)
     try:
