@@ -31,14 +31,20 @@ def _rate(step, n_envs: int, seconds: float, act_shape: tuple[int, int]) -> floa
     acts = rng.uniform(-1, 1, (64, *act_shape)).astype(np.float32)
     for i in range(20):  # warm-up
         step(acts[i % 64])
-    n, t0 = 0, time.perf_counter()
+    n, t0, c0 = 0, time.perf_counter(), _cpu_s()
     while True:
         for i in range(50):
             step(acts[i % 64])
         n += 50
         dt = time.perf_counter() - t0
         if dt >= seconds:
+            _rate.per_cpu_s = n * n_envs / (_cpu_s() - c0)  # all threads' CPU time
             return n * n_envs / dt
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
 
 
 def bench_metaworld(benchmark: str, seconds: float) -> float:
@@ -134,6 +140,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seconds", type=float, default=10.0, help="timed stepping per measurement")
     ap.add_argument("--core", type=int, default=0, help="the one core to run on")
+    ap.add_argument("--one-pool", action=argparse.BooleanOptionalAction, default=True,
+                    help="also one pool of 10 reach-v3 envs stepped directly")
     ap.add_argument("--benchmarks", default="MT10,MT50")
     ap.add_argument("--copies", default="1,4", help="EnvPool env copies per task to measure")
     ap.add_argument("--repeats", type=int, default=3)
@@ -150,18 +158,20 @@ def main() -> None:
           f"{_loadavg()}")
     ratios: dict[tuple[str, int], list[float]] = {}
     for rep in range(0 if args.skip_raw else args.repeats):  # alternating, so a change of load hits both backends
-        one = bench_one_pool("reach-v3", 10, args.seconds)
-        print(f"[{rep}] one EnvPool pool, reach-v3 x 10 envs, direct pool.step: {one:,.0f} "
-              "env steps/s")
+        if args.one_pool:
+            one = bench_one_pool("reach-v3", 10, args.seconds)
+            print(f"[{rep}] one EnvPool pool, reach-v3 x 10 envs, direct pool.step: {one:,.0f} "
+                  "env steps/s")
         for bench in args.benchmarks.split(","):
             mw = bench_metaworld(bench, args.seconds)
             print(f"[{rep}] {bench} metaworld (make_train_envs, sync, 1 env per task): "
-                  f"{mw:,.0f} env steps/s", flush=True)
+                  f"{mw:,.0f} env steps/s ({_rate.per_cpu_s:,.0f} per CPU-second)", flush=True)
             for c in (int(x) for x in args.copies.split(",")):
                 ep = bench_envpool(bench, args.seconds, c)
                 ratios.setdefault((bench, c), []).append(ep / mw)
                 print(f"[{rep}] {bench} envpool (EnvPoolTrainEnvs, {c} env(s) per task, 1 thread "
-                      f"per pool): {ep:,.0f} env steps/s = {ep / mw:.2f}x metaworld", flush=True)
+                      f"per pool): {ep:,.0f} env steps/s = {ep / mw:.2f}x metaworld "
+                      f"({_rate.per_cpu_s:,.0f} per CPU-second)", flush=True)
     if args.rollout:
         # the committed CPU study's MT10 mtppo cells (this machine, 25,000 env steps per
         # update): seconds per update in the rollout and in total; the rollout part is

@@ -212,14 +212,15 @@ def test_scripted_experts_succeed_alike_on_matched_goals():
 
 
 def test_results_do_not_depend_on_envpools_thread_count():
-    """Each env has its own generator and simulator: the pool's worker threads change who
-    steps it, not what it returns."""
+    """Each env has its own generator and simulator: the pool's worker threads, and whether
+    the pools step at once, change who steps it, not what it returns."""
     rng = np.random.default_rng(1)
     acts = rng.uniform(-1, 1, (12, 6, 4)).astype(np.float32)
     runs = []
-    for threads in (1, 3):
+    for threads, parallel in ((1, True), (3, True), (1, False)):
         ep = EnvPoolTrainEnvs("custom", "v2", 2, task_names=["push-v3", "door-open-v3"],
-                              envs_per_task=3, max_episode_steps=5, num_threads=threads)
+                              envs_per_task=3, max_episode_steps=5, num_threads=threads,
+                              parallel_pools=parallel)
         try:
             out = [ep.reset()]
             for a in acts:
@@ -228,5 +229,6 @@ def test_results_do_not_depend_on_envpools_thread_count():
             runs.append(out)
         finally:
             ep.close()
-    for x, y in zip(*runs):
-        np.testing.assert_array_equal(x, y)
+    for other in runs[1:]:
+        for x, y in zip(runs[0], other):
+            np.testing.assert_array_equal(x, y)

@@ -110,14 +110,18 @@ class EnvPoolTrainEnvs:
     ``envs_per_task`` envs, stepped together (every pool is sent its actions before any is
     received, so pools with their own threads step in parallel).
 
-    ``num_threads`` is per pool (EnvPool's worker threads). ``allow_drifting_goals`` lets
+    ``num_threads`` is per pool (EnvPool's worker threads). ``parallel_pools=False`` steps
+    one pool at a time (send, then receive), so that at most one EnvPool thread runs: a
+    training job then uses one core, as Snakemake's ``threads`` accounting assumes; with
+    True (the default) the K pools step at once on up to K cores. ``allow_drifting_goals`` lets
     measurements build MT50, whose hammer-v3 and shelf-place-v3 goals drift (refused
     otherwise, see ``DRIFTING_GOAL_TASKS``).
     """
 
     def __init__(self, benchmark: str, reward_version: str, seed: int, *, envs_per_task: int = 1,
                  max_episode_steps: int = MAX_PATH_LENGTH, num_threads: int = 1,
-                 task_names: list[str] | None = None, allow_drifting_goals: bool = False):
+                 task_names: list[str] | None = None, allow_drifting_goals: bool = False,
+                 parallel_pools: bool = True):
         if task_names is None:
             if benchmark not in BENCHMARK_TASKS:
                 raise ConfigError(f"benchmark: unknown benchmark {benchmark!r}, expected one of "
@@ -135,6 +139,7 @@ class EnvPoolTrainEnvs:
         self.num_envs = N = C * K
         self.max_episode_steps = max_episode_steps
         self.num_threads = num_threads
+        self.parallel_pools = parallel_pools
         self.task_ids = np.tile(np.arange(K), C)
         self.obs_dim = 39 + K
         self.act_dim = 4
@@ -189,8 +194,12 @@ class EnvPoolTrainEnvs:
         actions = np.asarray(actions, dtype=np.float32)
         N, D = self.num_envs, self.obs_dim
         ids = np.arange(self.envs_per_task, dtype=np.int32)
-        for k, pool in enumerate(self.pools):
-            pool._send([ids, ids, np.ascontiguousarray(actions[self._rows[k]])])
+
+        def send(k: int) -> None:
+            self.pools[k]._send([ids, ids, np.ascontiguousarray(actions[self._rows[k]])])
+        if self.parallel_pools:
+            for k in range(self.num_tasks):
+                send(k)
         obs = np.empty((N, D), dtype=np.float32)
         reward = np.empty(N, dtype=np.float32)
         terminated = np.zeros(N, dtype=bool)
@@ -199,6 +208,8 @@ class EnvPoolTrainEnvs:
         final_success = np.full(N, np.nan, dtype=np.float32)
         ix = self._state_index
         for k, pool in enumerate(self.pools):
+            if not self.parallel_pools:
+                send(k)
             state = pool._recv()
             rows = self._rows[k]
             if not np.array_equal(state[ix["info:env_id"]], ids):  # sync pool: in the order sent
