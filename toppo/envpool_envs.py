@@ -12,7 +12,11 @@ the source lines, is in docs/envpool.md; what shapes this adapter:
   are drawn from. ``rand_vecs`` (below) replays the stream exactly, which the parity tests
   use to put metaworld in EnvPool's state.
 * **Only the V2 reward** (metaworld's default ``reward_function_version="v2"``) is ported;
-  ``reward_version="v1"`` is refused (``ConfigError`` naming the key).
+  ``reward_version="v1"`` is refused (``ConfigError`` naming the key). MT50 is refused too:
+  two of its tasks' goals drift from reset to reset (``DRIFTING_GOAL_TASKS``).
+* EnvPool simulates with its bundled MuJoCo 3.6.0 (metaworld 3.1.1 pins 3.3.0), and its V2
+  rewards use the gripper pads' construction-time positions where metaworld's use the
+  current ones (pick-place-v3 in MT10): docs/envpool.md, section 1.
 * ``partially_observable=False`` is a pool option (the goal in obs[36:39]); the task one-hot
   is not: it is appended here, as metaworld's ``OneHotWrapper`` does (39 + K dims).
 * EnvPool autoresets on the *next* step (a done env's next ``step`` is a reset that
