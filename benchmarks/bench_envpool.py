@@ -1,0 +1,197 @@
+"""Per-core raw env stepping of the two training backends on MT10 and MT50: metaworld's
+Python envs as the trainer builds them (``toppo.envs.make_train_envs``, synchronous) and
+EnvPool's native Meta-World through ``toppo.envpool_envs.EnvPoolTrainEnvs`` (one pool per
+task, one EnvPool thread per pool), random actions, episodes of 500 steps with their
+resets. The whole process is pinned to one core (``os.sched_setaffinity``, inherited by
+EnvPool's threads), so the numbers are per core.
+
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_envpool.py [--seconds 10] [--core 0]
+
+Also printed: one EnvPool pool of 10 envs of one task stepped directly (the issue's
+7,900 steps/s measurement), and the adapter's EnvPool stepping with several env copies per
+task. The machine's load is printed before and after: on a shared machine the numbers are
+only as good as the core they got.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+
+import numpy as np
+
+
+def _loadavg() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def _rate(step, n_envs: int, seconds: float, act_shape: tuple[int, int]) -> float:
+    rng = np.random.default_rng(0)
+    acts = rng.uniform(-1, 1, (64, *act_shape)).astype(np.float32)
+    for i in range(20):  # warm-up
+        step(acts[i % 64])
+    n, t0, c0 = 0, time.perf_counter(), _cpu_s()
+    while True:
+        for i in range(50):
+            step(acts[i % 64])
+        n += 50
+        dt = time.perf_counter() - t0
+        if dt >= seconds:
+            _rate.per_cpu_s = n * n_envs / (_cpu_s() - c0)  # all threads' CPU time
+            return n * n_envs / dt
+
+
+def _cpu_s() -> float:
+    t = os.times()
+    return t.user + t.system
+
+
+def bench_metaworld(benchmark: str, seconds: float) -> float:
+    from toppo.envs import make_train_envs
+    envs, _ = make_train_envs(benchmark, "v2", 0, envs_per_task=1, async_envs=False,
+                              max_episode_steps=500)
+    try:
+        envs.reset()
+        return _rate(envs.step, envs.num_envs, seconds, (envs.num_envs, 4))
+    finally:
+        envs.close()
+
+
+def bench_envpool(benchmark: str, seconds: float, envs_per_task: int) -> float:
+    from toppo.envpool_envs import EnvPoolTrainEnvs
+    envs = EnvPoolTrainEnvs(benchmark, "v2", 0, envs_per_task=envs_per_task, num_threads=1,
+                            allow_drifting_goals=True)  # MT50: speed only
+    try:
+        envs.reset()
+        return _rate(envs.step, envs.num_envs, seconds, (envs.num_envs, 4))
+    finally:
+        envs.close()
+
+
+def rollout_rate(backend: str, seconds: float) -> float:
+    """Env steps/s of the trainer's rollout loop (``Trainer.collect_rollout``'s per-step work:
+    MT-PPO actor sample and critic value on the batch, one torch thread, then the env step)
+    on MT10 with config/cpu.yaml's MT10 settings, on either backend."""
+    import torch
+
+    from toppo.learner import Learner
+    from toppo.variants import resolve
+    torch.set_num_threads(1)
+    cfg = resolve("mtppo", {"benchmark": "MT10", "device": "cpu", "torch_threads": 1,
+                            "num_epochs": 8, "rollout_steps_per_task": 2500,
+                            "num_minibatches": 8})
+    if backend == "metaworld":
+        from toppo.envs import make_train_envs
+        envs, _ = make_train_envs("MT10", "v2", 0, envs_per_task=1, async_envs=False,
+                                  max_episode_steps=500)
+
+        def step(a):  # noqa: ANN001, ANN202
+            return envs.step(a)[0]
+    else:
+        from toppo.envpool_envs import EnvPoolTrainEnvs
+        envs = EnvPoolTrainEnvs("MT10", "v2", 0)
+
+        def step(a):  # noqa: ANN001, ANN202
+            return envs.step(a).obs
+    learner = Learner(cfg, 49, 4, torch.device("cpu"))
+    task = torch.as_tensor(envs.task_ids)
+    try:
+        obs = torch.as_tensor(envs.reset())
+        n, t0 = 0, time.perf_counter()
+        with torch.no_grad():
+            while time.perf_counter() - t0 < seconds:
+                for _ in range(50):
+                    _, _, action = learner.actor.sample(obs, task)
+                    learner.value(obs, task)
+                    obs = torch.as_tensor(step(action.numpy()))
+                n += 50
+        return n * envs.num_envs / (time.perf_counter() - t0)
+    finally:
+        envs.close()
+
+
+def bench_one_pool(task: str, num_envs: int, seconds: float) -> float:
+    import envpool
+
+    from toppo.envpool_envs import envpool_task_id
+    pool = envpool.make_gymnasium(envpool_task_id(task), num_envs=num_envs, num_threads=1,
+                                  partially_observable=False, seed=0)
+    try:
+        pool.reset()
+        return _rate(pool.step, num_envs, seconds, (num_envs, 4))
+    finally:
+        pool.close()
+
+
+def _study_update_seconds() -> tuple[float, float]:
+    """Mean rollout and update seconds per update of the committed CPU study's MT10 mtppo
+    cells (results/runs/cpu/MT10-v2/mtppo/seed*/train_metrics.csv)."""
+    import csv
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1] / "results/runs/cpu/MT10-v2/mtppo"
+    rows = [r for seed in range(3)
+            for r in csv.DictReader(open(root / f"seed{seed}/train_metrics.csv"))]
+    return (sum(float(r["rollout_time_s"]) for r in rows) / len(rows),
+            sum(float(r["update_time_s"]) for r in rows) / len(rows))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--seconds", type=float, default=10.0, help="timed stepping per measurement")
+    ap.add_argument("--core", type=int, default=0, help="the one core to run on")
+    ap.add_argument("--one-pool", action=argparse.BooleanOptionalAction, default=True,
+                    help="also one pool of 10 reach-v3 envs stepped directly")
+    ap.add_argument("--benchmarks", default="MT10,MT50")
+    ap.add_argument("--copies", default="1,4", help="EnvPool env copies per task to measure")
+    ap.add_argument("--repeats", type=int, default=3)
+    ap.add_argument("--skip-raw", action="store_true", help="only the rollout loop")
+    ap.add_argument("--rollout", action="store_true",
+                    help="also the trainer's rollout loop on MT10 and a projected end-to-end ratio")
+    args = ap.parse_args()
+    os.sched_setaffinity(0, {args.core})
+    import envpool
+    import metaworld  # noqa: F401
+    import mujoco
+    print(f"pinned to core {args.core} of {os.cpu_count()}; envpool {envpool.__version__} "
+          f"(MuJoCo 3.6.0), python mujoco {mujoco.__version__}; load average before: "
+          f"{_loadavg()}")
+    ratios: dict[tuple[str, int], list[float]] = {}
+    for rep in range(0 if args.skip_raw else args.repeats):  # alternating, so a change of load hits both backends
+        if args.one_pool:
+            one = bench_one_pool("reach-v3", 10, args.seconds)
+            print(f"[{rep}] one EnvPool pool, reach-v3 x 10 envs, direct pool.step: {one:,.0f} "
+                  "env steps/s")
+        for bench in args.benchmarks.split(","):
+            mw = bench_metaworld(bench, args.seconds)
+            print(f"[{rep}] {bench} metaworld (make_train_envs, sync, 1 env per task): "
+                  f"{mw:,.0f} env steps/s ({_rate.per_cpu_s:,.0f} per CPU-second)", flush=True)
+            for c in (int(x) for x in args.copies.split(",")):
+                ep = bench_envpool(bench, args.seconds, c)
+                ratios.setdefault((bench, c), []).append(ep / mw)
+                print(f"[{rep}] {bench} envpool (EnvPoolTrainEnvs, {c} env(s) per task, 1 thread "
+                      f"per pool): {ep:,.0f} env steps/s = {ep / mw:.2f}x metaworld "
+                      f"({_rate.per_cpu_s:,.0f} per CPU-second)", flush=True)
+    if args.rollout:
+        # the committed CPU study's MT10 mtppo cells (this machine, 25,000 env steps per
+        # update): seconds per update in the rollout and in total; the rollout part is
+        # scaled by the speedup measured here, the rest (learning) is the same on both
+        roll_s, update_s = _study_update_seconds()
+        for rep in range(args.repeats):
+            mw = rollout_rate("metaworld", args.seconds)
+            ep = rollout_rate("envpool", args.seconds)
+            s = ep / mw
+            projected = roll_s / s + (update_s - roll_s)
+            print(f"[{rep}] MT10 rollout loop with the MT-PPO networks (1 torch thread): "
+                  f"metaworld {mw:,.0f}, envpool {ep:,.0f} env steps/s = {s:.2f}x; the "
+                  f"study's update ({roll_s:.2f} s rollout + {update_s - roll_s:.2f} s other) "
+                  f"would take {projected:.2f} s: {update_s / projected:.2f}x end to end "
+                  "(projected)", flush=True)
+    for (bench, c), r in ratios.items():
+        print(f"{bench}, {c} env(s) per task: envpool / metaworld per core, median of "
+              f"{len(r)}: {np.median(r):.2f}x (range {min(r):.2f} to {max(r):.2f})")
+    print(f"load average after: {_loadavg()}")
+
+
+if __name__ == "__main__":
+    main()
