@@ -153,10 +153,12 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
         base = None
         for workers in counts:
             # one torch thread: the policy's forward over 10-50 rows gains nothing from more,
-            # and idle OpenMP threads would compete with the env workers for the cores
+            # and idle OpenMP threads would compete with the env workers for the cores; inline
+            # evaluation: no eval worker building its envs beside the timed rollout
             cfg = resolve("toppo", {"benchmark": bench, "device": str(device), "torch_threads": 1,
                                     "rollout_steps_per_task": args.rollout_steps_per_task,
-                                    "eval_every_steps": 10**12, "env_workers": workers})
+                                    "eval_every_steps": 10**12, "env_workers": workers,
+                                    "eval_mode": "inline"})
             with tempfile.TemporaryDirectory() as tmp:
                 trainer = Trainer(cfg, Path(tmp))
                 try:
@@ -186,7 +188,8 @@ def e2e_run(bench: str, device: torch.device, workers: int, eval_workers: int, l
     cfg = resolve("toppo", {"benchmark": bench, "device": str(device), **learner,
                             "total_steps": steps * updates, "env_workers": workers,
                             "progress_every_s": 1e9,
-                            "eval_mode": "overlap", "eval_workers": max(1, eval_workers),
+                            "eval_mode": "overlap" if evaluate else "inline",
+                            "eval_workers": max(1, eval_workers),
                             "eval_every_steps": 1_000_000 if evaluate else 10**12})
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp))
