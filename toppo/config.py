@@ -273,9 +273,14 @@ def parse_value(key: str, raw: str) -> Any:
             if not math.isfinite(value):
                 raise ConfigError(f"config key '{key}': must be a finite number (got {raw!r})")
             return value
-        if isinstance(default, tuple):
-            parts = raw.strip("[]() ").replace(",", " ").split()
+        if isinstance(default, tuple):  # 400,400,400 or [400, 400, 400] or "400 400 400"
+            inner = raw.strip().strip("[]()").strip()
+            parts = [p.strip() for p in inner.split(",")] if "," in inner else inner.split()
+            if not parts or "" in parts:
+                raise ConfigError(f"config key '{key}': empty entry in {raw!r}")
             return tuple(int(p) for p in parts)
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"config key '{key}': cannot parse {raw!r} as {type(default).__name__}") from exc
     return raw
