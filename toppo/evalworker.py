@@ -36,6 +36,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from toppo import numerics
+
+numerics.apply()  # before torch loads, in a spawned worker too (toppo.numerics)
+
 import numpy as np
 import torch
 
@@ -156,9 +160,10 @@ def _worker_main(conn, spec: EvalSpec, async_envs: bool, parent_pid: int) -> Non
     _die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         return
-    torch.set_num_threads(1)
     envs = None
     try:
+        numerics.configure_torch(1)
+        numerics.check()  # the trainer's numerics mode, in effect here too
         t0 = time.perf_counter()
         envs = make_eval_envs(spec.eval_fns, spec.copies, async_envs)
         snapshot = envs.get_state()

@@ -26,6 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from toppo import numerics, procs
+
+if __name__ == "__main__":  # before the slow imports: SIGTERM at any point ends with one line
+    procs.exit_quietly_on_sigterm("python -m toppo.train")
+try:
+    numerics.apply()  # before torch loads (toppo.numerics)
+except numerics.NumericsError as exc:  # a bad TOPPO_NUMERICS value
+    print(f"python -m toppo.train: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
 import numpy as np
 import torch
 import yaml
@@ -72,8 +82,7 @@ class Trainer:
         self.cfg, self.variant, self.out = cfg, variant, Path(out_dir)
         self.ckpt_path, self.prev_path = checkpoint_paths(self.out)  # latest.pt, previous.pt
         self.device = resolve_device(cfg.device)
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        numerics.configure_torch(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
@@ -91,6 +100,7 @@ class Trainer:
         self.learner = Learner(cfg, obs_dim, act_dim, self.device)
 
         self.git_commit = git_commit()  # the code this process runs (not the one at the end)
+        self.machine = numerics.describe()  # CPU, Python, torch's build and kernels, the mode
         self.update_idx = 0
         self.eval_rows: list[dict[str, Any]] = []
         self.metric_rows: list[dict[str, Any]] = []
@@ -253,7 +263,7 @@ class Trainer:
             "config_hash": self.cfg.config_hash(), "git_commit": self.git_commit,
             "packages": package_versions(), "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
-            "torch_threads": torch.get_num_threads(),
+            "torch_threads": torch.get_num_threads(), "machine": self.machine,
             "wall_time_s": round(self.wall_time, 3), "env_steps": self.global_step,
             "total_steps": self.cfg.total_steps, "eval_env_steps": self.eval_env_steps,
             "updates": self.update_idx, "num_updates": self.cfg.num_updates,
