@@ -61,7 +61,7 @@ from toppo.rundir import (
     checkpoint_paths,
     completion,
     config_changed,
-    finished_checkpoint,
+    finished,
     load_resume_state,
     set_aside_checkpoint,
     set_aside_run,
@@ -469,9 +469,9 @@ def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -
             log(f"removed {tmp}, left by a write that was interrupted")
         device = resolve_device(cfg.device)
         done = completion(out, cfg, map_location=device)
-        if retrain and (done.complete or finished_checkpoint(out, cfg, map_location=device)):
+        if retrain and finished(out, cfg, map_location=device):
             where = set_aside_run(out, cfg.config_hash(), "retrain")
-            log(f"retrain: moved the finished run (checkpoints and logs) to {where}")
+            log(f"retrain: moved the finished run (config, manifest, logs, checkpoints) to {where}")
         elif done.complete:
             log(f"{out} is complete for this config ({done.reason}); nothing to do")
             return 0

@@ -1,8 +1,8 @@
 """Snakemake script of rule `train`: run `python -m toppo.train` for one cell.
 
-The trainer's output goes to the cell's train.log (Snakemake starts each attempt with a new
-one; the trainer's own lines say whether it resumed), and its progress lines to the terminal
-as well; the exit status is the trainer's. Read from the job: params.args (the
+The trainer's output is appended to the cell's train.log (every attempt, each starting with
+a `[workflow ...]` line; the trainer's own lines say whether it resumed or retrained), and its
+progress lines go to the terminal as well; the exit status is the trainer's. Read from the job: params.args (the
 result-deciding trainer arguments), params.run_dir, threads (torch_threads and the OpenMP/MKL
 thread counts), config["device"], and config["retrain"]: when true, the trainer gets
 --retrain (a finished run of this config is set aside and trained again from scratch; an
@@ -150,7 +150,7 @@ def main(smk) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH")) if p)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(smk.log[0], "a") as log:
+    with open(run_dir / "train.log", "a") as log:
         def say(msg: str) -> None:
             line = f"[workflow {stamp()}] {msg}"
             print(line, file=log, flush=True)
