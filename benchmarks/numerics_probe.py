@@ -44,8 +44,6 @@ SETTINGS: list[tuple[str, dict[str, str]]] = [
     ("portable mode, user ATEN avx2", {"TOPPO_NUMERICS": "portable", "ATEN_CPU_CAPABILITY": "avx2"}),
     ("portable mode, user MKL_CBWR=AVX2", {"TOPPO_NUMERICS": "portable", "MKL_CBWR": "AVX2"}),
 ]
-TIMING = {"wall_time_s", "env_sps", "rollout_time_s", "learn_time_s", "update_time_s",
-          "diagnostics_time_s"}
 
 
 # one update of a CPU-study cell's shape (config/cpu.yaml), for the mode's cost
@@ -64,6 +62,7 @@ def probe(variant: str, updates: int, study: str | None = None) -> dict:
     import numpy as np
     import torch
 
+    from toppo.logschema import TIMING_COLUMNS
     from toppo.train import Trainer
     from toppo.variants import resolve
 
@@ -97,7 +96,7 @@ def probe(variant: str, updates: int, study: str | None = None) -> dict:
             cpu_seconds.append(time.process_time() - c0)  # this process's CPU time: less
             # sensitive than wall time to other jobs on a shared machine
         trainer.close()
-    metrics = [{k: float(v) for k, v in sorted(r.items()) if k not in TIMING} for r in rows]
+    metrics = [{k: float(v) for k, v in sorted(r.items()) if k not in TIMING_COLUMNS} for r in rows]
     return {
         "capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
