@@ -43,6 +43,11 @@ SETTINGS: list[tuple[str, dict[str, str]]] = [
     ("portable mode", {"TOPPO_NUMERICS": "portable"}),
     ("portable mode, user ATEN avx2", {"TOPPO_NUMERICS": "portable", "ATEN_CPU_CAPABILITY": "avx2"}),
     ("portable mode, user MKL_CBWR=AVX2", {"TOPPO_NUMERICS": "portable", "MKL_CBWR": "AVX2"}),
+    # what a CPU without FMA/AVX2 would run outside torch: glibc's libm and numpy's loops
+    ("portable mode, glibc libm without FMA", {"TOPPO_NUMERICS": "portable",
+                                               "GLIBC_TUNABLES": "glibc.cpu.hwcaps=-AVX2,-FMA"}),
+    ("portable mode, numpy without AVX2", {"TOPPO_NUMERICS": "portable",
+                                           "NPY_DISABLE_CPU_FEATURES": "X86_V3 X86_V4"}),
 ]
 
 
@@ -112,9 +117,11 @@ def probe(variant: str, updates: int, study: str | None = None) -> dict:
     }
 
 
-def sweep(variant: str, updates: int) -> None:
+def sweep(variant: str, updates: int, only: list[str]) -> None:
     base = None
     for label, extra in SETTINGS:
+        if only and label != SETTINGS[0][0] and not any(o in label for o in only):
+            continue
         env = {**os.environ, "TOPPO_NUMERICS": "native", **extra, "PYTHONPATH": str(ROOT)}
         out = subprocess.run([sys.executable, __file__, "--variant", variant, "--updates",
                               str(updates)], env=env, capture_output=True, text=True, check=True)
@@ -133,8 +140,10 @@ if __name__ == "__main__":
     ap.add_argument("--updates", type=int, default=1)
     ap.add_argument("--sweep", action="store_true")
     ap.add_argument("--study", choices=sorted(STUDY), help="a CPU-study cell's update shape")
+    ap.add_argument("--only", nargs="*", default=[], metavar="TEXT",
+                    help="--sweep: only the settings whose label contains TEXT (and the first)")
     args = ap.parse_args()
     if args.sweep:
-        sweep(args.variant, args.updates)
+        sweep(args.variant, args.updates, args.only)
     else:
         print(json.dumps(probe(args.variant, args.updates, args.study)))

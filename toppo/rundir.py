@@ -175,10 +175,14 @@ def set_aside_run(out: Path, old_hash: str, why: str = "") -> Path:
 # ---------------------------------------------------------------------- completion
 def finished(out: Path, cfg: TrainConfig, map_location: Any = "cpu") -> bool:
     """Whether ``out`` holds a finished run of ``cfg`` that a retrain sets aside: complete
-    (:func:`completion`), or a finished checkpoint whose logs are gone, or a manifest that
-    says complete for this config although the checkpoints are gone (a committed record)."""
-    if completion(out, cfg, map_location).complete or finished_checkpoint(out, cfg, map_location):
+    (:func:`completion`); else, where a checkpoint exists, a finished one (the logs may be
+    gone); else a manifest that says complete for this config (a record kept without its
+    checkpoints, as the committed study). An unfinished checkpoint is resumed, never set
+    aside, whatever the logs beside it say."""
+    if completion(out, cfg, map_location).complete:
         return True
+    if any(p.exists() for p in checkpoint_paths(out)):
+        return finished_checkpoint(out, cfg, map_location)
     try:
         m = json.loads((Path(out) / "manifest.json").read_text())
     except (OSError, ValueError):
