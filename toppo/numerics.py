@@ -41,12 +41,17 @@ PORTABLE_ENV: dict[str, str] = {
     "ONEDNN_MAX_CPU_ISA": "SSE41",  # oneDNN's lowest ISA (fp32 matmuls do not use it: MKL does)
     "DNNL_MAX_CPU_ISA": "SSE41",  # the same, under oneDNN's older name
     "MKL_DYNAMIC": "FALSE",  # MKL uses the thread count it is given (CNR needs a fixed count)
+    # numpy's OpenBLAS picks its kernels by CPU too, and the env stepping goes through them
+    # (metaworld's np.linalg.norm of vectors: ddot): its SSE3 kernels, which every x86-64 runs
+    "OPENBLAS_CORETYPE": "Prescott",
 }
 # The capability torch reports under PORTABLE_ENV (torch.backends.cpu.get_cpu_capability())
 PORTABLE_CAPABILITY = "DEFAULT"
 # What describe() records of the environment: the knobs, thread counts, numpy's dispatch
 RECORDED_ENV = (MODE_VAR, *PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS",
-                "NPY_DISABLE_CPU_FEATURES", "OPENBLAS_CORETYPE")
+                "NPY_DISABLE_CPU_FEATURES", "GLIBC_TUNABLES")
+# Libraries that read PORTABLE_ENV when they load: the mode is too late once one is loaded
+LOADS_KERNELS = ("torch", "numpy")
 
 _decided: str | None = None  # the mode apply() put in place in this process
 _late = False  # portable was asked for, but torch was already loaded when apply() ran
@@ -69,14 +74,14 @@ def apply() -> str:
     """Put the mode in place in this process's environment, which every process it starts
     inherits, and return it; the first call decides, later ones return the same.
 
-    Call it before torch is imported. Called later (torch already imported by the caller,
+    Call it before torch and numpy are imported. Called later (already imported by the caller,
     e.g. in a notebook or a test), this process keeps the kernels it has: the mode becomes
     ``native`` here and in its children, so trainer and workers still agree, and
     :func:`describe` says portable was asked for."""
     global _decided, _late
     if _decided is None:
         _decided = mode()
-        if _decided == "portable" and "torch" in sys.modules:
+        if _decided == "portable" and any(m in sys.modules for m in LOADS_KERNELS):
             _decided, _late = "native", True
         elif _decided == "portable":
             os.environ.update(PORTABLE_ENV)
@@ -122,7 +127,7 @@ def check() -> None:
 def in_effect() -> str:
     """The mode this process runs with, saying so when portable was asked for too late."""
     if _late:
-        return "native (portable asked for, but torch was imported before toppo.numerics.apply())"
+        return "native (portable asked for, but torch or numpy was imported before toppo.numerics.apply())"
     check()
     return mode()
 

@@ -23,6 +23,9 @@ rule train:
         manifest=update(f"{CELL_DIR}/manifest.json"),
         metrics=update(f"{CELL_DIR}/train_metrics.csv"),
         config=update(f"{CELL_DIR}/config.yaml"),
+    log:
+        # this attempt's output; the cell's own train.log keeps every attempt (train_cell.py)
+        f"{OUT}/logs/train/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}.log",
     benchmark:
         f"{CELL_DIR}/benchmark.tsv"
     params:
