@@ -126,6 +126,8 @@ def test_describe_records_the_machine():
     assert d["numerics"] == "portable" and d["environment"]["MKL_CBWR"] == "COMPATIBLE,STRICT"
     assert d["cpu"]["model"] and (d["cpu"]["flags"] or sys.platform != "linux")
     assert d["python"] == sys.version.split()[0] and len(d["packages_sha256"]) == 16
+    assert d["libc"].startswith("glibc") or sys.platform != "linux"
+    assert d["environment"]["OPENBLAS_CORETYPE"] == "Prescott"
     assert d["torch"]["cpu_capability"] == "DEFAULT" and d["torch"]["num_threads"] == 1
     assert d["torch"]["deterministic_algorithms"] is True
     assert any("Build settings" in line for line in d["torch"]["build"])

@@ -6,8 +6,10 @@ the same run on two CPUs can differ from the first update. Two modes, chosen by 
 environment variable ``TOPPO_NUMERICS`` (docs/reproducibility.md):
 
 * ``portable`` (the default): every knob below is fixed before torch loads, overriding
-  whatever the user's environment says, so a run gives the same bits on any x86-64 CPU
-  (same packages, same ``torch_threads``). Costs time on an update (measured there).
+  whatever the user's environment says, so a run gives the same bits on x86-64 CPUs with
+  AVX2 and FMA (same packages and glibc, same ``torch_threads``; glibc's libm picks its FMA
+  variants by CPU, which no environment variable read at run time can change: the docs say
+  what was measured). Costs time on an update (measured there).
 * ``native``: torch's own choice for this CPU, and whatever the environment sets.
 
 The mode must be in place before torch is imported, in every process that computes: the
@@ -172,6 +174,7 @@ def describe() -> dict[str, Any]:
         "environment": {k: os.environ.get(k) for k in RECORDED_ENV},
         "cpu": cpu_info(),
         "platform": platform.platform(),
+        "libc": " ".join(platform.libc_ver()),  # glibc's libm: exp, log, sin... (see the docs)
         "python": sys.version.split()[0],
         "torch": {
             "version": torch.__version__,
