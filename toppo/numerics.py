@@ -34,7 +34,7 @@ MODE_VAR = "TOPPO_NUMERICS"
 MODES = ("portable", "native")
 DEFAULT_MODE = "portable"
 
-# Set (overriding the environment) before torch loads, in portable mode. Which of them change
+# Set (overriding the environment) before torch and numpy load, in portable mode. Which of them change
 # results is measured in docs/reproducibility.md; all are fixed, since a knob that does not
 # matter on this CPU may matter on another.
 PORTABLE_ENV: dict[str, str] = {
@@ -49,14 +49,15 @@ PORTABLE_ENV: dict[str, str] = {
 }
 # The capability torch reports under PORTABLE_ENV (torch.backends.cpu.get_cpu_capability())
 PORTABLE_CAPABILITY = "DEFAULT"
-# What describe() records of the environment: the knobs, thread counts, numpy's dispatch
+# What describe() records of the environment: the knobs, thread counts, numpy's and glibc's
+# dispatch (GLIBC_TUNABLES counts only when set before the process started)
 RECORDED_ENV = (MODE_VAR, *PORTABLE_ENV, "OMP_NUM_THREADS", "MKL_NUM_THREADS",
                 "NPY_DISABLE_CPU_FEATURES", "GLIBC_TUNABLES")
 # Libraries that read PORTABLE_ENV when they load: the mode is too late once one is loaded
 LOADS_KERNELS = ("torch", "numpy")
 
 _decided: str | None = None  # the mode apply() put in place in this process
-_late = False  # portable was asked for, but torch was already loaded when apply() ran
+_late = False  # portable was asked for, but torch or numpy was loaded when apply() ran
 
 
 class NumericsError(RuntimeError):
