@@ -92,13 +92,18 @@ def test_the_mode_is_applied_in_the_environment_children_inherit():
     assert mode == "native" and json.loads(env)["ATEN_CPU_CAPABILITY"] == "avx2"
 
 
-def test_applied_after_torch_the_process_and_its_children_run_native_and_say_so():
+def test_applied_after_torch_the_process_and_its_workers_run_native_and_say_so():
+    """Late, the process runs native and starts its workers native; other processes it
+    starts (the environment is untouched) choose their mode themselves."""
     code = ("import torch, os; from toppo import numerics; print(numerics.apply()); "
-            "print(os.environ['TOPPO_NUMERICS']); print(numerics.in_effect())")
+            "print(os.environ.get('TOPPO_NUMERICS')); print(numerics.in_effect())\n"
+            "with numerics.for_workers(): print(os.environ['TOPPO_NUMERICS'])\n"
+            "print(os.environ.get('TOPPO_NUMERICS'), os.environ.get('ATEN_CPU_CAPABILITY'))")
     proc = run_python(code)
     assert proc.returncode == 0, proc.stderr
-    mode, inherited, effect = proc.stdout.splitlines()
-    assert mode == inherited == "native" and effect.startswith("native (portable asked for")
+    mode, environ, effect, workers, after = proc.stdout.splitlines()
+    assert mode == "native" and effect.startswith("native (portable asked for")
+    assert environ == "None" and workers == "native" and after == "None None"
 
 
 def test_check_refuses_portable_mode_not_in_effect():
@@ -137,5 +142,5 @@ def test_describe_records_the_machine():
                                                         (0, "native", 0), (2, "native", 2)])
 def test_portable_mode_fixes_the_thread_count(monkeypatch, requested, mode, expected):
     from toppo import numerics
-    monkeypatch.setenv("TOPPO_NUMERICS", mode)
+    monkeypatch.setattr(numerics, "_decided", mode)  # as apply() decided in this process
     assert numerics.threads(requested) == expected

@@ -201,13 +201,14 @@ class OverlapEvaluator:
         self.spec = spec
         ctx = mp.get_context("spawn")
         self._procs, self._conns = [], []
-        for i in range(workers):
+        for i in range(workers):  # they compute in this process's numerics mode
             parent, child = ctx.Pipe(duplex=True)
             # not a daemon: a worker may own AsyncVectorEnv subprocesses; close() (also at
             # interpreter exit) stops it, and _die_with_parent covers a killed trainer
             proc = ctx.Process(target=_worker_main, args=(child, spec, async_envs, os.getpid()),
                                name=f"toppo-eval-{i}")
-            proc.start()
+            with numerics.for_workers():
+                proc.start()
             child.close()  # only the worker holds its end: its exit reads as EOF here
             self._procs.append(proc)
             self._conns.append(parent)

@@ -23,11 +23,13 @@ This module must not import torch at module level.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.metadata
 import os
 import platform
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 MODE_VAR = "TOPPO_NUMERICS"
@@ -78,24 +80,47 @@ def apply() -> str:
     inherits, and return it; the first call decides, later ones return the same.
 
     Call it before torch and numpy are imported. Called later (already imported by the caller,
-    e.g. in a notebook or a test), this process keeps the kernels it has: the mode becomes
-    ``native`` here and in its children, so trainer and workers still agree, and
-    :func:`describe` says portable was asked for."""
+    e.g. in a notebook or a test), this process keeps the kernels it has: the mode is
+    ``native`` here, :func:`describe` says portable was asked for, and the environment is left
+    as it is (other processes started from here choose for themselves; the workers that must
+    compute as this one does are started under :func:`for_workers`)."""
     global _decided, _late
     if _decided is None:
         _decided = mode()
         if _decided == "portable" and any(m in sys.modules for m in LOADS_KERNELS):
             _decided, _late = "native", True
-        elif _decided == "portable":
+            return _decided
+        if _decided == "portable":
             os.environ.update(PORTABLE_ENV)
         os.environ[MODE_VAR] = _decided
     return _decided
 
 
+@contextlib.contextmanager
+def for_workers() -> Iterator[None]:
+    """While worker processes are started that must compute as this one does (they inherit
+    the environment): ``TOPPO_NUMERICS`` says this process's mode, ``native`` when it was
+    applied too late."""
+    saved = os.environ.get(MODE_VAR)
+    os.environ[MODE_VAR] = apply()
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop(MODE_VAR, None)
+        else:
+            os.environ[MODE_VAR] = saved
+
+
 def threads(requested: int) -> int:
     """The torch thread count to run with: ``requested``, or in portable mode 1 for 0 (torch's
     default is the machine's core count, and the split of work over threads changes sums)."""
-    return requested if requested > 0 or mode() != "portable" else 1
+    return requested if requested > 0 or current() != "portable" else 1
+
+
+def current() -> str:
+    """This process's mode: what :func:`apply` decided, else what the environment asks for."""
+    return _decided or mode()
 
 
 def configure_torch(requested_threads: int) -> None:
@@ -107,7 +132,7 @@ def configure_torch(requested_threads: int) -> None:
     n = threads(requested_threads)
     if n > 0:
         torch.set_num_threads(n)
-    if mode() == "portable":
+    if current() == "portable":
         torch.use_deterministic_algorithms(True, warn_only=True)
 
 
@@ -115,7 +140,7 @@ def check() -> None:
     """Raise NumericsError unless this process runs with the kernels its mode asks for: in
     portable mode, :func:`apply` ran before torch loaded and torch reports the portable CPU
     capability."""
-    if mode() != "portable":
+    if current() != "portable":
         return
     import torch
 
@@ -132,7 +157,7 @@ def in_effect() -> str:
     if _late:
         return "native (portable asked for, but torch or numpy was imported before toppo.numerics.apply())"
     check()
-    return mode()
+    return current()
 
 
 # ---------------------------------------------------------------------- the machine
