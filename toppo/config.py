@@ -47,7 +47,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the environments (and their goals)
     total_steps: int = 20_000_000  # training env steps summed over tasks (MT10 20M, MT50 100M)
     device: str = "auto"  # auto (cuda if available), cpu or cuda
-    torch_threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+    torch_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default (1 if TOPPO_NUMERICS=portable)
 
     # --- environments -----------------------------------------------------------------
     envs_per_task: int = 1  # env copies per task stepped in parallel
