@@ -5,8 +5,9 @@ cell's train.log, attempt after attempt).
 The outputs are `update()`d, not deleted before the job: the trainer decides, under the run
 directory's lock, what to do with the run it finds (docs/design.md, run-directory
 guarantees), so a job never loses a record. checkpoints/latest.pt is not an output: a job that
-failed, was killed at its time limit or is retried resumes from it. A finished checkpoint of
-the same config makes a rerun cheap (the trainer rewrites the logs from it); with `retrain:
+failed, was killed at its time limit or is retried resumes from it. A forced rerun of a
+finished cell does nothing (the trainer finds it complete; with its logs gone but a finished
+checkpoint, it rewrites them from the checkpoint); with `retrain:
 true` (--config retrain=true) the finished run -- config, manifest, logs, checkpoints,
 benchmark.tsv and a copy of train.log -- moves to superseded/<time>-<config>-retrain/ and the
 cell trains from scratch. A run of another config is set aside the same way. (When a job
