@@ -8,6 +8,7 @@
         --out-dir results --scale paper
     python -m analysis status [--configfile config/cpu.yaml] [--json]
     python -m analysis convert --help
+    python -m analysis verify results/runs/cpu/MT50-v2/mtppo/seed0 [--scratch DIR] [--keep]
 
 ``--config`` is the workflow config; only its ``report:`` section is read (merged over
 analysis/default_report.yaml, which is also what is used without ``--config``).
@@ -71,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis",
                                      description="Tables, figures and baseline conversion from TOPPO run logs.")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{tables,figures,reproduction,status,convert}")
+                                metavar="{tables,figures,reproduction,status,convert,verify}")
     _add_common(sub.add_parser("tables", help="write the LaTeX tables (table3, ablations, protocols, per task, diagnosis)",
                                description="Write table3.tex, ablation_cumulative.tex, ablation_combiners.tex, "
                                            "protocols.tex, per_task.tex and diagnosis.tex."), "results")
@@ -87,6 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
     _add_status(sub.add_parser(
         "status", help="where the configured grid stands: one row per cell, totals per group",
         description=STATUS_DESCRIPTION))
+    ver = sub.add_parser("verify", help="retrain a recorded cell in a scratch directory and compare",
+                         description="Train the cell of RUN_DIR again from scratch (its recorded config) "
+                                     "in a scratch directory, never in the record, and report: identical, or "
+                                     "the first update and column where the logs differ, and whether the "
+                                     "final success agrees within seed noise (analysis.verify). Exit status "
+                                     "0 identical, 1 different, 2 error.")
+    ver.add_argument("run_dir", type=Path, metavar="RUN_DIR", help="a finished run directory")
+    ver.add_argument("--scratch", type=Path, default=None, metavar="DIR",
+                     help="where to retrain (default: a temporary folder, removed afterwards)")
+    ver.add_argument("--keep", action="store_true", help="keep the temporary scratch folder")
     try:
         from analysis import convert_cli
     except ImportError as e:
@@ -150,6 +161,14 @@ def main(argv: list[str] | None = None) -> int:
         return convert_cli.run(args) or 0
     if args.command == "status":
         return _status(args)
+    if args.command == "verify":
+        from analysis.verify import VerifyError, verify
+
+        try:
+            return 0 if verify(args.run_dir, args.scratch, args.keep) else 1
+        except (VerifyError, OSError, ValueError) as e:
+            print(f"python -m analysis verify: error: {e}", file=sys.stderr)
+            return 2
     from analysis.logs import LogError
     from analysis.protocols import ProtocolError
 

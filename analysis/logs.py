@@ -75,7 +75,9 @@ def _require_runs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
 # ---------------------------------------------------------------- eval.csv
 def _read_raw_eval(path: Path) -> pd.DataFrame:
     try:
-        df = pd.read_csv(path, dtype={c: str for c in ("benchmark", "reward_version", "variant", "task")})
+        # only an empty field is missing: "nan" or "inf" is a value, refused as not finite
+        df = pd.read_csv(path, dtype={c: str for c in ("benchmark", "reward_version", "variant", "task")},
+                         keep_default_na=False, na_values=[""])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise LogError(f"{path}: cannot parse as CSV: {e}") from e
     missing = [c for c in EVAL_COLUMNS if c not in df.columns]
@@ -102,11 +104,15 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
         if col != "mean_return" and df[col].isna().any():
             raise bad_line(df[col].isna(), f"empty value in column '{col}'")
     for col in [*_INT_COLUMNS, "success_rate", "mean_return"]:
+        given = df[col].notna()  # not empty (an empty mean_return is allowed)
         if not pd.api.types.is_numeric_dtype(df[col]):
-            num = pd.to_numeric(df[col], errors="coerce")
-            if (num.isna() & df[col].notna()).any():
-                raise bad_line(num.isna() & df[col].notna(), f"column '{col}' is not numeric")
+            num = pd.to_numeric(df[col], errors="coerce")  # "nan" -> NaN, refused below
+            nan_text = df[col].astype(str).str.strip().str.lower().isin(["nan", "+nan", "-nan"])
+            if (given & num.isna() & ~nan_text).any():
+                raise bad_line(given & num.isna() & ~nan_text, f"column '{col}' is not numeric")
             df[col] = num
+        if (given & ~np.isfinite(df[col])).any():
+            raise bad_line(given & ~np.isfinite(df[col]), f"column '{col}' is not finite")
         if col in _INT_COLUMNS and not pd.api.types.is_integer_dtype(df[col]):
             if (df[col] != np.round(df[col])).any():
                 raise bad_line(df[col] != np.round(df[col]), f"column '{col}' must be an integer")

@@ -1,5 +1,7 @@
 """Config validation and the named variants: bad input is refused by name, before any env."""
 
+import re
+
 import pytest
 
 from toppo import variants
@@ -118,6 +120,10 @@ def test_parse_value_types():
     assert parse_value("total_steps", "2e7") == 20_000_000
     assert parse_value("total_steps", "1_000") == 1000
     assert parse_value("hidden_sizes", "64,64") == (64, 64)
+    assert parse_value("hidden_sizes", "[64, 32]") == (64, 32) == parse_value("hidden_sizes", "64 32")
+    for bad in ("16,,16", "16,", ",16", "[]"):
+        with pytest.raises(ConfigError, match=re.escape(f"config key 'hidden_sizes': empty entry in {bad!r}")):
+            parse_value("hidden_sizes", bad)
     assert parse_value("popart", "true") is True
     assert parse_value("learning_rate", "1e-3") == 1e-3
     with pytest.raises(ConfigError, match="popart"):

@@ -92,6 +92,21 @@ def test_non_numeric_and_duplicate_rows_are_refused(tmp_path):
         logs.read_eval_csv(d / "eval.csv")
 
 
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_non_finite_success_rate_is_named_not_finite(tmp_path, value):
+    d = run(tmp_path)
+    text = (d / "eval.csv").read_text().splitlines()
+    row = text[2].split(",")
+    row[logs.EVAL_COLUMNS.index("success_rate")] = value
+    (d / "eval.csv").write_text("\n".join([*text[:2], ",".join(row), *text[3:]]) + "\n")
+    with pytest.raises(LogError, match="line 3: column 'success_rate' is not finite"):
+        logs.load_evals(tmp_path)
+    row[logs.EVAL_COLUMNS.index("success_rate")] = ""
+    (d / "eval.csv").write_text("\n".join([*text[:2], ",".join(row), *text[3:]]) + "\n")
+    with pytest.raises(LogError, match="line 3: empty value in column 'success_rate'"):
+        logs.load_evals(tmp_path)
+
+
 def test_empty_and_mixed_files_are_refused(tmp_path):
     d = run(tmp_path)
     _rewrite(d / "eval.csv", lambda df: df.__setitem__("seed", [0, 0, 1, 1]))

@@ -13,6 +13,7 @@ import errno
 import json
 import math
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -256,6 +257,15 @@ def test_retrain_sets_a_finished_run_aside(tmp_path, fake_trainer, capsys):
     tio.save_torch_atomic(rundir.checkpoint_paths(out)[0], fake_state(TINY_CFG(), 1))
     assert train_mod.main(cli(out, "--retrain")) == 0
     assert fake_trainer.built[2].state["update_idx"] == 1
+    # a finished record kept without its checkpoints (the committed study) is set aside whole
+    out = write_finished_run(tmp_path / "committed", TINY_CFG())
+    shutil.rmtree(out / "checkpoints")
+    record = {n: (out / n).read_bytes() for n in rundir.RUN_FILES if (out / n).is_file()}
+    assert train_mod.main(cli(out, "--retrain")) == 0
+    assert "retrain: moved the finished run" in capsys.readouterr().out
+    (aside,) = (out / "superseded").iterdir()
+    assert aside.name.endswith("-retrain") and fake_trainer.built[3].state is None
+    assert {n: (aside / n).read_bytes() for n in record} == record
 
 
 # ---------------------------------------------------------------------- the lock

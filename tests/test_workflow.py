@@ -420,14 +420,15 @@ def test_end_to_end_smallest_dag(tmp_path):
     assert "train" not in dry_run(tmp_path, "--configfile", other_budget)  # only re-rendering
     assert base["budgets"] == {"MT10": 20000}
 
-    # Forcing a finished cell re-runs only it, resuming from its final checkpoint (cheap);
-    # with retrain=true it trains from scratch.
+    # Forcing a finished cell re-runs only it: its outputs are update()d, not deleted, so the
+    # trainer finds the run complete and does nothing; with retrain=true it trains from scratch.
     target = "results/runs/e2e/MT10-v1/toppo/seed0/eval.csv"
+    record = (run / "eval.csv").read_bytes()
     proc = snakemake(tmp_path, "--cores", "2", "--force", target, "--configfile", str(cfg))
     assert proc.returncode == 0, output(proc)[-3000:]
     assert job_counts(proc) == {"train": 1, "total": 1}
     log = (run / "train.log").read_text()
-    assert "resumed from" in log.split("$ ")[-1]
+    assert "nothing to do" in log.split("$ ")[-1] and (run / "eval.csv").read_bytes() == record
     proc = snakemake(tmp_path, "--cores", "2", "--force", target, "--configfile", str(cfg),
                      "--config", "retrain=true")
     assert proc.returncode == 0, output(proc)[-3000:]

@@ -51,7 +51,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the environments (and their goals)
     total_steps: int = 20_000_000  # training env steps summed over tasks (MT10 20M, MT50 100M)
     device: str = "auto"  # auto (cuda if available), cpu or cuda
-    torch_threads: int = 0  # torch intra-op threads on CPU; 0 leaves torch's default
+    torch_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default (1 if TOPPO_NUMERICS=portable)
     cores: int = 0  # CPU cores this job may use (env_workers=auto); 0 = the process's affinity
 
     # --- environments -----------------------------------------------------------------
@@ -301,9 +301,14 @@ def parse_value(key: str, raw: str) -> Any:
             if not math.isfinite(value):
                 raise ConfigError(f"config key '{key}': must be a finite number (got {raw!r})")
             return value
-        if isinstance(default, tuple):
-            parts = raw.strip("[]() ").replace(",", " ").split()
+        if isinstance(default, tuple):  # 400,400,400 or [400, 400, 400] or "400 400 400"
+            inner = raw.strip().strip("[]()").strip()
+            parts = [p.strip() for p in inner.split(",")] if "," in inner else inner.split()
+            if not parts or "" in parts:
+                raise ConfigError(f"config key '{key}': empty entry in {raw!r}")
             return tuple(int(p) for p in parts)
+    except ConfigError:
+        raise
     except ValueError as exc:
         raise ConfigError(f"config key '{key}': cannot parse {raw!r} as {type(default).__name__}") from exc
     return raw

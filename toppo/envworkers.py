@@ -17,7 +17,9 @@ when the trainer dies (``toppo.procs.die_with_parent``), so no worker outlives i
 ``multiprocessing``'s resource tracker unlinks the shared memory of a trainer that was
 killed.
 
-Workers import no torch: they step envs only. How many there are: ``toppo.cores``.
+Workers import no torch: they step envs only, started in the trainer's numerics mode
+(``toppo.numerics.for_workers``: numpy's OpenBLAS kernel changes MT50 stepping). How many
+there are: ``toppo.cores``.
 """
 
 from __future__ import annotations
@@ -36,6 +38,7 @@ from typing import Any
 
 import numpy as np
 
+from toppo import numerics
 from toppo.envs import StepBatch, reduce_step
 from toppo.procs import die_with_parent, exit_description
 
@@ -181,7 +184,8 @@ class EnvWorkerPool:
                 proc = ctx.Process(target=_worker_main, name=f"toppo-env-{w}", daemon=True,
                                    args=(child, fns[lo:hi], lo, hi, dims, self.shm.names,
                                          os.getpid()))
-                proc.start()
+                with numerics.for_workers():  # numpy's kernels as in the trainer (toppo.numerics)
+                    proc.start()
                 child.close()  # only the worker holds its end: its exit reads as EOF here
                 self._procs.append(proc)
                 self._conns.append(parent)

@@ -36,6 +36,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from toppo import numerics
+
+numerics.apply()  # before torch loads, in a spawned worker too (toppo.numerics)
+
 import numpy as np
 import torch
 
@@ -156,9 +160,10 @@ def _worker_main(conn, spec: EvalSpec, async_envs: bool, tasks: range, parent_pi
     die_with_parent()
     if os.getppid() != parent_pid:  # the parent died before prctl took effect
         return
-    torch.set_num_threads(1)
     envs = None
     try:
+        numerics.configure_torch(1)
+        numerics.check()  # the trainer's numerics mode, in effect here too
         t0 = time.perf_counter()
         envs = make_eval_envs(spec.eval_fns, spec.copies, async_envs, tasks)
         snapshot = envs.get_state()
@@ -198,13 +203,14 @@ class OverlapEvaluator:
         ctx = mp.get_context("spawn")
         self._procs, self._conns = [], []
         self.slices = spec.task_slices(workers)
-        for i, tasks in enumerate(self.slices):
+        for i, tasks in enumerate(self.slices):  # they compute in this process's numerics mode
             parent, child = ctx.Pipe(duplex=True)
             # not a daemon: a worker may own AsyncVectorEnv subprocesses; close() (also at
             # interpreter exit) stops it, and die_with_parent covers a killed trainer
             proc = ctx.Process(target=_worker_main, name=f"toppo-eval-{i}",
                                args=(child, spec, async_envs, tasks, os.getpid()))
-            proc.start()
+            with numerics.for_workers():
+                proc.start()
             child.close()  # only the worker holds its end: its exit reads as EOF here
             self._procs.append(proc)
             self._conns.append(parent)

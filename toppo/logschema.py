@@ -20,6 +20,11 @@ TRAIN_METRIC_COLUMNS = ["update", "step", "wall_time_s", "env_sps", "rollout_tim
                         "explained_variance_after",
                         "popart_mu_mean", "popart_sigma_min", "popart_sigma_max", "mean_train_success"]
 
+# Columns that time the run (they differ between any two runs): left out of every comparison
+# of two runs' numbers (python -m analysis verify)
+TIMING_COLUMNS = ["wall_time_s", "env_sps", "rollout_time_s", "learn_time_s", "update_time_s",
+                  "diagnostics_time_s"]
+
 # The tasks of each benchmark in env order (task_index = position): metaworld 3.x
 # ``metaworld.env_dict.MT10_V3`` / ``MT50_V3``, the order ``gym.make_vec("Meta-World/MT10")``
 # builds them in (tests/test_rundir.py checks these lists against the installed metaworld).

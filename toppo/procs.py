@@ -60,13 +60,18 @@ def children(pid: int) -> list[int]:
     return out
 
 
+def terminate_children() -> None:
+    """SIGTERM every live child of this process (found in /proc: one being started too)."""
+    for child in children(os.getpid()):
+        try:
+            os.kill(child, signal.SIGTERM)
+        except OSError:
+            pass
+
+
 def _stop_children_then(previous):
     def handler(signum, frame):
-        for child in children(os.getpid()):
-            try:
-                os.kill(child, signal.SIGTERM)
-            except OSError:
-                pass
+        terminate_children()
         if callable(previous):
             previous(signum, frame)
         elif previous != signal.SIG_IGN:  # SIG_DFL: what the signal would have done
@@ -84,3 +89,17 @@ def stop_children_on_signals(signals=(signal.SIGINT, signal.SIGTERM)) -> bool:
     for sig in signals:
         signal.signal(sig, _stop_children_then(signal.getsignal(sig)))
     return True
+
+
+def exit_quietly_on_sigterm(prog: str) -> None:
+    """SIGTERM ends this process at once, as the default action would, but with one line on
+    stderr and its child processes (eval and env workers) stopped first, so none is left to
+    print a traceback, e.g. a worker still reading its start-up data from this process
+    (checkpoints and logs are written atomically, so stopping anywhere is safe)."""
+
+    def handler(signum, frame):
+        terminate_children()
+        os.write(2, f"{prog}: stopped by {signal.Signals(signum).name} (pid {os.getpid()})\n".encode())
+        os._exit(128 + signum)
+
+    signal.signal(signal.SIGTERM, handler)

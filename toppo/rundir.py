@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +33,11 @@ SUPERSEDED = "superseded"  # folder of set-aside runs; analysis does not search 
 # (toppo.livelog.TB_DIR) go with it
 RUN_FILES = ("config.yaml", "manifest.json", "eval.csv", "train_metrics.csv", "checkpoints",
              "tensorboard")
+# The workflow's record of the job that trained the run (workflow/scripts/train_cell.py), set
+# aside with it: benchmark.tsv is moved (Snakemake writes the next job's when it ends);
+# train.log, which the running job appends to, is copied as it is at that moment.
+JOB_FILES_MOVED = ("benchmark.tsv",)
+JOB_FILES_COPIED = ("train.log",)
 # keys a checkpoint must hold, with their types (Trainer.state_dict)
 STATE_KEYS: dict[str, type | tuple[type, ...]] = {
     "config_hash": str, "update_idx": int, "learner": dict, "eval_rows": list,
@@ -154,18 +160,40 @@ def config_changed(out: Path, cfg: TrainConfig) -> str | None:
 
 
 def set_aside_run(out: Path, old_hash: str, why: str = "") -> Path:
-    """Move config, manifest, logs, checkpoints and event files of the run in ``out`` to
-    ``out/superseded/<time>-<old_hash>[-why]/``; returns that folder."""
+    """Move config, manifest, logs, checkpoints and event files of the run in ``out``
+    together to ``out/superseded/<time>-<old_hash>[-why]/``, with the workflow's
+    benchmark.tsv and a copy of its train.log; returns that folder."""
     dest = Path(out) / SUPERSEDED / "-".join(filter(None, [stamp(), old_hash, why]))
     dest.mkdir(parents=True)
-    for name in RUN_FILES:
+    for name in (*RUN_FILES, *JOB_FILES_MOVED):
         src = Path(out) / name
         if src.exists():
             os.replace(src, dest / name)
+    for name in JOB_FILES_COPIED:
+        if (Path(out) / name).exists():
+            shutil.copy2(Path(out) / name, dest / name)
     return dest
 
 
 # ---------------------------------------------------------------------- completion
+def finished(out: Path, cfg: TrainConfig, map_location: Any = "cpu") -> bool:
+    """Whether ``out`` holds a finished run of ``cfg`` that a retrain sets aside: complete
+    (:func:`completion`); else, where a checkpoint exists, a finished one (the logs may be
+    gone); else a manifest that says complete for this config (a record kept without its
+    checkpoints, as the committed study). An unfinished checkpoint is resumed, never set
+    aside, whatever the logs beside it say."""
+    if completion(out, cfg, map_location).complete:
+        return True
+    if any(p.exists() for p in checkpoint_paths(out)):
+        return finished_checkpoint(out, cfg, map_location)
+    try:
+        m = json.loads((Path(out) / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (isinstance(m, dict) and m.get("status") == "complete"
+            and m.get("config_hash") == cfg.config_hash())
+
+
 def finished_checkpoint(out: Path, cfg: TrainConfig, map_location: Any = "cpu") -> bool:
     """Whether ``checkpoints/latest.pt`` is a readable, finished checkpoint of ``cfg`` (the
     logs may be gone: Snakemake deletes a job's outputs before it reruns it)."""

@@ -26,6 +26,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from toppo import numerics, procs
+
+if __name__ == "__main__":  # before the slow imports: SIGTERM at any point ends with one line
+    procs.exit_quietly_on_sigterm("python -m toppo.train")
+try:
+    numerics.apply()  # before torch loads (toppo.numerics)
+except numerics.NumericsError as exc:  # a bad TOPPO_NUMERICS value
+    print(f"python -m toppo.train: error: {exc}", file=sys.stderr)
+    sys.exit(2)
+
 import numpy as np
 import torch
 import yaml
@@ -55,7 +65,7 @@ from toppo.rundir import (
     checkpoint_paths,
     completion,
     config_changed,
-    finished_checkpoint,
+    finished,
     load_resume_state,
     set_aside_checkpoint,
     set_aside_run,
@@ -76,8 +86,7 @@ class Trainer:
         self.cfg, self.variant, self.out = cfg, variant, Path(out_dir)
         self.ckpt_path, self.prev_path = checkpoint_paths(self.out)  # latest.pt, previous.pt
         self.device = resolve_device(cfg.device)
-        if cfg.torch_threads > 0:
-            torch.set_num_threads(cfg.torch_threads)
+        numerics.configure_torch(cfg.torch_threads)
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
@@ -96,6 +105,7 @@ class Trainer:
         self.learner = Learner(cfg, obs_dim, act_dim, self.device)
 
         self.git_commit = git_commit()  # the code this process runs (not the one at the end)
+        self.machine = numerics.describe()  # CPU, Python, torch's build and kernels, the mode
         self.update_idx = 0
         self.eval_rows: list[dict[str, Any]] = []
         self.metric_rows: list[dict[str, Any]] = []
@@ -261,7 +271,7 @@ class Trainer:
             "packages": package_versions(), "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "torch_threads": torch.get_num_threads(), "env_workers": self.env_workers,
-            "cores": self.cfg.cores or None,
+            "cores": self.cfg.cores or None, "machine": self.machine,
             "wall_time_s": round(self.wall_time, 3), "env_steps": self.global_step,
             "total_steps": self.cfg.total_steps, "eval_env_steps": self.eval_env_steps,
             "updates": self.update_idx, "num_updates": self.cfg.num_updates,
@@ -474,9 +484,9 @@ def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -
             log(f"removed {tmp}, left by a write that was interrupted")
         device = resolve_device(cfg.device)
         done = completion(out, cfg, map_location=device)
-        if retrain and (done.complete or finished_checkpoint(out, cfg, map_location=device)):
+        if retrain and finished(out, cfg, map_location=device):
             where = set_aside_run(out, cfg.config_hash(), "retrain")
-            log(f"retrain: moved the finished run (checkpoints and logs) to {where}")
+            log(f"retrain: moved the finished run (config, manifest, logs, checkpoints) to {where}")
         elif done.complete:
             log(f"{out} is complete for this config ({done.reason}); nothing to do")
             return 0

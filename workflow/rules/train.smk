@@ -1,24 +1,34 @@
 """One training job per cell: `python -m toppo.train` into the cell's run directory
-(workflow/scripts/train_cell.py runs it, its output and the exact command in train.log).
+(workflow/scripts/train_cell.py runs it and appends its output and the exact command to the
+cell's train.log, attempt after attempt).
 
-checkpoints/latest.pt is not an output, so Snakemake never deletes it: a job that failed, was
-killed at its time limit or is retried resumes from it. A finished checkpoint of the same
-config makes a rerun cheap (the trainer rewrites the logs from it); with `retrain: true`
-(--config retrain=true) a finished checkpoint is moved to checkpoints/previous.pt first and
-the cell trains from scratch. A checkpoint of another config is set aside by the trainer.
+The outputs are `update()`d, not deleted before the job: the trainer decides, under the run
+directory's lock, what to do with the run it finds (docs/design.md, run-directory
+guarantees), so a job never loses a record. checkpoints/latest.pt is not an output: a job that
+failed, was killed at its time limit or is retried resumes from it. A forced rerun of a
+finished cell does nothing (the trainer finds it complete; with its logs gone but a finished
+checkpoint, it rewrites them from the checkpoint); with `retrain:
+true` (--config retrain=true) the finished run -- config, manifest, logs, checkpoints,
+benchmark.tsv and a copy of train.log -- moves to superseded/<time>-<config>-retrain/ and the
+cell trains from scratch. A run of another config is set aside the same way. (When a job
+fails, Snakemake puts back the outputs it found; the next trainer sets them aside again or
+rewrites them from the checkpoint, so the directory still never mixes two runs.)
 """
+
+CELL_DIR = f"{RUNS}/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}"
 
 
 rule train:
     output:
-        eval=f"{RUNS}/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}/eval.csv",
-        manifest=f"{RUNS}/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}/manifest.json",
-        metrics=f"{RUNS}/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}/train_metrics.csv",
-        config=f"{RUNS}/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}/config.yaml",
+        eval=update(f"{CELL_DIR}/eval.csv"),
+        manifest=update(f"{CELL_DIR}/manifest.json"),
+        metrics=update(f"{CELL_DIR}/train_metrics.csv"),
+        config=update(f"{CELL_DIR}/config.yaml"),
     log:
-        f"{RUNS}/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}/train.log",
+        # this attempt's output; the cell's own train.log keeps every attempt (train_cell.py)
+        f"{OUT}/logs/train/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}.log",
     benchmark:
-        f"{RUNS}/{{benchmark}}-{{reward}}/{{variant}}/seed{{seed}}/benchmark.tsv"
+        f"{CELL_DIR}/benchmark.tsv"
     params:
         # Rerun triggers: the result-deciding trainer arguments and the hash of the resolved
         # TrainConfig (which also changes when the variant's definition or a default does).

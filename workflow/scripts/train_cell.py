@@ -1,12 +1,14 @@
 """Snakemake script of rule `train`: run `python -m toppo.train` for one cell.
 
-The trainer's output goes to the cell's train.log (Snakemake starts each attempt with a new
-one; the trainer's own lines say whether it resumed), and its progress lines to the terminal
-as well; the exit status is the trainer's. Read from the job: params.args (the
-result-deciding trainer arguments), params.run_dir, threads (torch_threads, the OpenMP/MKL
-thread counts, and the cores that env_workers=auto divides between env and eval workers),
-config["device"], the live curves' config["tensorboard"] and config["wandb"]
-(toppo.grid.live_args), and config["retrain"]: when true, the trainer gets
+The trainer's output is appended to the cell's train.log (every attempt, each starting with
+a `[workflow ...]` line; the trainer's own lines say whether it resumed or retrained; a
+retrain copies it into superseded/ with the run) and written to the job's Snakemake log
+(this attempt only), and its progress lines go to the terminal as well; the exit status is
+the trainer's. Read from the job: params.args (the result-deciding trainer arguments),
+params.run_dir, threads (torch_threads, the OpenMP/MKL thread counts, and the cores that
+env_workers=auto divides between env and eval workers), config["device"], the live curves'
+config["tensorboard"] and config["wandb"] (toppo.grid.live_args), and config["retrain"]:
+when true, the trainer gets
 --retrain (a finished run of this config is set aside and trained again from scratch; an
 unfinished one is resumed, so a retried job still resumes).
 
@@ -158,10 +160,15 @@ def main(smk) -> int:
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH")) if p)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(smk.log[0], "a") as log:
+    with open(run_dir / "train.log", "a") as cell_log, open(smk.log[0], "w") as job_log:
+        def write(line: str) -> None:
+            for f in (cell_log, job_log):
+                f.write(line)
+                f.flush()
+
         def say(msg: str) -> None:
             line = f"[workflow {stamp()}] {msg}"
-            print(line, file=log, flush=True)
+            write(line + "\n")
             print(line, file=sys.stderr, flush=True)
 
         say(f"{smk.rule} {run_dir} on {socket.gethostname()}, config {smk.params.config_hash}")
@@ -183,8 +190,7 @@ def main(smk) -> int:
         try:
             with proc:
                 for line in proc.stdout:
-                    log.write(line)
-                    log.flush()
+                    write(line)
                     if line.startswith("[toppo"):
                         print(f"{cell} {line}", end="", file=sys.stderr, flush=True)
         finally:

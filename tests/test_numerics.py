@@ -1,0 +1,146 @@
+"""toppo.numerics: under the portable mode a learner update gives the same bits whatever CPU
+kernels the user's environment asks for; without it the same update differs (so the test can
+fail); the manifest's machine description; the mode reaches every process, or says why not."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+# One real learner update (toppo: LayerNorm, PopArt, FairGrad and PCGrad, diagnostics) on a
+# synthetic MT10 rollout, in a fresh process that applies the mode before torch loads as the
+# trainer does; prints torch's CPU capability and a hash of the updated weights and stats.
+UPDATE = """
+from toppo import numerics
+numerics.apply()
+import hashlib, torch
+from toppo.learner import Learner
+from toppo.variants import resolve
+numerics.configure_torch(1)
+torch.manual_seed(0)
+cfg = resolve("toppo", {"benchmark": "MT10", "hidden_sizes": (64, 64), "rollout_steps_per_task": 64,
+                        "num_epochs": 2, "num_minibatches": 2, "diagnostics_samples": 32})
+K, M, D = 10, 64, 49
+learner = Learner(cfg, D, 4, torch.device("cpu"))
+g = torch.Generator().manual_seed(0)
+roll = {"obs": torch.randn(K, M, D, generator=g), "task": torch.arange(K)[:, None].expand(K, M),
+        "action": torch.randn(K, M, 4, generator=g), "logp": torch.randn(K, M, generator=g) - 3,
+        "adv": torch.randn(K, M, generator=g), "ret": torch.randn(K, M, generator=g) * 10,
+        "value": torch.randn(K, M, generator=g)}
+stats = learner.update(roll, 0)
+h = hashlib.sha256()
+for side in learner.sides.values():
+    for p in side.parameters():
+        h.update(p.detach().numpy().tobytes())
+h.update(repr(sorted((k, float(v)) for k, v in stats.items() if not k.endswith("time_s"))).encode())
+print(torch.backends.cpu.get_cpu_capability(), h.hexdigest()[:16])
+"""
+# what a user may have in the environment: torch's own choice, or an ISA forced either way
+USER_SETTINGS = [{}, {"ATEN_CPU_CAPABILITY": "default"}, {"ATEN_CPU_CAPABILITY": "avx2"},
+                 {"ATEN_CPU_CAPABILITY": "avx512"}, {"MKL_CBWR": "AVX2"}]
+KNOBS = ("ATEN_CPU_CAPABILITY", "MKL_CBWR", "ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "MKL_DYNAMIC",
+         "TOPPO_NUMERICS")
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in KNOBS}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")]))
+    return {**env, **extra}
+
+
+def update_fingerprints(mode: str, settings: list[dict[str, str]]) -> list[tuple[str, str]]:
+    out = []
+    for user in settings:
+        proc = subprocess.run([sys.executable, "-c", UPDATE], env=clean_env(TOPPO_NUMERICS=mode, **user),
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        capability, digest = proc.stdout.split()
+        out.append((capability, digest))
+    return out
+
+
+def test_portable_mode_gives_the_same_bits_whatever_the_environment_asks_for():
+    portable = update_fingerprints("portable", USER_SETTINGS)
+    assert {c for c, _ in portable} == {"DEFAULT"}
+    assert len({d for _, d in portable}) == 1, portable
+    # natively, torch runs what it is told: avx512 on a CPU without it dies of SIGILL
+    native = update_fingerprints("native", USER_SETTINGS[1:3])
+    if len({c for c, _ in native}) == 1:
+        pytest.skip(f"this CPU offers torch one CPU capability only ({native[0][0]})")
+    assert len({d for _, d in native}) > 1, native  # the same update, other kernels, other bits
+
+
+def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-c", code], env=clean_env(**env), capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_the_mode_is_applied_in_the_environment_children_inherit():
+    code = ("from toppo import numerics; print(numerics.apply()); import os, json; "
+            "print(json.dumps({k: os.environ.get(k) for k in numerics.PORTABLE_ENV}))")
+    proc = run_python(code, ATEN_CPU_CAPABILITY="avx2")
+    mode, env = proc.stdout.splitlines()
+    from toppo.numerics import PORTABLE_ENV
+    assert mode == "portable" and json.loads(env) == PORTABLE_ENV
+    proc = run_python(code, TOPPO_NUMERICS="native", ATEN_CPU_CAPABILITY="avx2")
+    mode, env = proc.stdout.splitlines()
+    assert mode == "native" and json.loads(env)["ATEN_CPU_CAPABILITY"] == "avx2"
+
+
+def test_applied_after_torch_the_process_and_its_workers_run_native_and_say_so():
+    """Late, the process runs native and starts its workers native; other processes it
+    starts (the environment is untouched) choose their mode themselves."""
+    code = ("import torch, os; from toppo import numerics; print(numerics.apply()); "
+            "print(os.environ.get('TOPPO_NUMERICS')); print(numerics.in_effect())\n"
+            "with numerics.for_workers(): print(os.environ['TOPPO_NUMERICS'])\n"
+            "print(os.environ.get('TOPPO_NUMERICS'), os.environ.get('ATEN_CPU_CAPABILITY'))")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    mode, environ, effect, workers, after = proc.stdout.splitlines()
+    assert mode == "native" and effect.startswith("native (portable asked for")
+    assert environ == "None" and workers == "native" and after == "None None"
+
+
+def test_check_refuses_portable_mode_not_in_effect():
+    code = ("import torch, os; os.environ['TOPPO_NUMERICS'] = 'portable'; "
+            "from toppo import numerics; numerics.check()")
+    proc = run_python(code)
+    assert proc.returncode != 0 and "TOPPO_NUMERICS=portable is not in effect" in proc.stderr
+
+
+def test_a_bad_mode_is_one_line_naming_the_variable():
+    proc = subprocess.run([sys.executable, "-m", "toppo.train", "--list-variants"],
+                          env=clean_env(TOPPO_NUMERICS="fast"), capture_output=True, text=True,
+                          timeout=120, cwd=REPO)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip() == ("python -m toppo.train: error: environment variable "
+                                   "TOPPO_NUMERICS='fast': expected one of portable, native")
+
+
+def test_describe_records_the_machine():
+    code = ("from toppo import numerics; numerics.apply(); import torch, json; "
+            "numerics.configure_torch(0); print(json.dumps(numerics.describe()))")
+    proc = run_python(code)
+    assert proc.returncode == 0, proc.stderr
+    d = json.loads(proc.stdout)
+    assert d["numerics"] == "portable" and d["environment"]["MKL_CBWR"] == "COMPATIBLE,STRICT"
+    assert d["cpu"]["model"] and (d["cpu"]["flags"] or sys.platform != "linux")
+    assert d["python"] == sys.version.split()[0] and len(d["packages_sha256"]) == 16
+    assert d["libc"].startswith("glibc") or sys.platform != "linux"
+    assert d["environment"]["OPENBLAS_CORETYPE"] == "Prescott"
+    assert d["torch"]["cpu_capability"] == "DEFAULT" and d["torch"]["num_threads"] == 1
+    assert d["torch"]["deterministic_algorithms"] is True
+    assert any("Build settings" in line for line in d["torch"]["build"])
+
+
+@pytest.mark.parametrize("requested, mode, expected", [(0, "portable", 1), (3, "portable", 3),
+                                                        (0, "native", 0), (2, "native", 2)])
+def test_portable_mode_fixes_the_thread_count(monkeypatch, requested, mode, expected):
+    from toppo import numerics
+    monkeypatch.setattr(numerics, "_decided", mode)  # as apply() decided in this process
+    assert numerics.threads(requested) == expected
