@@ -162,6 +162,7 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 trainer = Trainer(cfg, Path(tmp))
                 try:
+                    trainer.collect_rollout()  # warm-up: workers' first steps, page faults
                     t0 = time.perf_counter()  # one rollout, its resets included
                     trainer.collect_rollout()
                     rate = cfg.steps_per_update / (time.perf_counter() - t0)
