@@ -158,7 +158,8 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
             cfg = resolve("toppo", {"benchmark": bench, "device": str(device), "torch_threads": 1,
                                     "rollout_steps_per_task": args.rollout_steps_per_task,
                                     "eval_every_steps": 10**12, "env_workers": workers,
-                                    "eval_mode": "inline"})
+                                    "eval_mode": "inline", "eval_envs_per_task": 1,
+                                    "eval_episodes": 1})  # no 500 MT50 eval envs to build
             with tempfile.TemporaryDirectory() as tmp:
                 trainer = Trainer(cfg, Path(tmp))
                 try:
