@@ -26,6 +26,7 @@ from toppo.cores import (
     eval_worker_count,
 )
 from toppo.logschema import TRAIN_METRIC_COLUMNS
+from toppo.procs import alive, children
 
 TIMING = ["wall_time_s", "env_sps", "rollout_time_s", "learn_time_s", "update_time_s",
           "diagnostics_time_s"]
@@ -140,8 +141,6 @@ def _logs(out: Path) -> tuple[bytes, pd.DataFrame]:
 
 def _spawned_children(pid: int) -> list[int]:
     """multiprocessing-spawned children of ``pid`` (env and eval workers; not the tracker)."""
-    from toppo.procs import children
-
     out = []
     for child in children(pid):
         try:
@@ -152,13 +151,6 @@ def _spawned_children(pid: int) -> list[int]:
             out.append(child)
     return out
 
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 @pytest.mark.slow
@@ -203,7 +195,7 @@ def test_a_killed_worker_stops_the_trainer_and_the_cell_resumes_to_the_same_logs
     assert lines[0].startswith("python -m toppo.train: error: env worker 1 (pid ")
     assert "envs 5-9: drawer-close-v3, button-press-topdown-v3, peg-insert-side-v3, " \
            "window-open-v3, window-close-v3) was killed by SIGKILL while" in lines[0]
-    assert not any(_alive(w) for w in workers)
+    assert not any(alive(w) for w in workers)
 
     resumed = _train(out, "env_workers=3")  # another count: not in the config hash
     assert resumed.returncode == 0, resumed.stderr[-3000:]
@@ -229,6 +221,6 @@ def test_a_killed_trainer_leaves_no_worker_behind(tmp_path):
         if proc.poll() is None:
             proc.kill()
     deadline = time.monotonic() + 20
-    while any(_alive(w) for w in workers) and time.monotonic() < deadline:
+    while any(alive(w) for w in workers) and time.monotonic() < deadline:
         time.sleep(0.1)
-    assert not any(_alive(w) for w in workers), "a worker outlived the trainer"
+    assert not any(alive(w) for w in workers), "a worker outlived the trainer"

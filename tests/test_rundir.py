@@ -35,6 +35,7 @@ from toppo import io as tio
 from toppo import rundir
 from toppo.config import ConfigError, make_config, parse_value
 from toppo.logschema import BENCHMARK_TASKS, EVAL_COLUMNS
+from toppo.procs import alive
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
@@ -588,13 +589,6 @@ TINY_WORKFLOW = """\
     """
 
 
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
-
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGINT])
@@ -615,19 +609,19 @@ def test_killing_snakemake_stops_its_trainer(tmp_path, sig):
                 trainer = int(text.split()[1])
                 break
             time.sleep(0.2)
-        assert trainer is not None and _alive(trainer), "the trainer never started"
+        assert trainer is not None and alive(trainer), "the trainer never started"
         smk.send_signal(sig)
         smk.wait(timeout=120)
         deadline = time.time() + 60
-        while _alive(trainer) and time.time() < deadline:
+        while alive(trainer) and time.time() < deadline:
             time.sleep(0.2)
-        assert not _alive(trainer), f"trainer {trainer} outlived Snakemake ({sig.name})"
+        assert not alive(trainer), f"trainer {trainer} outlived Snakemake ({sig.name})"
         with tio.RunLock(run):  # a retry gets the directory at once
             pass
     finally:
         if smk.poll() is None:
             smk.kill()
-        if trainer is not None and _alive(trainer):
+        if trainer is not None and alive(trainer):
             os.kill(trainer, signal.SIGKILL)
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from toppo.procs import children
+from toppo.procs import alive, children
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v1", "--seed", "0",
@@ -21,13 +21,6 @@ TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v1", "
         "num_minibatches=2", "hidden_sizes=32,32", "eval_episodes=1", "eval_envs_per_task=1",
         "eval_every_steps=5000", "torch_threads=1", "progress_every_s=0", "eval_mode=overlap"]
 
-
-def alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state not in ("Z", "X")
 
 
 def start(tmp_path: Path) -> subprocess.Popen:

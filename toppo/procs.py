@@ -46,18 +46,32 @@ def exit_description(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+def _stat_fields(stat: Path) -> list[str] | None:
+    """The fields after the command name of a /proc/<pid>/stat file (state, ppid, ...)."""
+    try:
+        text = stat.read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2:].split()
+
+
+def _live(fields: list[str] | None) -> bool:
+    return fields is not None and fields[0] not in ("Z", "X")  # not a zombie, not dead
+
+
 def children(pid: int) -> list[int]:
     """Pids of the live direct children of ``pid``."""
     out = []
     for stat in PROC.glob("[0-9]*/stat"):
-        try:
-            text = stat.read_text()
-        except OSError:
-            continue
-        fields = text[text.rindex(")") + 2:].split()  # state, ppid, ...
-        if int(fields[1]) == pid and fields[0] not in ("Z", "X"):
+        fields = _stat_fields(stat)
+        if _live(fields) and int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
+
+
+def alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is neither a zombie nor dead."""
+    return _live(_stat_fields(PROC / str(pid) / "stat"))
 
 
 def terminate_children() -> None:
