@@ -77,6 +77,25 @@ def trainer_sps(device: str, rollout_steps_per_task: int, updates: int,
     return steps / roll, steps / total, statistics.mean(r["learn_time_s"] for r in rows)
 
 
+def timed_run(cfg, evaluate: bool) -> tuple[Trainer, float, float]:
+    """One ``Trainer.run`` of ``cfg`` in a temporary directory: (the trainer, seconds to build
+    it, seconds of the run). ``evaluate=False``: no evaluation at all, not even the final one
+    (benchmark only)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        trainer = Trainer(cfg, Path(tmp))
+        build = time.perf_counter() - t0
+        if not evaluate:
+            trainer.eval_due = lambda: False
+        try:
+            t0 = time.perf_counter()
+            trainer.run()
+            wall = time.perf_counter() - t0
+        finally:
+            trainer.close()
+    return trainer, build, wall
+
+
 def eval_overhead_runs(device: str, rollout_steps_per_task: int, updates: int,
                        variant: str = "ref_mt10") -> dict[str, dict]:
     """The same short run with no, inline and overlapped evaluation, then no evaluation
@@ -93,24 +112,11 @@ def eval_overhead_runs(device: str, rollout_steps_per_task: int, updates: int,
                                 "total_steps": steps * updates, "eval_every_steps": steps,
                                 "eval_episodes": episodes,
                                 "eval_mode": "inline" if mode == "none" else mode})
-        with tempfile.TemporaryDirectory() as tmp:
-            t0 = time.perf_counter()
-            trainer = Trainer(cfg, Path(tmp))
-            build = time.perf_counter() - t0
-            if mode == "none":
-                trainer.eval_due = lambda: False  # benchmark only: not even the final evaluation
-            try:
-                t0 = time.perf_counter()
-                trainer.run()
-                wall = time.perf_counter() - t0
-            finally:
-                trainer.close()
-            out[key] = {"wall_s": wall, "build_s": build, "budget": trainer.time_budget(),
-                        "episodes": episodes, "steps_per_update": steps,
-                        "eval_env_steps": trainer.eval_env_steps}
-            with open("/proc/loadavg") as f:
-                load = f.read().split()[0]
-            print(f"  {key}: wall {wall:.1f} s, load average {load}", flush=True)
+        trainer, build, wall = timed_run(cfg, evaluate=mode != "none")
+        out[key] = {"wall_s": wall, "build_s": build, "budget": trainer.time_budget(),
+                    "episodes": episodes, "steps_per_update": steps,
+                    "eval_env_steps": trainer.eval_env_steps}
+        print(f"  {key}: wall {wall:.1f} s, load average {load_average().split()[0]}", flush=True)
     return out
 
 
@@ -193,16 +199,7 @@ def e2e_run(bench: str, device: torch.device, workers: int, eval_workers: int, l
                             "eval_mode": "overlap" if evaluate else "inline",
                             "eval_workers": max(1, eval_workers),
                             "eval_every_steps": 1_000_000 if evaluate else 10**12})
-    with tempfile.TemporaryDirectory() as tmp:
-        trainer = Trainer(cfg, Path(tmp))
-        if not evaluate:
-            trainer.eval_due = lambda: False  # benchmark only: not even the final evaluation
-        try:
-            t0 = time.perf_counter()
-            trainer.run()
-            wall = time.perf_counter() - t0
-        finally:
-            trainer.close()
+    trainer, _, wall = timed_run(cfg, evaluate)
     b = trainer.time_budget()
     print(f"  end to end, {workers} env workers, {updates} updates of {steps:,} steps "
           f"({learner['num_epochs']}x{learner['num_minibatches']} minibatches), "
