@@ -92,7 +92,7 @@ def test_workers_split_each_evaluation_by_task_and_commit_what_inline_evaluation
 
     cfg = make_config(_cfg().to_dict(), eval_episodes=3, max_episode_steps=20)
     train, eval_fns = make_train_envs("MT10", "v1", 3, envs_per_task=1, async_envs=False,
-                                      max_episode_steps=20, env_workers=0)
+                                      max_episode_steps=20)
     obs_dim, act_dim = train.obs_dim, train.act_dim
     train.close()
     spec = EvalSpec(cfg, eval_fns, obs_dim, act_dim)

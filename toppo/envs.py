@@ -203,20 +203,12 @@ def train_env_fns(fns: list[functools.partial], seed: int, envs_per_task: int
 
 
 def make_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_task: int,
-                    async_envs: bool, max_episode_steps: int, env_workers: int = 0):
-    """Training envs for one run and the evaluation constructors of the same benchmark goals
-    (``eval_env_fns``), for ``make_eval_envs`` here or in an evaluation worker.
-
-    ``env_workers`` = 0: ``EnvCopies`` in this process (``async_envs``: a subprocess per
-    env); N > 0: ``toppo.envworkers.EnvWorkerPool``, N processes each stepping a contiguous
-    slice of the envs. Every choice steps the same envs and returns the same ``StepBatch``es."""
+                    async_envs: bool, max_episode_steps: int) -> tuple[EnvCopies, list[functools.partial]]:
+    """Training envs for one run, in this process (``async_envs``: a subprocess per env), and
+    the evaluation constructors of the same benchmark goals (``eval_env_fns``), for
+    ``make_eval_envs`` here or in an evaluation worker. The same envs in worker processes:
+    ``toppo.envworkers.make_worker_train_envs``; both return the same ``StepBatch``es."""
     base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
-    if env_workers > 0:
-        from toppo.envworkers import EnvWorkerPool  # a process pool only where asked for
-
-        pool = EnvWorkerPool(train_env_fns(fns, seed, envs_per_task), base, env_workers)
-        base.close()  # only its constructors, spaces and task names were needed
-        return pool, eval_env_fns(fns, seed)
     K, vec_cls = len(fns), _vector_class(async_envs)
     every = train_env_fns(fns, seed, envs_per_task)
     train = [base if c == 0 and not async_envs  # exactly the package's env for copy 0

@@ -39,7 +39,14 @@ from typing import Any
 import numpy as np
 
 from toppo import numerics
-from toppo.envs import StepBatch, reduce_step
+from toppo.envs import (
+    StepBatch,
+    _task_names,
+    benchmark_env_fns,
+    eval_env_fns,
+    reduce_step,
+    train_env_fns,
+)
 from toppo.procs import die_with_parent, exit_description
 
 
@@ -159,8 +166,6 @@ class EnvWorkerPool:
     task names."""
 
     def __init__(self, fns: list[functools.partial], like, workers: int):
-        from toppo.envs import _task_names
-
         self.num_envs, self.num_tasks = len(fns), like.num_envs
         self.task_ids = np.tile(np.arange(self.num_tasks), self.num_envs // self.num_tasks)
         self.single_observation_space = like.single_observation_space
@@ -292,3 +297,16 @@ class EnvWorkerPool:
         for conn in self._conns:
             conn.close()
         self.shm.close()
+
+
+def make_worker_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_task: int,
+                           max_episode_steps: int, workers: int
+                           ) -> tuple[EnvWorkerPool, list[functools.partial]]:
+    """``toppo.envs.make_train_envs``' envs, stepped by ``workers`` worker processes, and the
+    evaluation constructors of the same benchmark goals."""
+    base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
+    try:
+        return EnvWorkerPool(train_env_fns(fns, seed, envs_per_task), base, workers), \
+            eval_env_fns(fns, seed)
+    finally:
+        base.close()  # only its constructors, spaces and task names were needed

@@ -19,6 +19,7 @@ One PPO update, top to bottom (``Trainer.train_one_update``):
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import sys
 import time
@@ -44,7 +45,7 @@ from toppo import ppo
 from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
 from toppo.cores import env_worker_count, eval_worker_count
 from toppo.envs import make_train_envs
-from toppo.envworkers import EnvWorkerError
+from toppo.envworkers import EnvWorkerError, make_worker_train_envs
 from toppo.evalworker import EvalSpec, make_evaluator, snapshot_weights
 from toppo.io import (
     RunLock,
@@ -91,10 +92,12 @@ class Trainer:
         np.random.seed(cfg.seed)
 
         self.env_workers = env_worker_count(cfg)
-        self.envs, eval_fns = make_train_envs(
-            cfg.benchmark, cfg.reward_version, cfg.seed, envs_per_task=cfg.envs_per_task,
-            async_envs=cfg.async_envs, max_episode_steps=cfg.max_episode_steps,
-            env_workers=self.env_workers)
+        make_envs = (functools.partial(make_worker_train_envs, workers=self.env_workers)
+                     if self.env_workers else
+                     functools.partial(make_train_envs, async_envs=cfg.async_envs))
+        self.envs, eval_fns = make_envs(cfg.benchmark, cfg.reward_version, cfg.seed,
+                                        envs_per_task=cfg.envs_per_task,
+                                        max_episode_steps=cfg.max_episode_steps)
         self.K = self.envs.num_tasks
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
         # inline, or worker process(es) building their eval envs from eval_fns meanwhile
