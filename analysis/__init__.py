@@ -43,26 +43,54 @@ def report_errors(report: Any) -> list[str]:
     return out
 
 
+ABLATION_PARTS = ("cumulative", "single", "combiners")
+
+
+def ablation_rows(spec: dict[str, Any], part: str) -> list[str]:
+    """The variants of ablation part ``part`` (ABLATION_PARTS) of a report spec: its
+    ``ablations.<part>``, a list of variant names as table 3's ``ours`` or the name of a
+    variant group (toppo.registry.GROUPS); absent, the group named ``part``."""
+    from toppo.registry import variant_list
+
+    return variant_list(spec["ablations"].get(part, part))
+
+
 def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str] | None = None) -> None:
     """Refuse (ValueError naming ``source`` and the key) a ``report:`` section that breaks the
-    schema, names a variant toppo.variants does not define, or (with ``baseline_methods``, the
+    schema, names a variant or variant group toppo.registry does not define, or (with ``baseline_methods``, the
     methods of the baselines file in use) a baseline that is neither one of those methods nor
     one of the default report's table-3 baselines (the paper's comparison methods, shown as
     "--" where the file has no row for them)."""
     errors = report_errors(report)
     if not errors:
-        from toppo.variants import VARIANTS
+        from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
 
         methods = None
         if baseline_methods is not None:
             defaults = yaml.safe_load(DEFAULT_REPORT_PATH.read_text())["report"]
             methods = set(baseline_methods) | {
                 m for b in defaults["table3"]["blocks"] for m in b.get("baselines", [])}
-        for i, block in enumerate(report["table3"]["blocks"]):
-            for name in block.get("ours", []):
+        t3, ab = report["table3"], report["ablations"]
+        settings = [("report.table3", t3), ("report.ablations", ab)] + [
+            (f"report.table3.blocks[{i}]", block) for i, block in enumerate(t3["blocks"])]
+        for where, part in settings:
+            for key, known in (("benchmark", BENCHMARKS), ("reward_version", REWARD_VERSIONS)):
+                if key in part and part[key] not in known:
+                    errors.append(f"{where}.{key}: unknown {part[key]!r} (toppo.registry: "
+                                  f"{', '.join(known)})")
+        named = [(f"report.table3.blocks[{i}].ours", block.get("ours", []))
+                 for i, block in enumerate(report["table3"]["blocks"])]
+        for part in ABLATION_PARTS:
+            try:
+                named.append((f"report.ablations.{part}", ablation_rows(report, part)))
+            except KeyError as exc:
+                errors.append(f"report.ablations.{part}: {exc.args[0]}")
+        for where, names in named:
+            for name in names:
                 if name not in VARIANTS:
-                    errors.append(f"report.table3.blocks[{i}].ours: unknown variant {name!r} "
-                                  f"(toppo.variants: {', '.join(VARIANTS)})")
+                    errors.append(f"{where}: unknown variant {name!r} "
+                                  f"(toppo.registry: {', '.join(VARIANTS)})")
+        for i, block in enumerate(report["table3"]["blocks"]):
             for name in block.get("baselines", []) if methods is not None else []:
                 if name not in methods:
                     errors.append(f"report.table3.blocks[{i}].baselines: {name!r} is not a method "

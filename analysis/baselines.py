@@ -46,10 +46,10 @@ from analysis.protocol_spec import (
     AGGREGATORS,
     DISPERSIONS,
     PROTOCOL_NAMES,
-    REWARD_VERSIONS,
     is_aggregator,
     worst_k_of,
 )
+from toppo.registry import BENCHMARKS, REWARD_VERSIONS, num_tasks
 
 DEFAULT_PATH = Path(__file__).with_name("data") / "baselines.csv"
 
@@ -58,8 +58,6 @@ COLUMNS: tuple[str, ...] = (
     "dispersion", "dispersion_kind", "n_seeds", "eval_episodes", "param_count", "source", "arxiv",
     "location", "notes", "value_kind", "tolerance", "at_step", "provenance",
 )
-BENCHMARKS: tuple[str, ...] = ("MT10", "MT50")
-TASKS_PER_BENCHMARK = {"MT10": 10, "MT50": 50}
 INT_COLUMNS: tuple[str, ...] = ("budget_steps", "n_seeds", "eval_episodes", "param_count", "at_step")
 TEXT_COLUMNS: tuple[str, ...] = ("method", "source", "arxiv", "location", "notes", "provenance")
 FLOAT_COLUMNS: tuple[str, ...] = ("value", "dispersion", "tolerance")
@@ -138,7 +136,7 @@ def _parse_row(cells: dict[str, str], path: Path | str, line: int | None) -> dic
                                                  "in the source the number is)")
     if out["arxiv"] and not _ARXIV.match(out["arxiv"]):
         raise BaselineError(path, line, "arxiv", f"not an arXiv id like 2505.11289: {out['arxiv']!r}")
-    out["benchmark"] = _enum_cell(cells["benchmark"].strip(), BENCHMARKS, path, line, "benchmark")
+    out["benchmark"] = _enum_cell(cells["benchmark"].strip(), tuple(BENCHMARKS), path, line, "benchmark")
     out["reward_version"] = _enum_cell(cells["reward_version"].strip(), REWARD_VERSIONS, path, line,
                                        "reward_version")
     out["protocol"] = _enum_cell(cells["protocol"].strip(), BASELINE_PROTOCOLS, path, line, "protocol")
@@ -147,9 +145,9 @@ def _parse_row(cells: dict[str, str], path: Path | str, line: int | None) -> dic
         raise BaselineError(path, line, "aggregator", f"unknown value {aggregator!r}; expected one of "
                                                       f"{', '.join(AGGREGATORS)} or worst-K (K >= 1)")
     k = worst_k_of(aggregator)
-    if k is not None and k > TASKS_PER_BENCHMARK[out["benchmark"]]:
+    if k is not None and k > num_tasks(out["benchmark"]):
         raise BaselineError(path, line, "aggregator", f"{aggregator}: {out['benchmark']} has only "
-                                                      f"{TASKS_PER_BENCHMARK[out['benchmark']]} tasks")
+                                                      f"{num_tasks(out['benchmark'])} tasks")
     out["aggregator"] = aggregator
     value_text = cells["value"].strip()
     if not value_text:

@@ -24,7 +24,6 @@ from pathlib import Path
 from typing import Any
 
 from analysis.baselines import (
-    BENCHMARKS,
     DEFAULT_PATH,
     TYPED_PATH,
     UNSTATED_DISPERSION,
@@ -38,7 +37,8 @@ from analysis.baselines import (
     typed_row,
 )
 from analysis.conversion import ConversionRefused, convert_published
-from analysis.protocol_spec import FORMAT_HELP, REWARD_VERSIONS, Protocol, ProtocolSpecError
+from analysis.protocol_spec import FORMAT_HELP, Protocol, ProtocolSpecError
+from toppo.registry import BENCHMARKS, REWARD_VERSIONS
 
 PROG = "python -m analysis convert"
 DESCRIPTION = """\
@@ -149,7 +149,8 @@ def _add_modes(parser: argparse.ArgumentParser) -> None:
     pub.add_argument("--method", default=None, metavar="M",
                      help="a row of the table: its method column, e.g. MOORE, PaCo, SM, 'TOPPO (paper)' "
                           "(or give --value for a number that is not in the table)")
-    pub.add_argument("--benchmark", required=True, choices=BENCHMARKS, help="MT10 or MT50")
+    pub.add_argument("--benchmark", required=True, choices=list(BENCHMARKS),
+                     help=" or ".join(BENCHMARKS))
     pub.add_argument("--reward-version", required=True, choices=REWARD_VERSIONS, help="Meta-World reward version")
     pub.add_argument("--budget", type=_budget_arg, default=None, metavar="N",
                      help="total env steps of the row (budget_steps), e.g. 100000000 or 1e8; needed when the "
@@ -190,10 +191,10 @@ def _add_modes(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--protocol", required=True, type=_protocol_arg, metavar="PROTOCOL",
                       help=f"the external protocol: {FORMAT_HELP}; episodes=N / reward=vX make the report "
                            "refuse runs that differ")
-    ours.add_argument("--benchmark", nargs="+", choices=BENCHMARKS, default=None, metavar="B",
-                      help="only these benchmarks (MT10, MT50; default: all found)")
+    ours.add_argument("--benchmark", nargs="+", choices=list(BENCHMARKS), default=None, metavar="B",
+                      help=f"only these benchmarks ({', '.join(BENCHMARKS)}; default: all found)")
     ours.add_argument("--reward-version", nargs="+", choices=REWARD_VERSIONS, default=None, metavar="V",
-                      help="only these reward versions (v1, v2; default: all found)")
+                      help=f"only these reward versions ({', '.join(REWARD_VERSIONS)}; default: all found)")
     ours.add_argument("--variant", nargs="+", default=None, metavar="NAME",
                       help="only these variants (e.g. toppo mtppo; default: all found)")
     ours.add_argument("--reps", type=_positive_int, default=None, metavar="N",

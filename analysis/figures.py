@@ -30,8 +30,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 
+from analysis import ablation_rows, logs, metrics
 from analysis import diagnosis as diag
-from analysis import logs, metrics
 from analysis.partial import write_coverage
 from analysis.protocol_spec import worst_k_of
 from analysis.protocols import (
@@ -43,11 +43,10 @@ from analysis.protocols import (
     score_matrix,
 )
 from analysis.tables import load_baselines_or_none
-from toppo.variants import CUMULATIVE, LABELS, VARIANTS
+from toppo.registry import LABELS, VARIANTS
 
 FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap", "diagnosis")
 GRADNORM_VARIANTS = ("mtppo", "toppo")
-TRAIN_VARIANTS = tuple(dict.fromkeys([*GRADNORM_VARIANTS, *CUMULATIVE]))  # whose train_metrics are read
 
 
 @dataclass(frozen=True)
@@ -87,7 +86,7 @@ def panels(spec: dict, table3_only: bool = False) -> list[Panel]:
         add(block["benchmark"], block.get("reward_version", t3["reward_version"]), block.get("ours", []),
             block.get("protocol", t3["protocol"]), block.get("baselines", []), block.get("prefer_source"))
     if not table3_only:
-        add(ab["benchmark"], ab["reward_version"], CUMULATIVE, ab["protocol"])
+        add(ab["benchmark"], ab["reward_version"], ablation_rows(spec, "cumulative"), ab["protocol"])
     return list(out.values())
 
 
@@ -97,7 +96,7 @@ def _label(variant: str) -> str:
 
 
 def _color(variant: str) -> str:
-    """One colour per variant in every figure (its place in toppo.variants, tab10 cycle)."""
+    """One colour per variant in every figure (its place in toppo.registry.VARIANTS, tab10 cycle)."""
     order = list(VARIANTS)
     return f"C{(order.index(variant) if variant in order else len(order)) % 10}"
 
@@ -355,7 +354,7 @@ def diagnosis(runs: RunSet, spec: dict, scale: str):
     fig, axes = plt.subplots(2, 2, figsize=(11.0, 7.0), layout="constrained")
     facts: dict[str, str] = {}
     for ax, d in zip(axes.flat, diag.CURVES, strict=True):
-        for variant in CUMULATIVE:
+        for variant in ablation_rows(spec, "cumulative"):
             c = diag.over_training(runs.train, bench, rv, variant, d)
             if c is None:
                 continue
@@ -392,7 +391,8 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
     from the cells evaluated so far, analysis.partial, with ``partial_cells.csv``)."""
     reps = spec.get("bootstrap_reps", metrics.DEFAULT_REPS) if reps is None else reps
     seed = spec.get("bootstrap_seed", 0) if seed is None else seed
-    runs = RunSet.load(run_paths, reps=reps, seed=seed, train=TRAIN_VARIANTS, partial=partial)
+    train = tuple(dict.fromkeys([*GRADNORM_VARIANTS, *ablation_rows(spec, "cumulative")]))
+    runs = RunSet.load(run_paths, reps=reps, seed=seed, train=train, partial=partial)  # whose train_metrics are read
     baselines = load_baselines_or_none(baselines_path)
     out_dir = Path(out_dir)
     builders = {

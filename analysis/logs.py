@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from toppo.io import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
-from toppo.logschema import BENCHMARK_TASKS, EVAL_COLUMNS  # the contract of docs/design.md
+from toppo.logschema import EVAL_COLUMNS  # the contract of docs/design.md
+from toppo.registry import BENCHMARKS, REWARD_VERSIONS
 
 RUN_KEY = ["variant", "benchmark", "reward_version", "seed"]
 _INT_COLUMNS = ["seed", "step", "task_index", "episodes"]
@@ -123,15 +124,15 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
         raise bad_line(df.episodes < 1, "episodes must be >= 1")
     if (df.step < 0).any():
         raise bad_line(df.step < 0, "step must be >= 0")
-    unknown = ~df.benchmark.isin(list(BENCHMARK_TASKS))
+    unknown = ~df.benchmark.isin(list(BENCHMARKS))
     if unknown.any():
-        raise bad_line(unknown, f"unknown benchmark (known: {', '.join(BENCHMARK_TASKS)})")
-    size = df.benchmark.map({b: len(t) for b, t in BENCHMARK_TASKS.items()})
+        raise bad_line(unknown, f"unknown benchmark (known: {', '.join(BENCHMARKS)})")
+    size = df.benchmark.map({b: len(t) for b, t in BENCHMARKS.items()})
     out_of_range = (df.task_index < 0) | (df.task_index >= size)
     if out_of_range.any():
-        raise bad_line(out_of_range, "task_index outside the benchmark's tasks "
-                                     "(MT10: 0..9, MT50: 0..49)")
-    expected = [BENCHMARK_TASKS[b][i] for b, i in zip(df.benchmark, df.task_index)]
+        raise bad_line(out_of_range, "task_index outside the benchmark's tasks ("
+                       + ", ".join(f"{b}: 0..{len(t) - 1}" for b, t in BENCHMARKS.items()) + ")")
+    expected = [BENCHMARKS[b][i] for b, i in zip(df.benchmark, df.task_index)]
     wrong = df.task != pd.Series(expected, index=df.index)
     if wrong.any():
         i = int(np.flatnonzero(wrong.to_numpy())[0])
@@ -241,8 +242,8 @@ def _last_logged_step(run: Path) -> int | None:
 _MANIFEST_KEYS = {
     "status": ("'running' or 'complete'", lambda v: v in ("running", "complete")),
     "variant": ("a non-empty string", lambda v: isinstance(v, str) and v != ""),
-    "benchmark": (f"one of {', '.join(BENCHMARK_TASKS)}", lambda v: v in BENCHMARK_TASKS),
-    "reward_version": ("'v1' or 'v2'", lambda v: v in ("v1", "v2")),
+    "benchmark": (f"one of {', '.join(BENCHMARKS)}", lambda v: v in BENCHMARKS),
+    "reward_version": (f"one of {', '.join(REWARD_VERSIONS)}", lambda v: v in REWARD_VERSIONS),
     "seed": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),
     "config_hash": ("a string", lambda v: isinstance(v, str)),
     "env_steps": ("an integer >= 0", lambda v: _is_int(v) and v >= 0),

@@ -28,13 +28,14 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from toppo.registry import REWARD_VERSIONS
+
 PROTOCOL_NAMES: tuple[str, ...] = ("final", "max_over_time", "curve_peak", "seed_peak", "last_n")
 AGGREGATORS: tuple[str, ...] = ("mean", "iqm", "median")
 # worst-K (K >= 1): mean over each seed's K lowest task scores, averaged over seeds
 # (analysis.metrics.worst_k); accepted wherever an aggregator is, besides AGGREGATORS
 WORST_K = re.compile(r"^worst-([1-9]\d*)$")
 DISPERSIONS: tuple[str, ...] = ("std", "sem", "ci95", "none")
-REWARD_VERSIONS: tuple[str, ...] = ("v1", "v2")
 
 # key=value parts of the text form; the first key is what str() writes
 _KEYS = {"episodes": "eval_episodes", "eval_episodes": "eval_episodes",

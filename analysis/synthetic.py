@@ -21,10 +21,9 @@ import pandas as pd
 import yaml
 
 from toppo.io import write_text_atomic
-from toppo.logschema import BENCHMARK_TASKS as BENCHMARK_TASK_NAMES
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.registry import BENCHMARKS
 
-BENCHMARK_TASKS = {"MT10": 10, "MT50": 50}
 # Final-success offsets (logits) of the synthetic learners; unknown variants get a hashed offset.
 _VARIANT_SKILL = {"mtppo": 0.0, "mtppo_popart": 0.4, "mtppo_popart_lnc": 0.7,
                   "mtppo_popart_lnc_fgc": 1.0, "toppo": 1.3}
@@ -33,7 +32,7 @@ _VARIANT_SKILL = {"mtppo": 0.0, "mtppo_popart": 0.4, "mtppo_popart_lnc": 0.7,
 def task_names(num_tasks: int, benchmark: str | None = None) -> list[str]:
     """The first ``num_tasks`` task names of ``benchmark`` in env order (analysis.logs checks
     them), or placeholders ``task00-v3``, ... for an unknown benchmark."""
-    known = BENCHMARK_TASK_NAMES.get(benchmark or "", ())
+    known = BENCHMARKS.get(benchmark or "", ())
     if num_tasks <= len(known):
         return list(known[:num_tasks])
     return [f"task{i:02d}-v3" for i in range(num_tasks)]
@@ -117,7 +116,7 @@ def write_run(run_dir: str | Path, *, variant: str, benchmark: str, reward_versi
     """
     run_dir = Path(run_dir)
     if success is None:
-        k = num_tasks or BENCHMARK_TASKS.get(benchmark, 10)
+        k = num_tasks or len(BENCHMARKS.get(benchmark, range(10)))
         success = synthetic_success(variant, benchmark, seed, n_evals, k, episodes, reward_version)
     success = np.asarray(success, dtype=float)
     n_evals, k = success.shape
@@ -174,7 +173,7 @@ def write_suite(root: str | Path, *, scale: str = "synthetic",
     """
     out = []
     for benchmark, reward_version, variants in groups:
-        k = BENCHMARK_TASKS.get(benchmark, 10)
+        k = len(BENCHMARKS.get(benchmark, range(10)))
         budget = (total_steps or {}).get(benchmark, 1_000_000 * k)
         for variant in variants:
             for seed in seeds:

@@ -27,8 +27,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from analysis import ablation_rows, logs, metrics
 from analysis import diagnosis as diag
-from analysis import logs, metrics
 from analysis.conversion import protocol_unstated, row_protocol
 from analysis.partial import write_coverage
 from analysis.protocol_spec import PROTOCOL_NAMES, Protocol, worst_k_of
@@ -40,7 +40,7 @@ from analysis.protocols import (
     phrase,
     score_matrix,
 )
-from toppo.variants import COMBINER_GRID, CUMULATIVE, LABELS, SINGLE
+from toppo.registry import COMBINER_GRID, LABELS
 
 TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task", "diagnosis")
 DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ over seeds",
@@ -364,17 +364,19 @@ def _worst_ks(runs: RunSet, bench: str, rv: str, variants: Sequence[str], spec: 
 
 def ablation_cumulative(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                         manifests: pd.DataFrame | None = None) -> str:
-    """Cumulative ablation (``CUMULATIVE``: MT-PPO -> ... -> TOPPO) and single-module rows
-    (``SINGLE``) under ``spec['ablations']``, with the spec's worst-k tail metrics."""
+    """Cumulative ablation (``spec['ablations']['cumulative']``: MT-PPO -> ... -> TOPPO) and
+    single-module rows (``...['single']``) under ``spec['ablations']``, with the spec's worst-k
+    tail metrics."""
     runs, bench, rv, p = _ablation_setup(evals, spec, manifests)
-    ks, notes = _worst_ks(runs, bench, rv, [*CUMULATIVE, *SINGLE], spec)
+    cumulative, single = ablation_rows(spec, "cumulative"), ablation_rows(spec, "single")
+    ks, notes = _worst_ks(runs, bench, rv, [*cumulative, *single], spec)
     stat_label = metrics.statistic(p.aggregator).label
     header = ["Variant", "Seeds", f"{stat_label} {DISPERSION_HEADS[p.dispersion]}", *[f"Worst-{k}" for k in ks]]
     table = Table("lr" + "l" * (1 + len(ks)), header, caption="", label="tab:ablation_cumulative",
                   size="\\small\\setlength{\\tabcolsep}{4pt}")
     used = []
-    for title, variants in (("Cumulative: each row adds one module", CUMULATIVE),
-                            ("Single modules on MT-PPO", SINGLE)):
+    for title, variants in (("Cumulative: each row adds one module", cumulative),
+                            ("Single modules on MT-PPO", single)):
         table.group(title)
         columns = [[runs.report(bench, rv, v, p) for v in variants]]
         columns += [[runs.report(bench, rv, v, p, statistic=f"worst-{k}") for v in variants] for k in ks]
@@ -397,11 +399,14 @@ def ablation_cumulative(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
 
 def ablation_combiners(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                        manifests: pd.DataFrame | None = None) -> str:
-    """The actor-combiner x critic-combiner grid (``COMBINER_GRID``) under ``spec['ablations']``."""
+    """The actor-combiner x critic-combiner grid under ``spec['ablations']``: the cells of
+    ``COMBINER_GRID`` whose variants ``spec['ablations']['combiners']`` names."""
     runs, bench, rv, p = _ablation_setup(evals, spec, manifests)
-    actors = list(dict.fromkeys(a for a, _ in COMBINER_GRID))
-    critics = list(dict.fromkeys(c for _, c in COMBINER_GRID))
-    reports = {cell: runs.report(bench, rv, v, p) for cell, v in COMBINER_GRID.items()}
+    shown = set(ablation_rows(spec, "combiners"))
+    grid = {cell: v for cell, v in COMBINER_GRID.items() if v in shown}
+    actors = list(dict.fromkeys(a for a, _ in grid))
+    critics = list(dict.fromkeys(c for _, c in grid))
+    reports = {cell: runs.report(bench, rv, v, p) for cell, v in grid.items()}
     cells = list(reports)
     flags = dict(zip(cells, best_flags([reports[c]["value"] if reports[c] else None for c in cells]), strict=True))
     table = Table("l" + "l" * len(critics), ["Actor \\textbackslash{} critic", *[_tt(c) for c in critics]],
@@ -409,7 +414,7 @@ def ablation_combiners(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
     for a in actors:
         table.rows.append([_tt(a), *[report_cell(reports.get((a, c)), bold=flags.get((a, c), False))
                                      for c in critics]])
-    named = [f"({a}, {c}) is {_label(v)}" for (a, c), v in COMBINER_GRID.items() if v in LABELS
+    named = [f"({a}, {c}) is {_label(v)}" for (a, c), v in grid.items() if v in LABELS
              and not v.startswith("grid_")]
     missing = [f"({a}, {c})" for (a, c), r in reports.items() if r is None]
     table.caption = (f"Gradient combiners on top of PopArt + LN-c, {latex_escape(bench)} with "
@@ -557,7 +562,7 @@ def diagnosis_table(runs: RunSet, spec: dict, scale: str) -> str:
     table = Table("lrr" + "l" * 5, header, caption="", label="tab:diagnosis",
                   size="\\small\\setlength{\\tabcolsep}{3pt}")
     steps = []
-    for variant in CUMULATIVE:
+    for variant in ablation_rows(spec, "cumulative"):
         sums = {d.column: diag.run_summary(runs.train, bench, rv, variant, d) for d in diag.TABLE}
         have = [s for s in sums.values() if s is not None]
         if not have:
@@ -603,7 +608,8 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
     if seed is not None:
         spec["bootstrap_seed"] = seed
     runs = RunSet.load(run_paths, reps=spec.get("bootstrap_reps", metrics.DEFAULT_REPS),
-                       seed=spec.get("bootstrap_seed", 0), train=CUMULATIVE, partial=partial)
+                       seed=spec.get("bootstrap_seed", 0), train=ablation_rows(spec, "cumulative"),
+                       partial=partial)
     baselines = load_baselines_or_none(baselines_path)
     builders = {
         "table3": lambda: table3(runs, baselines, spec, scale),

@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from analysis import figures, load_report_spec, synthetic, tables
 from analysis.protocols import RunSet
-from toppo.variants import COMBINER_GRID, CUMULATIVE, SINGLE
+from toppo.registry import GROUPS
 
 
 def main() -> None:
@@ -34,7 +34,7 @@ def main() -> None:
 
     spec = load_report_spec()
     reps = args.reps or spec["bootstrap_reps"]
-    ablation_variants = list(dict.fromkeys([*CUMULATIVE, *SINGLE, *COMBINER_GRID.values()]))
+    ablation_variants = list(dict.fromkeys([*GROUPS["cumulative"], *GROUPS["single"], *GROUPS["combiners"]]))
     groups = [("MT50", "v1", ["toppo", "mtppo"]), ("MT10", "v1", ["toppo", "mtppo"]),
               ("MT50", "v2", ablation_variants)]
     with tempfile.TemporaryDirectory() as tmp:

@@ -21,12 +21,12 @@ import mujoco
 import numpy as np
 
 from toppo.envpool_oracle import expert_success, goal_distribution, step_parity
-from toppo.logschema import BENCHMARK_TASKS
+from toppo.registry import BENCHMARKS
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--benchmark", default="MT10", choices=sorted(BENCHMARK_TASKS))
+    ap.add_argument("--benchmark", default="MT10", choices=sorted(BENCHMARKS))
     ap.add_argument("--seed", type=int, default=3)
     ap.add_argument("--steps", type=int, default=1000, help="vector steps of step parity (0: skip)")
     ap.add_argument("--policies", default="random,expert", help="step-parity action sources")
@@ -38,7 +38,7 @@ def main() -> None:
     ap.add_argument("--goal-resets", type=int, default=0,
                     help="EnvPool resets per task against the benchmark's 50 goals (0: skip)")
     args = ap.parse_args()
-    names = list(BENCHMARK_TASKS[args.benchmark])
+    names = list(BENCHMARKS[args.benchmark])
     step_names = args.tasks.split(",") if args.tasks else names
     print(f"envpool {envpool.__version__} (bundles MuJoCo 3.6.0), metaworld "
           f"{importlib.metadata.version('metaworld')}, "

@@ -4,13 +4,13 @@ import re
 
 import pytest
 
-from toppo import variants
+from toppo import registry, variants
 from toppo.config import ConfigError, TrainConfig, make_config, parse_value
 from toppo.train import main
 
 
 def test_every_variant_resolves_and_toppo_is_the_paper_configuration():
-    for name in variants.VARIANTS:
+    for name in registry.VARIANTS:
         variants.resolve(name)
     t = variants.resolve("toppo")
     assert (t.popart, t.critic_heads, t.ln_critic, t.actor_combiner, t.critic_combiner,
@@ -27,14 +27,15 @@ def _changed(a: str, b: str) -> set[str]:
 
 
 def test_cumulative_rows_add_one_module_each():
-    for prev, nxt in zip(variants.CUMULATIVE, variants.CUMULATIVE[1:]):
+    cumulative = registry.GROUPS["cumulative"]
+    for prev, nxt in zip(cumulative, cumulative[1:]):
         assert len(_changed(prev, nxt) - {"stratified_minibatches"}) == 1, (prev, nxt)
     assert _changed("mtppo", "mtppo_mhc") == {"critic_heads"}
     assert _changed("mtppo_mhc", "mtppo_popart") == {"popart"}  # normalisation alone
 
 
 def test_single_rows_change_one_module_of_mtppo():
-    for name in variants.SINGLE[1:]:
+    for name in registry.GROUPS["single"][1:]:
         changed = _changed("mtppo", name)
         if changed != {"stratified_minibatches"}:
             changed -= {"stratified_minibatches"}
@@ -88,10 +89,20 @@ def test_inconsistent_module_switches_are_refused(overrides, key):
 
 
 def test_combiner_grid_covers_all_pairs_without_duplicate_configs():
-    assert len(variants.COMBINER_GRID) == 16
-    assert variants.COMBINER_GRID[("pcgrad", "fairgrad")] == "toppo"
-    configs = [variants.resolve(n) for n in variants.COMBINER_GRID.values()]
+    assert len(registry.COMBINER_GRID) == 16
+    assert registry.COMBINER_GRID[("pcgrad", "fairgrad")] == "toppo"
+    configs = [variants.resolve(n) for n in registry.COMBINER_GRID.values()]
     assert len(set(configs)) == 16
+
+
+def test_combiner_grid_names_exactly_the_cells_that_are_named_variants():
+    """GRID_NAMED: each named cell is the same config as its grid overrides, and no other cell
+    equals any named variant (so no configuration is trained twice under two names)."""
+    named = {n: variants.resolve(n) for n in registry.VARIANTS if not n.startswith("grid_")}
+    for (a, c), name in registry.COMBINER_GRID.items():
+        cfg = make_config(registry.grid_overrides(a, c))
+        same = [n for n, other in named.items() if other == cfg]
+        assert same == ([name] if (a, c) in registry.GRID_NAMED else []), ((a, c), same)
 
 
 @pytest.mark.parametrize("overrides, key", [

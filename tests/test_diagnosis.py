@@ -10,7 +10,9 @@ import pytest
 from analysis import diagnosis as diag
 from analysis import figures, load_report_spec, synthetic, tables
 from analysis.protocols import RunSet
-from toppo.variants import CUMULATIVE
+from toppo.registry import GROUPS
+
+CUMULATIVE = GROUPS["cumulative"]
 
 
 def frame(variant, seed, spread, cos, steps=None):

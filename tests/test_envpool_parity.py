@@ -32,11 +32,11 @@ from toppo.envpool_envs import (  # noqa: E402
     envpool_task_id,
 )
 from toppo.envpool_oracle import expert_success, oracle_env, step_parity  # noqa: E402
-from toppo.logschema import BENCHMARK_TASKS  # noqa: E402
+from toppo.registry import BENCHMARKS  # noqa: E402
 
 ENVPOOL_MUJOCO = "3.6.0"  # envpool 1.2.5's workspace0.bzl: mujoco-3.6.0
 SAME_ENGINE = mujoco.__version__ == ENVPOOL_MUJOCO
-MT10 = list(BENCHMARK_TASKS["MT10"])
+MT10 = list(BENCHMARKS["MT10"])
 # tasks without a free object: no contact chaos, float32 agreement on any MuJoCo 3.x tried
 NO_FREE_OBJECT = ["door-open-v3", "drawer-open-v3", "button-press-topdown-v3", "window-open-v3",
                   "window-close-v3"]
@@ -52,9 +52,9 @@ def test_unsupported_settings_are_refused_naming_the_key():
 
 
 def test_all_fifty_tasks_are_registered_under_metaworlds_names():
-    assert list(metaworld.ALL_V3_ENVIRONMENTS) == list(BENCHMARK_TASKS["MT50"])
+    assert list(metaworld.ALL_V3_ENVIRONMENTS) == list(BENCHMARKS["MT50"])
     registered = set(envpool.list_all_envs())
-    assert {envpool_task_id(n) for n in BENCHMARK_TASKS["MT50"]} <= registered
+    assert {envpool_task_id(n) for n in BENCHMARKS["MT50"]} <= registered
 
 
 def test_layout_and_same_step_autoreset_match_the_metaworld_mt_path():
@@ -96,7 +96,7 @@ def test_goal_stream_replays_exactly_for_every_task():
     gives the same goals, so metaworld can be put on EnvPool's goals (drawn from metaworld's
     own random-reset boxes: the twin uses metaworld's bounds). Except hammer-v3 and
     shelf-place-v3, whose EnvPool goals drift from the second episode on."""
-    names = list(BENCHMARK_TASKS["MT50"])
+    names = list(BENCHMARKS["MT50"])
     with pytest.raises(ConfigError, match="^benchmark: MT50 cannot train on env_backend=envpool"):
         EnvPoolTrainEnvs("MT50", "v2", 11)
     ep = EnvPoolTrainEnvs("MT50", "v2", 11, allow_drifting_goals=True)

@@ -9,7 +9,9 @@ import pytest
 from analysis import figures, load_report_spec, synthetic
 from analysis.__main__ import main
 from analysis.protocols import RunSet
-from toppo.variants import CUMULATIVE, VARIANTS
+from toppo.registry import GROUPS, VARIANTS
+
+CUMULATIVE = GROUPS["cumulative"]
 
 
 @pytest.fixture(scope="module")
@@ -120,7 +122,7 @@ def test_variant_colours_are_fixed_and_distinct_among_rows_drawn_together():
     # a variant's colour depends on the variant only, not on which figure or panel draws it
     colours = [figures._color(v) for v in CUMULATIVE]
     order = list(VARIANTS)
-    assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.variants order
+    assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.registry order
     assert len(set(colours)) == len(CUMULATIVE)  # distinct among the rows drawn together
 
 

@@ -14,9 +14,9 @@ import pytest
 
 from toppo.config import make_config
 from toppo.livelog import TB_DIR, LiveLog, wandb_run_id
-from toppo.logschema import BENCHMARK_TASKS
+from toppo.registry import BENCHMARKS
 
-TASKS = BENCHMARK_TASKS["MT10"]
+TASKS = BENCHMARKS["MT10"]
 STEP = 10_000  # env steps per update of CFG
 
 

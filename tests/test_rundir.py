@@ -34,8 +34,9 @@ from analysis.logs import LogError
 from toppo import io as tio
 from toppo import rundir
 from toppo.config import ConfigError, make_config, parse_value
-from toppo.logschema import BENCHMARK_TASKS, EVAL_COLUMNS
+from toppo.logschema import EVAL_COLUMNS
 from toppo.procs import alive
+from toppo.registry import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
@@ -61,7 +62,7 @@ def fake_state(cfg, update_idx):
 def write_finished_run(out: Path, cfg, variant="toppo") -> Path:
     """The files of a complete run of ``cfg``, consistent with each other."""
     n, steps, k = cfg.num_updates, cfg.steps_per_update, cfg.num_tasks
-    names = BENCHMARK_TASKS[cfg.benchmark]
+    names = BENCHMARKS[cfg.benchmark]
     ev = pd.DataFrame([{"benchmark": cfg.benchmark, "reward_version": cfg.reward_version,
                         "variant": variant, "seed": cfg.seed, "step": u * steps, "task_index": i,
                         "task": names[i], "success_rate": 0.5, "mean_return": 1.0, "episodes": 1}
@@ -446,7 +447,7 @@ def edit_manifest(run, **changes):
 def test_benchmark_task_lists_are_metaworlds():
     import metaworld.env_dict as d
 
-    assert BENCHMARK_TASKS == {"MT10": tuple(d.MT10_V3), "MT50": tuple(d.MT50_V3)}
+    assert BENCHMARKS == {"MT10": tuple(d.MT10_V3), "MT50": tuple(d.MT50_V3)}
 
 
 @pytest.mark.parametrize("change, message", [
@@ -464,7 +465,7 @@ def test_eval_rows_are_checked_against_benchmark_and_manifest(tmp_path, change, 
     edit_csv(run / "eval.csv", change)
     if "MT50" in message:  # MT50's task 0..2 names, so only the manifest disagrees
         edit_csv(run / "eval.csv", lambda df: df.__setitem__(
-            "task", list(BENCHMARK_TASKS["MT50"][:3]) * 2))
+            "task", list(BENCHMARKS["MT50"][:3]) * 2))
     with pytest.raises(LogError, match=message):
         logs.load_evals(tmp_path)
     with pytest.raises(LogError, match=message):

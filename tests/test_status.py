@@ -17,7 +17,8 @@ from dag_configs import tiny_dag_config
 from analysis.status import STALE_AFTER_S, grid_status, render_text
 from toppo.grid import Cell, Grid, load_config
 from toppo.io import LOCK_NAME, write_csv_atomic, write_json_atomic, write_text_atomic
-from toppo.logschema import BENCHMARK_TASKS, EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.registry import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
 # 20,000 steps per cell in 2 updates of 10,000 (1,000 per task), evaluated at 10K and 20K.
@@ -33,7 +34,7 @@ def fake_run(run: Path, cell: Cell, grid: Grid, updates: int, status: str = "run
     rows = [{**dict.fromkeys(TRAIN_METRIC_COLUMNS, 0.0), "update": u, "step": u * per_update,
              "wall_time_s": u * per_update / sps, "env_sps": sps} for u in range(1, updates + 1)]
     write_csv_atomic(run / "train_metrics.csv", rows, TRAIN_METRIC_COLUMNS)
-    tasks = BENCHMARK_TASKS[cell.benchmark]
+    tasks = BENCHMARKS[cell.benchmark]
     evals = [{"benchmark": cell.benchmark, "reward_version": cell.reward, "variant": cell.variant,
               "seed": cell.seed, "step": step, "task_index": k, "task": t,
               "success_rate": success if k % 2 else 0.0, "mean_return": 1.0, "episodes": 1}

@@ -20,7 +20,8 @@ from dag_configs import grid_cells, tiny_dag_config
 
 from analysis.figures import FIGURE_NAMES
 from analysis.tables import TABLE_FILES
-from toppo.variants import COMBINER_GRID, CUMULATIVE, SINGLE, VARIANTS
+from toppo.grid import group_variants
+from toppo.registry import COMBINER_GRID, GROUPS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -96,13 +97,19 @@ def write_config(path: Path, text: str) -> Path:
 
 
 # ---------------------------------------------------------------------- the paper grid
-def test_paper_config_lists_the_variant_groups():
+def test_paper_config_names_the_variant_groups():
     groups = {g["name"]: g for g in PAPER["grid"]}
-    assert groups["cumulative"]["variants"] == CUMULATIVE
-    assert groups["single"]["variants"] == SINGLE
-    assert set(groups["combiners"]["variants"]) == set(COMBINER_GRID.values())
-    assert len(groups["combiners"]["variants"]) == len(COMBINER_GRID) == 16
-    assert {v for g in PAPER["grid"] for v in g["variants"]} <= set(VARIANTS)
+    for name in ("main", "cumulative", "single", "combiners"):  # named, not typed out
+        assert groups[name]["variants"] == name
+    variants = {name: group_variants(g) for name, g in groups.items()}
+    assert variants["main"] == ["mtppo", "toppo"]
+    assert variants["cumulative"] == ["mtppo", "mtppo_mhc", "mtppo_popart", "mtppo_popart_lnc",
+                                      "mtppo_popart_lnc_fgc", "toppo"]
+    assert variants["single"] == ["mtppo", "mtppo_mhc", "mtppo_popart", "mtppo_lnc", "mtppo_fgc",
+                                  "mtppo_pcga", "mtppo_strat"]
+    assert set(variants["combiners"]) == set(COMBINER_GRID.values()) == set(GROUPS["combiners"])
+    assert len(variants["combiners"]) == len(COMBINER_GRID) == 16
+    assert {v for vs in variants.values() for v in vs} <= set(VARIANTS)
     assert PAPER["budgets"] == {"MT10": 20_000_000, "MT50": 100_000_000}
     assert all(g["seeds"] == 10 for g in PAPER["grid"])
 

@@ -12,15 +12,21 @@ the CPU in float64 numpy, after scaling the Gram matrix to unit mean diagonal (t
 weights of CAGrad are invariant to that scale and FairGrad's transform exactly; the
 solvers' absolute tolerances then mean the same thing for any gradient magnitude).
 Cost: O(K^2 P) plus a K-sized solve.
+
+The names the config accepts, and each function's options, are toppo.registry.COMBINERS
+(adding one: docs/extending.md).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from scipy.optimize import least_squares, minimize
+
+from toppo.registry import COMBINERS
 
 
 def _gram(G: torch.Tensor) -> np.ndarray:
@@ -213,30 +219,31 @@ def fairgrad(G: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
     return _weighted(G, _fairgrad_weights(_gram(G), alpha))
 
 
-COMBINERS: dict[str, Callable[..., torch.Tensor]] = {
-    "sum": sum, "pcgrad": pcgrad, "cagrad": cagrad, "fairgrad": fairgrad,
-}
-
-
 def get(name: str) -> Callable[..., torch.Tensor]:
-    """The combiner called ``name`` (ValueError naming the known ones otherwise)."""
+    """The function of combiner ``name`` (toppo.registry.COMBINERS; ValueError naming the
+    known ones otherwise)."""
     try:
-        return COMBINERS[name]
+        return COMBINERS[name].load()
     except KeyError:
         raise ValueError(f"unknown combiner {name!r}; known: {', '.join(COMBINERS)}") from None
 
 
-def combine(name: str, G: torch.Tensor, *, cagrad_c: float = 0.4, fairgrad_alpha: float = 1.0,
-            generator: torch.Generator | None = None) -> torch.Tensor:
-    """Dispatch to combiner ``name`` with the options that apply to it."""
+def options(name: str, cfg: Any) -> dict[str, Any]:
+    """The TrainConfig fields combiner ``name`` takes, with their values in ``cfg``."""
+    return {field: getattr(cfg, field) for field in COMBINERS[name].options.values()}
+
+
+def combine(name: str, G: torch.Tensor, *, generator: torch.Generator | None = None,
+            **fields: Any) -> torch.Tensor:
+    """Combiner ``name`` applied to ``G``, given the TrainConfig fields it takes by their
+    config names (``cagrad_c=0.4``; absent ones: the function's defaults), and ``generator``
+    if it draws random numbers (registry: ``random``)."""
     fn = get(name)
-    if fn is pcgrad:
-        return fn(G, generator=generator)
-    if fn is cagrad:
-        return fn(G, c=cagrad_c)
-    if fn is fairgrad:
-        return fn(G, alpha=fairgrad_alpha)
-    return fn(G)
+    entry = COMBINERS[name]
+    kwargs = {kw: fields[f] for kw, f in entry.options.items() if f in fields}
+    if entry.random:
+        kwargs["generator"] = generator
+    return fn(G, **kwargs)
 
 
-__all__ = ["COMBINERS", "cagrad", "combine", "fairgrad", "get", "pcgrad", "sum", "sum_"]
+__all__ = ["cagrad", "combine", "fairgrad", "get", "options", "pcgrad", "sum", "sum_"]

@@ -4,7 +4,7 @@ The paper's hyperparameter table is not public. Defaults are the Meta-World+ MT-
 reference for MT50 (rainx0r/metaworld-algorithms, ``examples/multi_task/ppo_mt50.py``),
 except where a field's comment names a deliberate difference; ``docs/fidelity.md`` lists
 every field next to the reference's value with file and line. Variants
-(``toppo.variants``) are overrides on these defaults; command-line ``key=value`` pairs
+(``toppo.registry.VARIANTS``, resolved by ``toppo.variants``) are overrides on these defaults; command-line ``key=value`` pairs
 override the variant.
 """
 
@@ -17,9 +17,8 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-BENCHMARKS = {"MT10": 10, "MT50": 50}
-REWARD_VERSIONS = ("v1", "v2")
-COMBINER_NAMES = ("sum", "pcgrad", "cagrad", "fairgrad")
+from toppo.registry import BENCHMARKS, COMBINERS, REWARD_VERSIONS
+
 POPART_MODES = ("welford", "ema")
 ADV_NORMS = ("minibatch", "none", "task")
 BASELINES = ("mlp", "linear")
@@ -128,7 +127,7 @@ class TrainConfig:
     # ------------------------------------------------------------------------------------
     @property
     def num_tasks(self) -> int:
-        return BENCHMARKS[self.benchmark]
+        return len(BENCHMARKS[self.benchmark])
 
     @property
     def steps_per_update(self) -> int:
@@ -176,8 +175,8 @@ class TrainConfig:
         if self.benchmark not in BENCHMARKS:
             raise bad("benchmark", f"unknown benchmark, expected one of {sorted(BENCHMARKS)}")
         for side in ("actor_combiner", "critic_combiner"):
-            if getattr(self, side) not in COMBINER_NAMES:
-                raise bad(side, f"unknown combiner, expected one of {COMBINER_NAMES}")
+            if getattr(self, side) not in COMBINERS:
+                raise bad(side, f"unknown combiner, expected one of {tuple(COMBINERS)}")
         for key, allowed in (("reward_version", REWARD_VERSIONS), ("device", DEVICES),
                              ("popart_mode", POPART_MODES), ("activation", ("relu", "tanh")),
                              ("adv_norm", ADV_NORMS), ("baseline", BASELINES),
@@ -341,8 +340,6 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
 
 __all__ = [
-    "BENCHMARKS",
-    "COMBINER_NAMES",
     "ConfigError",
     "TrainConfig",
     "config_from_dict",

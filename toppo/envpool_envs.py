@@ -41,7 +41,7 @@ import numpy as np
 
 from toppo.config import ConfigError
 from toppo.envs import StepBatch
-from toppo.logschema import BENCHMARK_TASKS
+from toppo.registry import BENCHMARKS
 
 MAX_PATH_LENGTH = 500  # metaworld's SawyerXYZEnv.max_path_length; EnvPool's registered limit
 _SEED_TASK_STRIDE = 1_009  # seeds of one run: env_seeds()
@@ -115,10 +115,10 @@ class EnvPoolTrainEnvs:
                  task_names: list[str] | None = None, allow_drifting_goals: bool = False,
                  parallel_pools: bool = True):
         if task_names is None:
-            if benchmark not in BENCHMARK_TASKS:
+            if benchmark not in BENCHMARKS:
                 raise ConfigError(f"benchmark: unknown benchmark {benchmark!r}, expected one of "
-                                  f"{sorted(BENCHMARK_TASKS)}")
-            task_names = list(BENCHMARK_TASKS[benchmark])
+                                  f"{sorted(BENCHMARKS)}")
+            task_names = list(BENCHMARKS[benchmark])
         check_supported(reward_version, max_episode_steps, task_names, benchmark,
                         allow_drifting_goals)
         if envs_per_task < 1:

@@ -234,8 +234,8 @@ def expert_success(backend: str, seed: int, episodes: int, *, benchmark: str = "
     else:
         names = list(task_names) if task_names is not None else None
         if names is None:
-            from toppo.logschema import BENCHMARK_TASKS
-            names = list(BENCHMARK_TASKS[benchmark])
+            from toppo.registry import BENCHMARKS
+            names = list(BENCHMARKS[benchmark])
         if backend == "envpool":
             ep = EnvPoolTrainEnvs(benchmark, "v2", seed, task_names=names,
                                   allow_drifting_goals=True)
@@ -294,9 +294,9 @@ def goal_distribution(benchmark: str, seed: int, resets: int) -> list[dict[str, 
     import pickle
 
     from toppo.envpool_envs import EnvPoolTrainEnvs
-    from toppo.logschema import BENCHMARK_TASKS
+    from toppo.registry import BENCHMARKS
 
-    names = list(BENCHMARK_TASKS[benchmark])
+    names = list(BENCHMARKS[benchmark])
     copies = 50
     ep = EnvPoolTrainEnvs(benchmark, "v2", seed, envs_per_task=copies, allow_drifting_goals=True)
     scenes_ep = {k: [] for k in range(len(names))}

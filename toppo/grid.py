@@ -5,8 +5,8 @@ One definition for everything that reads a workflow config (``config/config.yaml
 ``python -m analysis status`` and the tests. A cell is one (benchmark, reward version,
 variant, seed); a cell listed by several groups of the grid is one cell (one training job).
 
-Checks what the config's JSON schema cannot know (``GridError``, naming the key): variant
-names (``toppo.variants.VARIANTS``), override keys (``toppo.config.TrainConfig`` fields, not
+Checks what the config's JSON schema cannot know (``GridError``, naming the key): benchmark,
+reward version, variant and variant-group names (``toppo.registry``), override keys (``toppo.config.TrainConfig`` fields, not
 the ones the workflow sets itself), that every benchmark in the grid has a budget and
 resources, and that each (benchmark, reward, variant) resolves to a valid TrainConfig.
 """
@@ -19,7 +19,8 @@ from typing import Any, NamedTuple
 import yaml
 
 from toppo.config import FIELD_TYPES, ConfigError, TrainConfig, cli_value, parse_value
-from toppo.variants import VARIANTS, resolve
+from toppo.registry import BENCHMARKS, GROUPS, REWARD_VERSIONS, VARIANTS, variant_list
+from toppo.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"  # the paper grid; --configfile merges over it
@@ -60,10 +61,19 @@ def seeds_of(spec: int | list[int]) -> list[int]:
     return list(range(spec)) if isinstance(spec, int) else sorted(spec)
 
 
+def group_variants(group: dict[str, Any]) -> list[str]:
+    """A grid group's variants: its ``variants`` list, or the variant group it names
+    (toppo.registry.GROUPS; a GridError naming the grid group for an unknown name)."""
+    try:
+        return variant_list(group["variants"])
+    except KeyError as exc:
+        raise GridError(f"grid group '{group['name']}': {exc.args[0]}") from None
+
+
 def group_cells(group: dict[str, Any]) -> list[Cell]:
     """The cells of one grid group, in (benchmark, reward, variant, seed) order."""
     return sorted(Cell(b, r, v, s) for b in group["benchmarks"] for r in group["reward_versions"]
-                  for v in group["variants"] for s in seeds_of(group["seeds"]))
+                  for v in group_variants(group) for s in seeds_of(group["seeds"]))
 
 
 def grid_cells(config: dict[str, Any]) -> list[Cell]:
@@ -124,16 +134,27 @@ class Grid:
         typed_common = _parse_overrides(common, "trainer_overrides")
         self.overrides: dict[str, dict[str, Any]] = {}
         self.typed_overrides: dict[str, dict[str, Any]] = {}
-        for bench in ("MT10", "MT50"):
+        for where in ("budgets", "resources", "benchmark_overrides"):
+            for bench in config.get(where, {}):
+                if bench not in BENCHMARKS:
+                    raise GridError(f"{where}.{bench}: unknown benchmark; known benchmarks "
+                                    f"(toppo.registry): {', '.join(BENCHMARKS)}")
+        for bench in BENCHMARKS:
             own = config.get("benchmark_overrides", {}).get(bench, {})
             self.overrides[bench] = {**common, **own}
             self.typed_overrides[bench] = {
                 **typed_common, **_parse_overrides(own, f"benchmark_overrides.{bench}")}
         for group in config["grid"]:
-            for variant in group["variants"]:
+            for key, known in (("benchmarks", BENCHMARKS), ("reward_versions", REWARD_VERSIONS)):
+                for name in group[key]:
+                    if name not in known:
+                        raise GridError(f"grid group '{group['name']}': {key}: unknown {name!r}; "
+                                        f"known (toppo.registry): {', '.join(known)}")
+            for variant in group_variants(group):
                 if variant not in VARIANTS:
                     raise GridError(f"grid group '{group['name']}': unknown variant '{variant}'; "
-                                    f"known variants (toppo.variants): {', '.join(VARIANTS)}")
+                                    f"known variants (toppo.registry): {', '.join(VARIANTS)}; "
+                                    f"variant groups: {', '.join(GROUPS)}")
             for bench in group["benchmarks"]:
                 for table, what in ((self.budgets, "budgets"), (self.resources, "resources")):
                     if bench not in table:

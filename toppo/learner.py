@@ -17,7 +17,7 @@ from typing import Any
 
 import torch
 
-from toppo import pertask, ppo
+from toppo import combiners, pertask, ppo
 from toppo.config import TrainConfig
 from toppo.networks import body_param_names, build_actor, build_critic, param_count
 from toppo.popart import PopArt
@@ -149,7 +149,7 @@ class Learner:
             grads, aux = pertask.per_task_grads(module, self.loss_fn(name, 1.0 / self.K), mb,
                                                 cfg.per_task_grad_impl)
             pertask.assign_combined(module, grads, module.per_task_param_names(), combiner,
-                                    cagrad_c=cfg.cagrad_c, fairgrad_alpha=cfg.fairgrad_alpha)
+                                    **combiners.options(combiner, cfg))
             stats = {k: v.mean() for k, v in aux.items()}
             loss = sum(v for k, v in stats.items() if k.endswith("_loss"))  # checked below
         else:

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from toppo.config import TrainConfig
-from toppo.logschema import BENCHMARK_TASKS
+from toppo.registry import BENCHMARKS
 
 TB_DIR = "tensorboard"  # below the run directory; one of toppo.rundir.RUN_FILES (set aside with the run)
 PER_TASK = re.compile(r"^(actor|critic)_gradnorm_t(\d+)$")
@@ -74,7 +74,7 @@ class LiveLog:
 
     def __init__(self, out: Path, cfg: TrainConfig, variant: str, purge_step: int,
                  log: Callable[[str], None] = print):
-        self.tasks = BENCHMARK_TASKS[cfg.benchmark]
+        self.tasks = BENCHMARKS[cfg.benchmark]
         self.update = 0  # the last update logged: W&B's step
         self.tb = self.wandb = None
         if cfg.tensorboard:

@@ -1,6 +1,6 @@
 """The columns of a run directory's log tables (docs/design.md), shared by the trainer that
 writes them and the analysis that reads them. Imports nothing heavy: analysis must not
-need torch."""
+need torch. The benchmarks' task names are toppo.registry.BENCHMARKS."""
 
 EVAL_COLUMNS = ["benchmark", "reward_version", "variant", "seed", "step", "task_index", "task",
                 "success_rate", "mean_return", "episodes"]
@@ -24,25 +24,3 @@ TRAIN_METRIC_COLUMNS = ["update", "step", "wall_time_s", "env_sps", "rollout_tim
 # of two runs' numbers (python -m analysis verify)
 TIMING_COLUMNS = ["wall_time_s", "env_sps", "rollout_time_s", "learn_time_s", "update_time_s",
                   "diagnostics_time_s"]
-
-# The tasks of each benchmark in env order (task_index = position): metaworld 3.x
-# ``metaworld.env_dict.MT10_V3`` / ``MT50_V3``, the order ``gym.make_vec("Meta-World/MT10")``
-# builds them in (tests/test_rundir.py checks these lists against the installed metaworld).
-BENCHMARK_TASKS: dict[str, tuple[str, ...]] = {
-    "MT10": ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3",
-             "drawer-close-v3", "button-press-topdown-v3", "peg-insert-side-v3", "window-open-v3",
-             "window-close-v3"),
-    "MT50": ("assembly-v3", "basketball-v3", "bin-picking-v3", "box-close-v3",
-             "button-press-topdown-v3", "button-press-topdown-wall-v3", "button-press-v3",
-             "button-press-wall-v3", "coffee-button-v3", "coffee-pull-v3", "coffee-push-v3",
-             "dial-turn-v3", "disassemble-v3", "door-close-v3", "door-lock-v3", "door-open-v3",
-             "door-unlock-v3", "hand-insert-v3", "drawer-close-v3", "drawer-open-v3",
-             "faucet-open-v3", "faucet-close-v3", "hammer-v3", "handle-press-side-v3",
-             "handle-press-v3", "handle-pull-side-v3", "handle-pull-v3", "lever-pull-v3",
-             "pick-place-wall-v3", "pick-out-of-hole-v3", "pick-place-v3", "plate-slide-v3",
-             "plate-slide-side-v3", "plate-slide-back-v3", "plate-slide-back-side-v3",
-             "peg-insert-side-v3", "peg-unplug-side-v3", "soccer-v3", "stick-push-v3",
-             "stick-pull-v3", "push-v3", "push-wall-v3", "push-back-v3", "reach-v3",
-             "reach-wall-v3", "shelf-place-v3", "sweep-into-v3", "sweep-v3", "window-open-v3",
-             "window-close-v3"),
-}

@@ -42,7 +42,7 @@ import torch
 import yaml
 
 from toppo import ppo
-from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
+from toppo.config import DEVICES, ConfigError, TrainConfig, config_from_dict, parse_value
 from toppo.cores import env_worker_count, eval_worker_count
 from toppo.envs import make_train_envs
 from toppo.envworkers import EnvWorkerError, make_worker_train_envs
@@ -62,6 +62,7 @@ from toppo.learner import Learner, TrainingDiverged
 from toppo.livelog import LiveLog
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 from toppo.networks import policy_input
+from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
 from toppo.rundir import (
     checkpoint_paths,
     completion,
@@ -71,7 +72,7 @@ from toppo.rundir import (
     set_aside_checkpoint,
     set_aside_run,
 )
-from toppo.variants import VARIANTS, resolve
+from toppo.variants import resolve
 
 
 def resolve_device(name: str) -> torch.device:
@@ -409,11 +410,11 @@ def build_parser() -> argparse.ArgumentParser:
                "rollout_steps_per_task=1000 hidden_sizes=64,64 critic_combiner=cagrad cagrad_c=0.5. "
                f"Variants: {', '.join(VARIANTS)}.")
     p.add_argument("--variant", default="toppo", help="named variant (see --list-variants)")
-    p.add_argument("--benchmark", choices=["MT10", "MT50"], help="benchmark (variant default: MT10)")
-    p.add_argument("--reward-version", choices=["v1", "v2"], help="metaworld reward function version")
+    p.add_argument("--benchmark", choices=list(BENCHMARKS), help="benchmark (variant default: MT10)")
+    p.add_argument("--reward-version", choices=REWARD_VERSIONS, help="metaworld reward function version")
     p.add_argument("--seed", type=int, help="seed for torch, numpy, envs and the benchmark's goals")
     p.add_argument("--total-steps", type=float, help="training env steps summed over tasks")
-    p.add_argument("--device", choices=["auto", "cpu", "cuda"], help="auto picks cuda when available")
+    p.add_argument("--device", choices=DEVICES, help="auto picks cuda when available")
     p.add_argument("--out-dir", type=Path, help="run directory (created; resumed if it has a checkpoint)")
     p.add_argument("--list-variants", action="store_true", help="print the variants and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")

@@ -20,7 +20,7 @@ if str(BASE) not in sys.path:
     sys.path.insert(0, str(BASE))
 
 from toppo.grid import Grid, GridError  # noqa: E402
-from toppo.variants import VARIANTS  # noqa: E402
+from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS  # noqa: E402
 
 # Jobs are scripts (workflow/scripts/) run with the Python that runs Snakemake, or the conda
 # env's under --use-conda; they put this checkout on PYTHONPATH for `toppo` and `analysis`.
@@ -150,11 +150,16 @@ def existing_checkpoints(wildcards):
     return [f for f in cell_files(["checkpoints/latest.pt"]) if os.path.exists(f)]
 
 
-# Variant names contain '_' and '-'; listing them keeps every path unambiguous.
+# The registry's names (variant names contain '_' and '-'; listing them keeps every path
+# unambiguous).
+def one_of(names):
+    return "|".join(re.escape(n) for n in sorted(names, key=len, reverse=True))
+
+
 wildcard_constraints:
-    benchmark="MT10|MT50",
-    reward="v1|v2",
-    variant="|".join(sorted(VARIANTS, key=len, reverse=True)),
+    benchmark=one_of(BENCHMARKS),
+    reward=one_of(REWARD_VERSIONS),
+    variant=one_of(VARIANTS),
     seed="0|[1-9][0-9]*",
 
 
