@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toppo.io import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
+from toppo.harness.io import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
 from toppo.logschema import EVAL_COLUMNS  # the contract of docs/design.md
 from toppo.registry import BENCHMARKS, REWARD_VERSIONS
 
@@ -42,7 +42,7 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-SUPERSEDED = "superseded"  # runs the trainer set aside (toppo.rundir); never searched
+SUPERSEDED = "superseded"  # runs the trainer set aside (toppo.harness.rundir); never searched
 
 
 def find_run_dirs(paths: PathLike | Iterable[PathLike]) -> list[Path]:

@@ -4,7 +4,7 @@ One row per cell of the configured grid (``toppo.grid``: the workflow's own expa
 read from the run directories only (no Snakemake, no SLURM), so it runs on a login node
 over the shared filesystem while the jobs run elsewhere. Each cell reads a few small
 files: ``manifest.json``, the header and last row of ``train_metrics.csv`` and the tail of
-``eval.csv``, the ``.lock`` file (``toppo.io.RunLock``) and the tail of Snakemake's
+``eval.csv``, the ``.lock`` file (``toppo.harness.io.RunLock``) and the tail of Snakemake's
 ``train.log``.
 
 A cell's state, first match:
@@ -45,8 +45,8 @@ from typing import Any
 
 from analysis.numfmt import fmt_count
 from toppo.grid import Cell, Grid
-from toppo.io import LOCK_NAME
-from toppo.rundir import SUPERSEDED
+from toppo.harness.io import LOCK_NAME
+from toppo.harness.rundir import SUPERSEDED
 
 STATES = ("complete", "running", "interrupted", "failed", "superseded", "pending")
 STALE_AFTER_S = 30 * 60  # a lock on another host with no newer run file is not trusted

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from toppo.io import write_text_atomic
+from toppo.harness.io import write_text_atomic
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 from toppo.registry import BENCHMARKS
 

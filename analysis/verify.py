@@ -32,7 +32,6 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from toppo.config import cli_value
 from toppo.logschema import TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -100,14 +99,15 @@ def machine_line(manifest: dict) -> str:
 
 
 def retrain_command(run: Path, scratch: Path) -> list[str]:
-    """``python -m toppo.train`` for the recorded config into ``scratch``."""
+    """``python -m toppo.train`` for the recorded config (the run's config.yaml, as the file it
+    is) into ``scratch``, with the threads the record ran with."""
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
     if not isinstance(cfg, dict) or not isinstance(manifest, dict) or "variant" not in manifest:
         raise VerifyError(f"{run}: config.yaml is not a mapping or manifest.json names no 'variant'")
-    cfg["torch_threads"] = manifest.get("torch_threads", cfg.get("torch_threads", 0))
-    return [sys.executable, "-m", "toppo.train", "--variant", manifest["variant"],
-            "--out-dir", str(scratch), *(f"{k}={cli_value(v)}" for k, v in cfg.items())]
+    threads = manifest.get("torch_threads", cfg.get("torch_threads", 0))
+    return [sys.executable, "-m", "toppo.train", "--config", str(run / "config.yaml"),
+            "--variant", manifest["variant"], "--out-dir", str(scratch), f"torch_threads={threads}"]
 
 
 def compare(run: Path, retrained: Path, log=print) -> bool:

@@ -40,7 +40,7 @@ import metaworld  # noqa: F401
 import torch
 
 import toppo.envs
-from toppo.cores import auto_env_workers, available_cores
+from toppo.harness.cores import auto_env_workers, available_cores
 from toppo.learner import Learner
 from toppo.ppo import stratified_minibatches
 from toppo.train import Trainer, format_budget

@@ -1,4 +1,4 @@
-"""Training envs in worker processes (toppo.envworkers) on the real MT10 benchmark.
+"""Training envs in worker processes (toppo.harness.envworkers) on the real MT10 benchmark.
 
 The pool steps the same envs as the trainer's own process, array for array; a cell writes
 the same logs with 0, 1, 2 or 3 env workers; a worker killed mid-run stops the trainer with
@@ -18,15 +18,15 @@ import pandas as pd
 import pytest
 
 from toppo.config import ConfigError, make_config, parse_value
-from toppo.cores import (
+from toppo.harness.cores import (
     auto_env_workers,
     auto_eval_workers,
     env_worker_count,
     eval_steps_per_train_step,
     eval_worker_count,
 )
+from toppo.harness.procs import alive, children
 from toppo.logschema import TRAIN_METRIC_COLUMNS
-from toppo.procs import alive, children
 
 TIMING = ["wall_time_s", "env_sps", "rollout_time_s", "learn_time_s", "update_time_s",
           "diagnostics_time_s"]
@@ -83,7 +83,7 @@ def test_pool_steps_exactly_the_envs_of_the_trainers_process():
     import gymnasium as gym
 
     from toppo.envs import EnvCopies, benchmark_env_fns, train_env_fns
-    from toppo.envworkers import EnvWorkerPool
+    from toppo.harness.envworkers import EnvWorkerPool
 
     base, fns = benchmark_env_fns("MT10", "v2", 11, max_episode_steps=30)
     base.close()

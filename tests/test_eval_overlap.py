@@ -1,4 +1,4 @@
-"""Evaluation off the critical path (toppo.evalworker) on the real MT10 benchmark.
+"""Evaluation off the critical path (toppo.harness.evalworker) on the real MT10 benchmark.
 
 An overlapped run (worker processes evaluating frozen weights) writes the inline run's
 eval.csv byte for byte, also when the evaluation that was in flight when the trainer
@@ -9,7 +9,7 @@ import json
 
 import pytest
 
-from toppo.evalworker import snapshot_weights
+from toppo.harness.evalworker import snapshot_weights
 from toppo.train import Trainer, build_parser, config_from_args
 
 TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v1", "--seed", "3",
@@ -87,7 +87,12 @@ def test_workers_split_each_evaluation_by_task_and_commit_what_inline_evaluation
 
     from toppo.config import make_config
     from toppo.envs import make_train_envs
-    from toppo.evalworker import EvalSpec, EvalWorkerError, InlineEvaluator, OverlapEvaluator
+    from toppo.harness.evalworker import (
+        EvalSpec,
+        EvalWorkerError,
+        InlineEvaluator,
+        OverlapEvaluator,
+    )
     from toppo.networks import build_actor
 
     cfg = make_config(_cfg().to_dict(), eval_episodes=3, max_episode_steps=20)

@@ -1,4 +1,4 @@
-"""Live curves (toppo.livelog): TensorBoard event files read back with TensorBoard's own
+"""Live curves (toppo.harness.livelog): TensorBoard event files read back with TensorBoard's own
 reader, a resumed run without duplicate steps, W&B in offline mode (no network) continuing
 the same run, and both off cleanly when their packages are absent."""
 
@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 from toppo.config import make_config
-from toppo.livelog import TB_DIR, LiveLog, wandb_run_id
+from toppo.harness.livelog import TB_DIR, LiveLog, wandb_run_id
 from toppo.registry import BENCHMARKS
 
 TASKS = BENCHMARKS["MT10"]

@@ -31,11 +31,11 @@ import yaml
 import toppo.train as train_mod
 from analysis import load_report_spec, logs, synthetic
 from analysis.logs import LogError
-from toppo import io as tio
-from toppo import rundir
 from toppo.config import ConfigError, make_config, parse_value
+from toppo.harness import io as tio
+from toppo.harness import rundir
+from toppo.harness.procs import alive
 from toppo.logschema import EVAL_COLUMNS
-from toppo.procs import alive
 from toppo.registry import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -226,7 +226,7 @@ def test_no_usable_checkpoint_restarts_from_scratch_setting_the_logs_aside(tmp_p
 def test_config_change_sets_the_whole_previous_run_aside(tmp_path, fake_trainer, capsys):
     old = TINY_CFG()
     out = write_finished_run(tmp_path / "run", old)
-    (out / "tensorboard").mkdir()  # its live curves (toppo.livelog) go with it
+    (out / "tensorboard").mkdir()  # its live curves (toppo.harness.livelog) go with it
     (out / "tensorboard" / "events.out.tfevents.0.host").write_bytes(b"")
     assert train_mod.main(cli(out, "eval_episodes=2")) == 0
     text = capsys.readouterr().out
@@ -273,7 +273,7 @@ def test_retrain_sets_a_finished_run_aside(tmp_path, fake_trainer, capsys):
 # ---------------------------------------------------------------------- the lock
 HOLD = textwrap.dedent("""\
     import multiprocessing, sys, time
-    from toppo.io import RunLock
+    from toppo.harness.io import RunLock
     lock = RunLock(sys.argv[1]).acquire()
     child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,))
     child.start()

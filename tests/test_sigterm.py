@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from toppo.procs import alive, children
+from toppo.harness.procs import alive, children
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v1", "--seed", "0",

@@ -1,5 +1,5 @@
 """``python -m analysis status``: run directories in every state, written with the trainer's
-own writers (toppo.io, toppo.logschema columns, the RunLock), read back as the grid's
+own writers (toppo.harness.io, toppo.logschema columns, the RunLock), read back as the grid's
 status; and its speed on the paper grid."""
 
 import json
@@ -16,7 +16,7 @@ from dag_configs import tiny_dag_config
 
 from analysis.status import STALE_AFTER_S, grid_status, render_text
 from toppo.grid import Cell, Grid, load_config
-from toppo.io import LOCK_NAME, write_csv_atomic, write_json_atomic, write_text_atomic
+from toppo.harness.io import LOCK_NAME, write_csv_atomic, write_json_atomic, write_text_atomic
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 from toppo.registry import BENCHMARKS
 
@@ -76,7 +76,7 @@ def test_every_state(tmp_path, grid):
     # a live trainer on this host: a process whose command line runs toppo.train holds the lock
     fake_run(run["running_here"], cell["running_here"], grid, 1, sps=250.0)
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from toppo.io import RunLock; "
+        [sys.executable, "-c", "import sys, time; from toppo.harness.io import RunLock; "
          "RunLock(sys.argv[1]).acquire(); print('locked', flush=True); time.sleep(120)",
          str(run["running_here"]), "toppo.train"],
         stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})

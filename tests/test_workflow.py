@@ -342,12 +342,16 @@ def test_bad_config_is_a_clear_error(tmp_path, text, expected):
     assert expected in output(proc), output(proc)[-3000:]
 
 
-def test_live_curve_settings_reach_the_trainer_as_execution_only_arguments():
-    from toppo.grid import live_args
+def test_live_curve_settings_reach_the_trainer_as_execution_only_fields():
+    from toppo.grid import Grid, live_settings
 
-    assert live_args(PAPER) == ["tensorboard=true"]
-    assert live_args({**PAPER, "tensorboard": False, "wandb": {"project": "toppo", "mode": "offline"}}) \
-        == ["tensorboard=false", "wandb_project=toppo", "wandb_mode=offline"]
+    assert live_settings(PAPER) == {"tensorboard": True}
+    live = {**PAPER, "tensorboard": False, "wandb": {"project": "toppo", "mode": "offline"}}
+    assert live_settings(live) == {"tensorboard": False, "wandb_project": "toppo", "wandb_mode": "offline"}
+    cell = Grid(PAPER).cells[0]
+    cfg, cfg_live = Grid(PAPER).train_config(cell), Grid(live).train_config(cell)
+    assert (cfg_live.tensorboard, cfg_live.wandb_project, cfg_live.wandb_mode) == (False, "toppo", "offline")
+    assert cfg_live.config_hash() == cfg.config_hash()  # execution only: re-runs nothing
 
 
 def test_unknown_variant_is_named(tmp_path):

@@ -56,7 +56,7 @@ class TrainConfig:
     # --- environments -----------------------------------------------------------------
     envs_per_task: int = 1  # env copies per task stepped in parallel
     env_workers: int | str = "auto"  # 0: step in the trainer; N: N worker processes; auto: the
-    #   job's cores less its eval workers (toppo.cores); the same results for every count
+    #   job's cores less its eval workers (toppo.harness.cores); the same results for every count
     async_envs: bool = False  # gymnasium AsyncVectorEnv, a subprocess per env (env_workers=0)
     max_episode_steps: int = 500  # metaworld's time limit; ends by truncation (bootstrapped)
 
@@ -111,14 +111,14 @@ class TrainConfig:
     eval_envs_per_task: int = 10  # eval env copies per task stepped together
     eval_mode: str = "overlap"  # overlap: worker process(es) evaluate while training goes on; inline
     eval_workers: int | str = "auto"  # eval worker processes (eval_mode=overlap), each evaluation
-    #   split by task; auto: the cores' share of evaluation work at the cadence (toppo.cores)
+    #   split by task; auto: the cores' share of evaluation work at the cadence (toppo.harness.cores)
 
     # --- diagnostics and bookkeeping ----------------------------------------------------
     diagnostics: bool = True  # per-task grad norms, cosines, Gram cond. (actor and critic bodies)
     diagnostics_samples: int = 256  # random samples per task the diagnostics use
     checkpoint_every_updates: int = 1  # write checkpoints/latest.pt every N updates
     progress_every_s: float = 10.0  # seconds between progress lines
-    # live curves (toppo.livelog; optional packages, the CSV logs stay the record)
+    # live curves (toppo.harness.livelog; optional packages, the CSV logs stay the record)
     tensorboard: bool = True  # event files in {run}/tensorboard/ when tensorboard is installed
     wandb_project: str = ""  # a Weights & Biases run per cell in this project; "" = none
     wandb_entity: str = ""  # W&B entity (team or user); "" = the logged-in default
@@ -313,6 +313,38 @@ def parse_value(key: str, raw: str) -> Any:
     return raw
 
 
+def coerce_value(key: str, value: Any) -> Any:
+    """A value as YAML gives it (a number, a boolean, a list, or text, which
+    :func:`parse_value` reads) in the type of the field ``key``; ConfigError otherwise."""
+    if isinstance(value, str):
+        return parse_value(key, value)
+    if key not in FIELD_TYPES:
+        raise ConfigError(
+            f"unknown config key '{key}'; known keys: {', '.join(sorted(FIELD_TYPES))}"
+        )
+    default = getattr(TrainConfig(), key)
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    if key in AUTO_COUNT_FIELDS:  # a count ("auto" is text)
+        if number and isinstance(value, int):
+            return value
+    elif isinstance(default, bool):
+        if isinstance(value, bool):
+            return value
+    elif isinstance(default, int):
+        if number and float(value).is_integer():
+            return int(value)  # accept 2e7 for step counts
+    elif isinstance(default, float):
+        if number:
+            if not math.isfinite(value):
+                raise ConfigError(f"config key '{key}': must be a finite number (got {value!r})")
+            return float(value)
+    elif isinstance(default, tuple):
+        if isinstance(value, (list, tuple)) and value and all(
+                isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return tuple(value)
+    raise ConfigError(f"config key '{key}': cannot use {value!r} as {type(default).__name__}")
+
+
 def make_config(base: dict[str, Any] | None = None, **overrides: Any) -> TrainConfig:
     """Build and validate a TrainConfig, refusing unknown keys by name."""
     values = dict(base or {})
@@ -343,6 +375,7 @@ __all__ = [
     "ConfigError",
     "TrainConfig",
     "config_from_dict",
+    "coerce_value",
     "make_config",
     "parse_value",
 ]

@@ -11,7 +11,7 @@ constructors pickle, so an evaluation worker process builds its envs from them.
 Env index layout everywhere: ``copy * K + task``.
 
 Every training-env backend (``EnvCopies`` here, in the trainer's process;
-``toppo.envworkers.EnvWorkerPool``, in worker processes) answers ``reset()`` with the
+``toppo.harness.envworkers.EnvWorkerPool``, in worker processes) answers ``reset()`` with the
 observations and ``step(actions)`` with a ``StepBatch``: the per-step info reduced to the
 arrays the trainer uses, so the trainer has one rollout path whatever steps the envs.
 """
@@ -207,7 +207,7 @@ def make_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_
     """Training envs for one run, in this process (``async_envs``: a subprocess per env), and
     the evaluation constructors of the same benchmark goals (``eval_env_fns``), for
     ``make_eval_envs`` here or in an evaluation worker. The same envs in worker processes:
-    ``toppo.envworkers.make_worker_train_envs``; both return the same ``StepBatch``es."""
+    ``toppo.harness.envworkers.make_worker_train_envs``; both return the same ``StepBatch``es."""
     base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
     K, vec_cls = len(fns), _vector_class(async_envs)
     every = train_env_fns(fns, seed, envs_per_task)

@@ -18,7 +18,7 @@ used again). ``env_steps`` counts every step executed, wasted or not.
 
 Tasks are independent: the policy acts for one task at a time, on the fixed block of its
 C copies, so what a task's episodes see depends on that task's envs only. An evaluation
-split by task across worker processes (``toppo.evalworker``) therefore gives every task
+split by task across worker processes (``toppo.harness.evalworker``) therefore gives every task
 the same numbers as one process evaluating all of them, by construction, not because
 batched matrix products happen to round alike for other batch compositions.
 """

@@ -18,7 +18,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from toppo.config import FIELD_TYPES, ConfigError, TrainConfig, cli_value, parse_value
+from toppo.config import FIELD_TYPES, ConfigError, TrainConfig, coerce_value
 from toppo.registry import BENCHMARKS, GROUPS, REWARD_VERSIONS, VARIANTS, variant_list
 from toppo.variants import resolve
 
@@ -81,13 +81,13 @@ def grid_cells(config: dict[str, Any]) -> list[Cell]:
     return sorted({c for group in config["grid"] for c in group_cells(group)})
 
 
-def live_args(config: dict[str, Any]) -> list[str]:
-    """The config's live-curve settings (``tensorboard``, ``wandb``; toppo.livelog) as trainer
-    arguments. Execution only (not hashed): like device and threads, the training job passes
-    them (workflow/scripts/train_cell.py), so changing them re-runs nothing."""
+def live_settings(config: dict[str, Any]) -> dict[str, Any]:
+    """The config's live-curve settings (``tensorboard``, ``wandb``; toppo.harness.livelog) as
+    TrainConfig fields. Execution only (not hashed), like device and threads: changing them
+    re-runs nothing."""
     wandb = config.get("wandb") or {}
-    return [f"tensorboard={cli_value(config.get('tensorboard', True))}",
-            *(f"wandb_{key}={wandb[key]}" for key in ("project", "entity", "mode") if key in wandb)]
+    return {"tensorboard": bool(config.get("tensorboard", True)),
+            **{f"wandb_{key}": wandb[key] for key in ("project", "entity", "mode") if key in wandb}}
 
 
 def load_config(configfiles: list[str | Path] = ()) -> dict[str, Any]:
@@ -118,7 +118,7 @@ def load_config(configfiles: list[str | Path] = ()) -> dict[str, Any]:
 
 class Grid:
     """The grid of a validated workflow config (schema applied): cells, groups, run
-    directories, each cell's trainer arguments and resolved TrainConfig."""
+    directories, each cell's resolved TrainConfig."""
 
     def __init__(self, config: dict[str, Any]):
         self.config = config
@@ -128,11 +128,8 @@ class Grid:
         self.resources: dict[str, dict[str, int]] = config["resources"]
         self.runs_root = f"results/runs/{self.scale}"  # one folder per cell below it
         # trainer_overrides apply to every cell; benchmark_overrides.<benchmark> on top of them
-        # to that benchmark's cells. overrides: the merged raw values; typed: parsed as the
-        # trainer parses its key=value arguments.
-        common = config.get("trainer_overrides", {})
-        typed_common = _parse_overrides(common, "trainer_overrides")
-        self.overrides: dict[str, dict[str, Any]] = {}
+        # to that benchmark's cells, each value in its field's type (toppo.config.coerce_value).
+        typed_common = _typed_overrides(config.get("trainer_overrides", {}), "trainer_overrides")
         self.typed_overrides: dict[str, dict[str, Any]] = {}
         for where in ("budgets", "resources", "benchmark_overrides"):
             for bench in config.get(where, {}):
@@ -141,9 +138,8 @@ class Grid:
                                     f"(toppo.registry): {', '.join(BENCHMARKS)}")
         for bench in BENCHMARKS:
             own = config.get("benchmark_overrides", {}).get(bench, {})
-            self.overrides[bench] = {**common, **own}
             self.typed_overrides[bench] = {
-                **typed_common, **_parse_overrides(own, f"benchmark_overrides.{bench}")}
+                **typed_common, **_typed_overrides(own, f"benchmark_overrides.{bench}")}
         for group in config["grid"]:
             for key, known in (("benchmarks", BENCHMARKS), ("reward_versions", REWARD_VERSIONS)):
                 for name in group[key]:
@@ -171,22 +167,25 @@ class Grid:
     def run_dir(self, cell: Cell | tuple) -> str:
         return f"{self.runs_root}/{Cell(*cell)}"
 
-    def override_args(self, benchmark: str) -> list[str]:
-        """The benchmark's overrides as sorted ``key=value`` trainer arguments."""
-        return [f"{k}={cli_value(v)}" for k, v in sorted(self.overrides[benchmark].items())]
-
-    def train_config(self, cell: Cell | tuple) -> TrainConfig:
-        """The TrainConfig the trainer builds for this cell (same parsing, same defaults)."""
+    def train_config(self, cell: Cell | tuple, threads: int | None = None) -> TrainConfig:
+        """The cell's resolved TrainConfig, the one its training job hands the trainer as a
+        file (workflow/scripts/train_cell.py): the variant, the overrides, the cell and its
+        budget; and, execution only (not hashed), the device, ``threads`` (default: the
+        benchmark's resources) as torch_threads and cores, and the live-curve settings."""
         bench, reward, variant, seed = cell
         if bench not in self.budgets:
             raise GridError(f"budgets.{bench}: missing")
+        if threads is None:
+            threads = self.resources.get(bench, {}).get("threads", 0)
         return resolve(variant, {**self.typed_overrides[bench], "benchmark": bench,
                                  "reward_version": reward, "seed": int(seed),
-                                 "total_steps": self.budgets[bench], "device": self.device})
+                                 "total_steps": self.budgets[bench], "device": self.device,
+                                 "torch_threads": threads, "cores": threads,
+                                 **live_settings(self.config)})
 
 
-def _parse_overrides(mapping: dict[str, Any], where: str) -> dict[str, Any]:
-    """``{key: value}`` parsed as the trainer parses ``key=value``; a workflow-set or
+def _typed_overrides(mapping: dict[str, Any], where: str) -> dict[str, Any]:
+    """``{key: value}`` with each value in its TrainConfig field's type; a workflow-set or
     unknown key, or a bad value, is a GridError naming ``where.key``."""
     typed = {}
     for key, value in mapping.items():
@@ -197,7 +196,7 @@ def _parse_overrides(mapping: dict[str, Any], where: str) -> dict[str, Any]:
             raise GridError(f"{where}.{key}: unknown trainer key; known keys: "
                             + ", ".join(sorted(set(FIELD_TYPES) - set(WORKFLOW_KEYS))))
         try:
-            typed[key] = parse_value(key, cli_value(value))
+            typed[key] = coerce_value(key, value)
         except ConfigError as exc:
             raise GridError(f"{where}.{key}: {exc}") from None
     return typed

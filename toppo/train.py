@@ -2,18 +2,24 @@
 
     python -m toppo.train --variant toppo --benchmark MT10 --reward-version v2 --seed 0 \
         --out-dir results/runs/paper/MT10-v2/toppo/seed0 [key=value ...]
+    python -m toppo.train --config cell.yaml --variant toppo --out-dir DIR [key=value ...]
 
-One PPO update, top to bottom (``Trainer.train_one_update``):
-  1. rollout: ``rollout_steps_per_task`` env steps per task, actions sampled from the policy;
-     episodes end by time-limit truncation, whose final state is bootstrapped
-     (``bootstrap_truncation``; the reference treats it as terminal);
-  2. values from the critic (or the per-task linear baseline), GAE on unnormalised values;
-  3. PopArt (optional): per-task target statistics updated once, critic head rescaled;
-  4. ``num_epochs`` x ``num_minibatches`` minibatches (random or task-stratified),
-     advantages normalised per ``adv_norm``; each side (actor, critic) gets its gradient
-     -- per-task gradients combined on shared parameters with a non-``sum`` combiner --
-     then its own grad-norm clip and its own Adam step;
-  5. evaluation at the configured cadence; checkpoint and logs written atomically.
+The workflow runs the second form: each cell's resolved config, written once as a file
+(workflow/scripts/train_cell.py); a run directory's own config.yaml is such a file too.
+
+One PPO update, top to bottom (``Trainer.train_one_update``); read the modules in this order:
+  1. toppo/rollout.py: ``rollout_steps_per_task`` env steps per task, actions sampled from the
+     policy (toppo/networks.py); episodes end by time-limit truncation, whose final state is
+     bootstrapped (``bootstrap_truncation``; the reference treats it as terminal); values from
+     the critic (or the per-task linear baseline), GAE on unnormalised values (toppo/ppo.py);
+  2. toppo/learner.py: PopArt (optional, toppo/popart.py): per-task target statistics updated
+     once, critic head rescaled; ``num_epochs`` x ``num_minibatches`` minibatches (random or
+     task-stratified), advantages normalised per ``adv_norm``; each side (actor, critic) gets
+     its gradient -- per-task gradients (toppo/pertask.py) combined on shared parameters with
+     a non-``sum`` combiner (toppo/combiners.py) -- then its own grad-norm clip and Adam step;
+  3. evaluation at the configured cadence (toppo/evaluation.py); checkpoint and logs written
+     atomically. Everything that keeps the run (run directory, lock, atomic files, env and
+     evaluation workers, process lifetime, time budget) is toppo/harness/.
 """
 
 from __future__ import annotations
@@ -27,7 +33,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toppo import numerics, procs
+from toppo import numerics
+from toppo.harness import procs
 
 if __name__ == "__main__":  # before the slow imports: SIGTERM at any point ends with one line
     procs.exit_quietly_on_sigterm("python -m toppo.train")
@@ -42,12 +49,19 @@ import torch
 import yaml
 
 from toppo import ppo
-from toppo.config import DEVICES, ConfigError, TrainConfig, config_from_dict, parse_value
-from toppo.cores import env_worker_count, eval_worker_count
+from toppo.config import (
+    DEVICES,
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    make_config,
+    parse_value,
+)
 from toppo.envs import make_train_envs
-from toppo.envworkers import EnvWorkerError, make_worker_train_envs
-from toppo.evalworker import EvalSpec, make_evaluator, snapshot_weights
-from toppo.io import (
+from toppo.harness.cores import env_worker_count, eval_worker_count
+from toppo.harness.envworkers import EnvWorkerError, make_worker_train_envs
+from toppo.harness.evalworker import EvalSpec, make_evaluator, snapshot_weights
+from toppo.harness.io import (
     RunLock,
     RunLocked,
     git_commit,
@@ -58,12 +72,8 @@ from toppo.io import (
     write_json_atomic,
     write_yaml_atomic,
 )
-from toppo.learner import Learner, TrainingDiverged
-from toppo.livelog import LiveLog
-from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
-from toppo.networks import policy_input
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
-from toppo.rundir import (
+from toppo.harness.livelog import LiveLog
+from toppo.harness.rundir import (
     checkpoint_paths,
     completion,
     config_changed,
@@ -72,6 +82,10 @@ from toppo.rundir import (
     set_aside_checkpoint,
     set_aside_run,
 )
+from toppo.learner import Learner, TrainingDiverged
+from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.networks import policy_input
+from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
 from toppo.variants import resolve
 
 
@@ -198,7 +212,7 @@ class Trainer:
     # ------------------------------------------------------------------ evaluation
     def run_evaluation(self) -> None:
         """Evaluate a frozen copy of the actor's weights at this step: at once (inline) or
-        in a worker while training goes on (toppo.evalworker); results commit in step order."""
+        in a worker while training goes on (toppo.harness.evalworker); results commit in step order."""
         t0 = time.perf_counter()
         self.evaluator.submit(self.global_step, snapshot_weights(self.learner.actor))
         self.budget["evaluation_s"] += time.perf_counter() - t0
@@ -289,7 +303,7 @@ class Trainer:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:
-        """Train to the end. A resume state is loaded by main() (toppo.rundir) beforehand."""
+        """Train to the end. A resume state is loaded by main() (toppo.harness.rundir) beforehand."""
         cfg = self.cfg
         started_at = datetime.now(UTC).isoformat()
         write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
@@ -409,7 +423,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Any TrainConfig field can be overridden as key=value, e.g. "
                "rollout_steps_per_task=1000 hidden_sizes=64,64 critic_combiner=cagrad cagrad_c=0.5. "
                f"Variants: {', '.join(VARIANTS)}.")
-    p.add_argument("--variant", default="toppo", help="named variant (see --list-variants)")
+    p.add_argument("--config", type=Path, metavar="FILE",
+                   help="a resolved config (every field, as a run's config.yaml; the workflow "
+                        "writes one per cell) instead of a variant's; flags and key=value "
+                        "override it, --variant only names the run (default: custom)")
+    p.add_argument("--variant", help="named variant (see --list-variants; default: toppo)")
     p.add_argument("--benchmark", choices=list(BENCHMARKS), help="benchmark (variant default: MT10)")
     p.add_argument("--reward-version", choices=REWARD_VERSIONS, help="metaworld reward function version")
     p.add_argument("--seed", type=int, help="seed for torch, numpy, envs and the benchmark's goals")
@@ -426,6 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """The run's config: the ``--config`` file's or the variant's (``--variant``), with the
+    flags and ``key=value`` overrides on top."""
     overrides: dict[str, Any] = {}
     for item in args.overrides:
         key, sep, raw = item.partition("=")
@@ -446,7 +466,28 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
                 raise ConfigError(f"config key 'total_steps': not a whole number ({value})")
             value = int(value)
         overrides[key] = value
-    return resolve(args.variant, overrides)
+    if args.config is not None:
+        base = config_from_file(args.config)
+        return make_config(base.to_dict(), **overrides) if overrides else base
+    return resolve(variant_name(args), overrides)
+
+
+def variant_name(args: argparse.Namespace) -> str:
+    """The name the run's logs record: ``--variant``; without it the variant trained
+    (toppo), or ``custom`` for a ``--config`` file."""
+    return args.variant or ("custom" if args.config is not None else "toppo")
+
+
+def config_from_file(path: Path) -> TrainConfig:
+    """A resolved config file (every field; ConfigError naming the file otherwise)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except (OSError, yaml.YAMLError) as exc:
+        raise ConfigError(f"--config {path}: cannot read it ({exc})") from None
+    try:
+        return config_from_dict(data)
+    except ConfigError as exc:
+        raise ConfigError(f"--config {path}: {exc}") from None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -466,7 +507,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.out_dir is None:
         parser.error("--out-dir is required")
     try:
-        return train_in(args.out_dir, cfg, args.variant, retrain=args.retrain)
+        return train_in(args.out_dir, cfg, variant_name(args), retrain=args.retrain)
     # one clean line each: another trainer holds the directory; a read-only folder or a
     # full disk (the message names the path); a config error found only on this machine,
     # e.g. device=cuda without a GPU

@@ -1,5 +1,5 @@
 """The grid of cells from the validated config (toppo.grid: the one definition, shared with
-`python -m analysis status` and the tests), and each cell's trainer arguments.
+`python -m analysis status` and the tests), and each cell's resolved TrainConfig.
 
 toppo.grid.Grid checks what the JSON schema cannot know: variant names, keys of
 trainer_overrides (toppo.config.TrainConfig fields), that every benchmark in the grid has a
@@ -9,7 +9,6 @@ TrainConfig, so a bad value fails at start and not hours into a job.
 
 import os
 import re
-import shlex
 import sys
 from pathlib import Path
 
@@ -38,7 +37,6 @@ except GridError as exc:
     raise config_error(str(exc)) from None
 SCALE = GRID.scale
 DEVICE = GRID.device
-BUDGETS = GRID.budgets
 JOB_RESOURCES = GRID.resources
 RUNS = GRID.runs_root  # one folder per cell below this
 OUT = f"results/{SCALE}"  # per-scale aggregates, resolved config and logs
@@ -55,7 +53,7 @@ CELLS = GRID.cells
 
 
 def resolved_config(benchmark, reward, variant, seed):
-    """The TrainConfig the trainer will build for this cell (same parsing, same defaults)."""
+    """The cell's resolved TrainConfig, the one its training job hands the trainer."""
     try:
         return GRID.train_config((benchmark, reward, variant, seed))
     except GridError as exc:
@@ -73,9 +71,9 @@ except ValueError as exc:
 
 
 # ------------------------------------------------------------------ no orphan jobs
-# SIGINT/SIGTERM sent to Snakemake alone first stop its jobs' shells (toppo.procs), so a
+# SIGINT/SIGTERM sent to Snakemake alone first stop its jobs' shells (toppo.harness.procs), so a
 # training job's script stops its trainer instead of Snakemake waiting for it.
-from toppo.procs import stop_children_on_signals  # noqa: E402
+from toppo.harness.procs import stop_children_on_signals  # noqa: E402
 
 stop_children_on_signals()
 
@@ -164,22 +162,6 @@ wildcard_constraints:
 
 
 # ------------------------------------------------------------------ per-cell job settings
-def train_args(wildcards):
-    """Everything that decides the cell's result, as trainer CLI arguments (a params entry,
-    so changing a budget or override re-runs exactly the cells it changes)."""
-    if wildcards.benchmark not in BUDGETS:
-        raise config_error(f"budgets.{wildcards.benchmark}: missing")
-    args = [
-        "--variant", wildcards.variant,
-        "--benchmark", wildcards.benchmark,
-        "--reward-version", wildcards.reward,
-        "--seed", wildcards.seed,
-        "--total-steps", str(BUDGETS[wildcards.benchmark]),
-        *GRID.override_args(wildcards.benchmark),
-    ]  # fmt: skip
-    return " ".join(shlex.quote(a) for a in args)
-
-
 def cell_config(wildcards):
     return resolved_config(wildcards.benchmark, wildcards.reward, wildcards.variant, wildcards.seed)
 

@@ -1,6 +1,7 @@
-"""One training job per cell: `python -m toppo.train` into the cell's run directory
-(workflow/scripts/train_cell.py runs it and appends its output and the exact command to the
-cell's train.log, attempt after attempt).
+"""One training job per cell: workflow/scripts/train_cell.py writes the cell's resolved
+TrainConfig (toppo.grid.Grid.train_config) to a file beside the job's log and runs
+`python -m toppo.train --config <that file>` into the cell's run directory, appending its output
+and the exact command to the cell's train.log, attempt after attempt.
 
 The outputs are `update()`d, not deleted before the job: the trainer decides, under the run
 directory's lock, what to do with the run it finds (docs/design.md, run-directory
@@ -30,11 +31,10 @@ rule train:
     benchmark:
         f"{CELL_DIR}/benchmark.tsv"
     params:
-        # Rerun triggers: the result-deciding trainer arguments and the hash of the resolved
-        # TrainConfig (which also changes when the variant's definition or a default does).
-        # device, torch_threads and `retrain` are read from the config by the script and are
-        # deliberately not params: changing them re-runs nothing.
-        args=train_args,
+        # Rerun trigger: the hash of the resolved TrainConfig, which changes with everything
+        # that decides the result (a budget, an override, the variant's definition, a default).
+        # The execution-only fields (device, threads, live curves) and `retrain` are not
+        # hashed and not params: changing them re-runs nothing.
         config_hash=lambda wc: cell_config(wc).config_hash(),
         num_updates=lambda wc: cell_config(wc).num_updates,
         run_dir=lambda wc: run_dir(wc.benchmark, wc.reward, wc.variant, wc.seed),

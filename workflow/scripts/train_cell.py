@@ -1,26 +1,28 @@
-"""Snakemake script of rule `train`: run `python -m toppo.train` for one cell.
+"""Snakemake script of rule `train`: hand one cell's resolved TrainConfig to the trainer.
+
+The cell's config is resolved by toppo.grid (Grid.train_config: the one definition the DAG's
+config_hash param comes from too) with this job's threads (torch_threads, and the cores that
+env_workers=auto divides between env and eval workers), the device and the live-curve
+settings, written once to `{OUT}/logs/train/<cell>.yaml` beside the job's log, and run as
+`python -m toppo.train --config <that file> --variant <variant> --out-dir <run dir>`; with
+config["retrain"] true, `--retrain` too (a finished run of this config is set aside and
+trained again from scratch; an unfinished one is resumed, so a retried job still resumes).
 
 The trainer's output is appended to the cell's train.log (every attempt, each starting with
-a `[workflow ...]` line; the trainer's own lines say whether it resumed or retrained; a
-retrain copies it into superseded/ with the run) and written to the job's Snakemake log
-(this attempt only), and its progress lines go to the terminal as well; the exit status is
-the trainer's. Read from the job: params.args (the result-deciding trainer arguments),
-params.run_dir, threads (torch_threads, the OpenMP/MKL thread counts, and the cores that
-env_workers=auto divides between env and eval workers), config["device"], the live curves'
-config["tensorboard"] and config["wandb"] (toppo.grid.live_args), and config["retrain"]:
-when true, the trainer gets
---retrain (a finished run of this config is set aside and trained again from scratch; an
-unfinished one is resumed, so a retried job still resumes).
+`[workflow ...]` lines naming the config file, its execution settings and the command; the
+trainer's own lines say whether it resumed or retrained; a retrain copies it into superseded/
+with the run) and written to the job's Snakemake log (this attempt only), and its progress
+lines go to the terminal as well; the exit status is the trainer's.
 
-The trainer never outlives its job (docs/design.md, run-directory guarantees): it runs in its
-own process group, which this script kills (SIGTERM, then SIGKILL after a grace period) when
-it gets SIGINT, SIGTERM or SIGHUP (Ctrl-C, `kill`, scancel) or exits; on Linux the trainer
-also gets SIGTERM when this script dies (PR_SET_PDEATHSIG), and this script stops it when the
-Snakemake process that started the job dies (it watches its ancestors up to that process).
+The trainer never outlives its job (docs/design.md, run-directory guarantees; the process
+lifetime code is toppo.harness.procs): it runs in its own process group, which this script
+stops (SIGTERM, then SIGKILL after a grace period) when it gets SIGINT, SIGTERM or SIGHUP
+(Ctrl-C, `kill`, scancel) or exits; on Linux the trainer also gets SIGTERM when this script
+dies (PR_SET_PDEATHSIG), and this script stops it when the Snakemake process that started the
+job dies (it watches its ancestors up to that process).
 """
 
 
-import ctypes
 import os
 import shlex
 import signal
@@ -28,11 +30,9 @@ import socket
 import subprocess
 import sys
 import threading
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
 GRACE_S = 20.0  # seconds between SIGTERM and SIGKILL of the trainer's process group
 FORWARDED = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
@@ -41,121 +41,30 @@ def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def die_with_parent(parent_pid: int):
-    """preexec_fn of the trainer: SIGTERM when this script dies (Linux), or now if it has."""
-    def setup() -> None:
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        except (OSError, AttributeError):  # not Linux: the signal handlers and watchdog remain
-            pass
-        if os.getppid() != parent_pid:  # the parent died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return setup
-
-
-def _proc_stat(pid: int) -> tuple[int, str] | None:
-    """(parent pid, start time) of a process from /proc, or None when it is gone (or a
-    zombie: dead, not yet reaped)."""
-    try:
-        text = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return None
-    fields = text[text.rindex(")") + 2:].split()  # state, ppid, ...; starttime is fields[19]
-    if fields[0] in ("Z", "X"):
-        return None
-    return int(fields[1]), fields[19]
-
-
-def _is_snakemake(pid: int) -> bool:
-    try:
-        argv = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")
-    except OSError:
-        return False
-    names = [Path(a).name for a in argv[:3]]
-    return "snakemake" in names[:2] or argv[1:3] == ["-m", "snakemake"]
-
-
-def ancestors_to_watch(max_depth: int = 8) -> list[tuple[int, str]]:
-    """(pid, start time) of this script's ancestors up to the nearest Snakemake process
-    (the job's shell, then Snakemake itself); just the parent when none is found."""
-    chain, pid = [], os.getppid()
-    for _ in range(max_depth):
-        stat = _proc_stat(pid)
-        if stat is None or pid <= 1:
-            break
-        chain.append((pid, stat[1]))
-        if _is_snakemake(pid):
-            return chain
-        pid = stat[0]
-    return chain[:1]
-
-
-def gone(watch: list[tuple[int, str]]) -> bool:
-    """Whether a watched ancestor has exited (or its pid was reused)."""
-    for pid, started in watch:
-        stat = _proc_stat(pid)
-        if stat is None or stat[1] != started:
-            return True
-    return False
-
-
-class TrainerGroup:
-    """The trainer's process group: stopped once, SIGTERM first, SIGKILL after GRACE_S."""
-
-    def __init__(self, proc: subprocess.Popen):
-        self.proc = proc
-        self.stopping = threading.Event()
-        self.reason = None
-
-    def stop(self, reason: str) -> None:
-        """Safe in a signal handler: no output here (the reason is logged at the end)."""
-        if self.stopping.is_set():
-            return
-        self.reason = reason
-        self.stopping.set()
-        self._signal(signal.SIGTERM)
-        threading.Thread(target=self._kill_later, daemon=True).start()
-
-    def _kill_later(self) -> None:
-        deadline = time.monotonic() + GRACE_S
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                break
-            time.sleep(0.2)
-        self._signal(signal.SIGKILL)  # its children too, whether the trainer is gone or not
-
-    def _signal(self, sig: int) -> None:
-        try:
-            os.killpg(self.proc.pid, sig)
-        except (ProcessLookupError, PermissionError):
-            pass
-
-    def watch_ancestors(self, watch: list[tuple[int, str]]) -> None:
-        while not self.stopping.is_set() and self.proc.poll() is None:
-            if gone(watch):
-                self.stop(f"the Snakemake process ({watch[-1][0]}) is gone")
-                return
-            time.sleep(1.0)
-
-
 def main(smk) -> int:
     repo = Path(smk.scriptdir).resolve().parents[1]
-    run_dir = Path(smk.params.run_dir)
-    cell = "/".join(run_dir.parts[-3:])  # e.g. MT10-v1/toppo/seed0
-    threads = int(smk.threads)
-    # params.args ends with the key=value overrides; the trainer takes them as one group.
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
-    from toppo.grid import live_args
+    from toppo.config import UNHASHED_FIELDS, cli_value
+    from toppo.grid import WORKFLOW_KEYS, Cell, Grid
+    from toppo.harness import procs
+    from toppo.harness.io import write_yaml_atomic
 
-    cmd = [
-        sys.executable, "-m", "toppo.train", "--device", smk.config["device"],
-        "--out-dir", str(run_dir), *shlex.split(smk.params.args), f"torch_threads={threads}",
-        f"cores={threads}",  # env_workers=auto: this job's cores less its evaluation workers
-        *live_args(smk.config),
-    ]  # fmt: skip
+    wc = smk.wildcards
+    cell = Cell(wc.benchmark, wc.reward, wc.variant, int(wc.seed))
+    run_dir = Path(smk.params.run_dir)
+    threads = int(smk.threads)
+    cfg = Grid(smk.config).train_config(cell, threads=threads)
+    if cfg.config_hash() != smk.params.config_hash:  # the DAG and this job read one config
+        raise RuntimeError(f"{cell}: resolved config {cfg.config_hash()}, the workflow "
+                           f"scheduled {smk.params.config_hash}")
+    cell_file = Path(smk.log[0]).with_suffix(".yaml")
+    write_yaml_atomic(cell_file, cfg.to_dict())
+
+    cmd = [sys.executable, "-m", "toppo.train", "--config", str(cell_file),
+           "--variant", cell.variant, "--out-dir", str(run_dir)]
+    if str(smk.config.get("retrain", False)).lower() == "true":
+        cmd.append("--retrain")
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH")) if p)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
@@ -171,17 +80,25 @@ def main(smk) -> int:
             write(line + "\n")
             print(line, file=sys.stderr, flush=True)
 
-        say(f"{smk.rule} {run_dir} on {socket.gethostname()}, config {smk.params.config_hash}")
-        if str(smk.config.get("retrain", False)).lower() == "true":
-            cmd.insert(3, "--retrain")
+        say(f"{smk.rule} {run_dir} on {socket.gethostname()}, config {cfg.config_hash()}")
+        execution = {k: v for k, v in cfg.to_dict().items()
+                     if k in UNHASHED_FIELDS and k in WORKFLOW_KEYS}
+        say(f"{cell_file}: execution " + " ".join(f"{k}={cli_value(v)}"
+                                                  for k, v in execution.items()))
         say("$ " + shlex.join(cmd))
-        watch = ancestors_to_watch()
+        watch = procs.ancestors_to_watch()
+        parent = os.getpid()
+
+        def die_with_this_script() -> None:  # the trainer's preexec_fn
+            if not procs.die_with_parent(parent):
+                os.kill(os.getpid(), signal.SIGTERM)
+
         # Every line goes to train.log; the trainer's own lines (progress, ETA, errors) are
         # echoed to Snakemake's terminal too, tagged with the cell, so long jobs show progress.
         proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env,
                                 cwd=os.getcwd(), text=True, bufsize=1, process_group=0,
-                                preexec_fn=die_with_parent(os.getpid()))
-        group = TrainerGroup(proc)
+                                preexec_fn=die_with_this_script)
+        group = procs.ProcessGroup(proc, GRACE_S)
         previous = {}
         for sig in FORWARDED:
             previous[sig] = signal.signal(

@@ -44,11 +44,11 @@ import numpy as np
 import torch
 
 from toppo.config import TrainConfig
-from toppo.cores import eval_worker_count
 from toppo.envs import EnvCopies, make_eval_envs
 from toppo.evaluation import EvalResult, concat_results, evaluate
+from toppo.harness.cores import eval_worker_count
+from toppo.harness.procs import die_with_parent, exit_description
 from toppo.networks import build_actor, policy_input
-from toppo.procs import die_with_parent, exit_description
 
 
 @dataclass
@@ -157,8 +157,7 @@ class InlineEvaluator:
 
 # ---------------------------------------------------------------------- worker processes
 def _worker_main(conn, spec: EvalSpec, async_envs: bool, tasks: range, parent_pid: int) -> None:
-    die_with_parent()
-    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+    if not die_with_parent(parent_pid):  # the parent died before prctl took effect
         return
     envs = None
     try:

@@ -1,7 +1,13 @@
-"""Process housekeeping (Linux /proc and prctl; no-ops elsewhere).
+"""Process lifetime, the one copy of it (Linux /proc and prctl; no-ops elsewhere).
 
-``die_with_parent`` is called first thing in every worker process the trainer starts (env
-workers, evaluation workers), so none outlives a trainer that is killed.
+``die_with_parent`` is called first thing in every process the harness starts (env workers,
+evaluation workers, and the trainer started by a workflow job), so none outlives the process
+that started it when that one is killed.
+
+``ProcessGroup`` and ``ancestors_to_watch``/``gone`` are the workflow job's side
+(workflow/scripts/train_cell.py): the trainer runs in its own process group, stopped SIGTERM
+first, SIGKILL after a grace period, when the job is signalled, exits, or the Snakemake
+process that started it is gone.
 
 ``stop_children_on_signals`` is installed by workflow/rules/common.smk in the Snakemake
 process: Ctrl-C in a terminal reaches every job (one process group), but `kill -INT` or
@@ -16,21 +22,25 @@ import contextlib
 import ctypes
 import os
 import signal
+import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 PROC = Path("/proc")
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 
 
-def die_with_parent(sig: int = signal.SIGTERM) -> None:
+def die_with_parent(parent_pid: int, sig: int = signal.SIGTERM) -> bool:
     """Linux: have the kernel send ``sig`` to this process when its parent dies (even by
-    SIGKILL). Call it first in a child, then check ``os.getppid()`` against the parent's pid:
-    a parent that died before the call is not signalled for."""
+    SIGKILL). Call it first in a child (or as a ``preexec_fn``); False when the parent
+    ``parent_pid`` died before the request took effect (it is not signalled for then: the
+    caller ends itself)."""
     if sys.platform.startswith("linux"):
         with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, int(sig))
+    return os.getppid() == parent_pid
 
 
 def exit_description(code: int | None) -> str:
@@ -57,6 +67,86 @@ def _stat_fields(stat: Path) -> list[str] | None:
 
 def _live(fields: list[str] | None) -> bool:
     return fields is not None and fields[0] not in ("Z", "X")  # not a zombie, not dead
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """(parent pid, start time) of a live process, or None when it is gone or a zombie."""
+    fields = _stat_fields(PROC / str(pid) / "stat")
+    return (int(fields[1]), fields[19]) if _live(fields) else None
+
+
+def _is_snakemake(pid: int) -> bool:
+    try:
+        argv = (PROC / str(pid) / "cmdline").read_bytes().decode(errors="replace").split("\0")
+    except OSError:
+        return False
+    names = [Path(a).name for a in argv[:3]]
+    return "snakemake" in names[:2] or argv[1:3] == ["-m", "snakemake"]
+
+
+def ancestors_to_watch(max_depth: int = 8) -> list[tuple[int, str]]:
+    """(pid, start time) of this process's ancestors up to the nearest Snakemake process
+    (a job's shell, then Snakemake itself); just the parent when none is found."""
+    chain, pid = [], os.getppid()
+    for _ in range(max_depth):
+        stat = _stat(pid)
+        if stat is None or pid <= 1:
+            break
+        chain.append((pid, stat[1]))
+        if _is_snakemake(pid):
+            return chain
+        pid = stat[0]
+    return chain[:1]
+
+
+def gone(watch: list[tuple[int, str]]) -> bool:
+    """Whether a watched ancestor has exited (or its pid was reused)."""
+    for pid, started in watch:
+        stat = _stat(pid)
+        if stat is None or stat[1] != started:
+            return True
+    return False
+
+
+class ProcessGroup:
+    """A child started in its own process group (``process_group=0``), stopped once: SIGTERM
+    to the group first, SIGKILL after ``grace_s`` (its children too, whether it is gone or not)."""
+
+    def __init__(self, proc: subprocess.Popen, grace_s: float):
+        self.proc, self.grace_s = proc, grace_s
+        self.stopping = threading.Event()
+        self.reason: str | None = None
+
+    def stop(self, reason: str) -> None:
+        """Safe in a signal handler: no output here (``reason`` is kept for the caller)."""
+        if self.stopping.is_set():
+            return
+        self.reason = reason
+        self.stopping.set()
+        self._signal(signal.SIGTERM)
+        threading.Thread(target=self._kill_later, daemon=True).start()
+
+    def _kill_later(self) -> None:
+        deadline = time.monotonic() + self.grace_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        self._signal(signal.SIGKILL)
+
+    def _signal(self, sig: int) -> None:
+        try:
+            os.killpg(self.proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+
+    def watch_ancestors(self, watch: list[tuple[int, str]]) -> None:
+        """Stop the group when a watched ancestor is gone (run in a thread)."""
+        while not self.stopping.is_set() and self.proc.poll() is None:
+            if gone(watch):
+                self.stop(f"the Snakemake process ({watch[-1][0]}) is gone")
+                return
+            time.sleep(1.0)
 
 
 def children(pid: int) -> list[int]:

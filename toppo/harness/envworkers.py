@@ -13,13 +13,13 @@ arrays whatever the worker count, and the worker count is not in the config hash
 Faults: a worker that dies (any signal, any exit) is noticed at once through its process
 sentinel, and the trainer stops with ``EnvWorkerDied`` naming the worker, its pid and its
 envs' tasks; the run then resumes from its checkpoint. Workers ask the kernel for SIGKILL
-when the trainer dies (``toppo.procs.die_with_parent``), so no worker outlives it, and
+when the trainer dies (``toppo.harness.procs.die_with_parent``), so no worker outlives it, and
 ``multiprocessing``'s resource tracker unlinks the shared memory of a trainer that was
 killed.
 
 Workers import no torch: they step envs only, started in the trainer's numerics mode
 (``toppo.numerics.for_workers``: numpy's OpenBLAS kernel changes MT50 stepping). How many
-there are: ``toppo.cores``.
+there are: ``toppo.harness.cores``.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ from toppo.envs import (
     reduce_step,
     train_env_fns,
 )
-from toppo.procs import die_with_parent, exit_description
+from toppo.harness.procs import die_with_parent, exit_description
 
 
 class EnvWorkerError(RuntimeError):
@@ -107,8 +107,7 @@ _OUTPUTS = ("obs", "reward", "terminated", "truncated", "final_obs", "final_succ
 # ---------------------------------------------------------------------- worker process
 def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tuple[int, int, int],
                  names: dict[str, str] | None, parent_pid: int) -> None:
-    die_with_parent(signal.SIGKILL)
-    if os.getppid() != parent_pid:  # the trainer died before the request took effect
+    if not die_with_parent(parent_pid, signal.SIGKILL):  # the trainer died already
         return
     # Ctrl-C reaches the whole process group: the trainer decides, the workers only step
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -32,7 +32,7 @@ from typing import Any
 from toppo.config import TrainConfig
 from toppo.registry import BENCHMARKS
 
-TB_DIR = "tensorboard"  # below the run directory; one of toppo.rundir.RUN_FILES (set aside with the run)
+TB_DIR = "tensorboard"  # below the run directory; one of toppo.harness.rundir.RUN_FILES (set aside with the run)
 PER_TASK = re.compile(r"^(actor|critic)_gradnorm_t(\d+)$")
 INSTALL_HINT = "pip install -e '.[live]'"
 

@@ -30,7 +30,7 @@ from toppo.config import ConfigError, TrainConfig, config_from_dict
 
 SUPERSEDED = "superseded"  # folder of set-aside runs; analysis does not search below it
 # a run's files, moved together when it is set aside; the live curves' event files
-# (toppo.livelog.TB_DIR) go with it
+# (toppo.harness.livelog.TB_DIR) go with it
 RUN_FILES = ("config.yaml", "manifest.json", "eval.csv", "train_metrics.csv", "checkpoints",
              "tensorboard")
 # The workflow's record of the job that trained the run (workflow/scripts/train_cell.py), set
