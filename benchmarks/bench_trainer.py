@@ -41,9 +41,10 @@ import torch
 
 import toppo.envs
 from toppo.harness.cores import auto_env_workers, available_cores
+from toppo.harness.timebudget import format_budget
 from toppo.learner import Learner
 from toppo.ppo import stratified_minibatches
-from toppo.train import Trainer, format_budget
+from toppo.train import Trainer
 from toppo.variants import resolve
 
 
@@ -115,7 +116,7 @@ def eval_overhead_runs(device: str, rollout_steps_per_task: int, updates: int,
         trainer, build, wall = timed_run(cfg, evaluate=mode != "none")
         out[key] = {"wall_s": wall, "build_s": build, "budget": trainer.time_budget(),
                     "episodes": episodes, "steps_per_update": steps,
-                    "eval_env_steps": trainer.eval_env_steps}
+                    "eval_env_steps": trainer.evals.env_steps}
         print(f"  {key}: wall {wall:.1f} s, load average {load_average().split()[0]}", flush=True)
     return out
 

@@ -53,7 +53,7 @@ def test_overlapped_evaluation_resumed_mid_evaluation_writes_the_inline_eval_csv
         row = first.train_one_update()
         first.metric_rows.append({**row, "wall_time_s": 0.0})
         assert first.eval_due()
-        first.evaluator.submit(first.global_step, snapshot_weights(first.learner.actor))
+        first.evals.submit(first.global_step, snapshot_weights(first.learner.actor))
         state = first.state_dict()  # what the checkpoint holds
     finally:
         first.close()  # the worker is stopped mid-evaluation
@@ -66,7 +66,7 @@ def test_overlapped_evaluation_resumed_mid_evaluation_writes_the_inline_eval_csv
     finally:
         resumed.close()
     assert (out / "eval.csv").read_bytes() == (ref / "eval.csv").read_bytes()
-    assert sorted({r["step"] for r in resumed.eval_rows}) == [5000, 10000]
+    assert sorted({r["step"] for r in resumed.evals.rows}) == [5000, 10000]
     assert _budget_adds_up(out)["eval_compute_s"] > 0
     assert "time budget: rollout env" in capsys.readouterr().out
 

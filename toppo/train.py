@@ -48,7 +48,7 @@ import numpy as np
 import torch
 import yaml
 
-from toppo import ppo
+from toppo import rollout
 from toppo.config import (
     DEVICES,
     ConfigError,
@@ -60,6 +60,7 @@ from toppo.config import (
 from toppo.envs import make_train_envs
 from toppo.harness.cores import env_worker_count, eval_worker_count
 from toppo.harness.envworkers import EnvWorkerError, make_worker_train_envs
+from toppo.harness.evalrecord import EvalRecord
 from toppo.harness.evalworker import EvalSpec, make_evaluator, snapshot_weights
 from toppo.harness.io import (
     RunLock,
@@ -82,9 +83,9 @@ from toppo.harness.rundir import (
     set_aside_checkpoint,
     set_aside_run,
 )
+from toppo.harness.timebudget import TimeBudget, fmt_time, format_budget
 from toppo.learner import Learner, TrainingDiverged
 from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
-from toppo.networks import policy_input
 from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
 from toppo.variants import resolve
 
@@ -98,6 +99,9 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
+    """One run: the algorithm's parts (envs, toppo.rollout, toppo.learner) in a loop, and the
+    harness's (evaluations, checkpoints, logs, time budget, live curves) around it."""
+
     def __init__(self, cfg: TrainConfig, out_dir: Path, variant: str = "custom"):
         self.cfg, self.variant, self.out = cfg, variant, Path(out_dir)
         self.ckpt_path, self.prev_path = checkpoint_paths(self.out)  # latest.pt, previous.pt
@@ -115,90 +119,31 @@ class Trainer:
                                         max_episode_steps=cfg.max_episode_steps)
         self.K = self.envs.num_tasks
         obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
-        # inline, or worker process(es) building their eval envs from eval_fns meanwhile
-        self.evaluator = make_evaluator(EvalSpec(cfg, eval_fns, obs_dim, act_dim))
-        self.eval_resubmit: list[tuple[int, dict[str, torch.Tensor]]] = []  # from a checkpoint
         self.task_of_env = torch.as_tensor(self.envs.task_ids, device=self.device)
-
         self.learner = Learner(cfg, obs_dim, act_dim, self.device)
 
+        self.budget = TimeBudget()  # seconds, see toppo.harness.timebudget
+        # inline, or worker process(es) building their eval envs from eval_fns meanwhile
+        self.evals = EvalRecord(make_evaluator(EvalSpec(cfg, eval_fns, obs_dim, act_dim)), cfg,
+                                variant, self.envs.task_names, self.budget)
+        self.eval_resubmit: list[tuple[int, dict[str, torch.Tensor]]] = []  # from a checkpoint
         self.git_commit = git_commit()  # the code this process runs (not the one at the end)
         self.machine = numerics.describe()  # CPU, Python, torch's build and kernels, the mode
         self.update_idx = 0
-        self.eval_rows: list[dict[str, Any]] = []
         self.metric_rows: list[dict[str, Any]] = []
-        self.eval_env_steps = 0
         self.wall_time = 0.0
-        self.last_eval_success = float("nan")
-        self.budget = dict.fromkeys(BUDGET_KEYS, 0.0)  # seconds, see time_budget()
         self.live: LiveLog | None = None  # TensorBoard / W&B curves, opened by run()
 
     @property
     def global_step(self) -> int:
         return self.update_idx * self.cfg.steps_per_update
 
-    # ------------------------------------------------------------------ rollout
-    @torch.no_grad()
+    # ------------------------------------------------------------------ the algorithm
     def collect_rollout(self) -> dict[str, torch.Tensor]:
-        cfg, dev, N = self.cfg, self.device, self.envs.num_envs
-        actor = self.learner.actor
-        value = self.learner.value if self.learner.critic is not None else None
-        T = cfg.rollout_steps_per_task // cfg.envs_per_task
-        task = self.task_of_env
-        obs_buf = torch.zeros((T, N, self.envs.obs_dim), device=dev)
-        act_buf = torch.zeros((T, N, self.envs.act_dim), device=dev)
-        logp_buf, val_buf, rew_buf, next_val_buf = (torch.zeros((T, N), device=dev) for _ in range(4))
-        end_buf = torch.zeros((T, N), dtype=torch.bool, device=dev)
-        successes: list[float] = []
+        return rollout.collect(self.envs, self.learner, self.cfg, self.task_of_env, self.device)
 
-        obs = policy_input(self.envs.reset(), dev)  # torch's memory: see networks.policy_input
-        for t in range(T):
-            u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
-            obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
-            if value is not None:
-                val_buf[t] = value(obs, task)
-            step = self.envs.step(action.cpu().numpy())  # a StepBatch (toppo.envs)
-            rew_buf[t] = torch.as_tensor(step.reward, device=dev)
-            ended = np.flatnonzero(step.ended)
-            obs = policy_input(step.obs, dev)
-            if ended.size:
-                end_buf[t, ended] = True
-                trunc_only = np.flatnonzero(step.truncated & ~step.terminated)
-                if trunc_only.size and cfg.bootstrap_truncation:
-                    # bootstrap the time limit: V(final observation of the episode); without
-                    # it (the reference) the truncation counts as terminal: next value 0
-                    idx = torch.as_tensor(trunc_only, device=dev)
-                    fin = policy_input(step.final_obs[trunc_only], dev)
-                    next_val_buf[t, idx] = value(fin, task[idx])
-                successes.extend(step.final_success[ended].tolist())
-        if value is not None:
-            last_value = value(obs, task)
-        else:  # the linear baseline, fitted per task on this rollout's whole episodes
-            C, L = cfg.envs_per_task, cfg.max_episode_steps
-
-            def episodes(x: torch.Tensor) -> torch.Tensor:  # (T, C*K, ...) -> (K, C*T/L, L, ...)
-                extra = x.shape[2:]
-                x = x.reshape(T, C, self.K, -1).permute(2, 1, 0, 3)  # (K, C, T, ...)
-                return x.reshape(self.K, C * T // L, L, *extra)
-
-            fitted = ppo.linear_baseline(episodes(obs_buf), episodes(rew_buf), cfg.gamma)
-            val_buf = fitted.reshape(self.K, C, T).permute(2, 1, 0).reshape(T, N)
-            last_value = torch.zeros(N, device=dev)
-        following = torch.cat([val_buf[1:], last_value[None]], 0)  # V(s_{t+1}) within episodes
-        next_val_buf = torch.where(end_buf, next_val_buf, following)
-        adv, ret = ppo.gae(rew_buf, val_buf, next_val_buf, end_buf, cfg.gamma, cfg.gae_lambda)
-
-        def per_task(x: torch.Tensor) -> torch.Tensor:  # (T, C*K, ...) -> (K, T*C, ...)
-            x = x.reshape(T, cfg.envs_per_task, self.K, *x.shape[2:])
-            return x.transpose(0, 2).reshape(self.K, T * cfg.envs_per_task, *x.shape[3:])
-
-        return {"obs": per_task(obs_buf), "action": per_task(act_buf), "logp": per_task(logp_buf),
-                "value": per_task(val_buf), "adv": per_task(adv), "ret": per_task(ret),
-                "task": per_task(task.expand(T, N)),
-                "train_success": torch.tensor(float(np.mean(successes)) if successes else float("nan"))}
-
-    # ------------------------------------------------------------------ losses
     def train_one_update(self) -> dict[str, Any]:
+        """Rollout and GAE (toppo.rollout), then the PPO epochs (toppo.learner)."""
         t0 = time.perf_counter()
         roll = self.collect_rollout()
         t_roll = time.perf_counter() - t0
@@ -209,42 +154,56 @@ class Trainer:
                 "update_time_s": time.perf_counter() - t0, **stats,
                 "mean_train_success": float(roll["train_success"])}
 
-    # ------------------------------------------------------------------ evaluation
-    def run_evaluation(self) -> None:
-        """Evaluate a frozen copy of the actor's weights at this step: at once (inline) or
-        in a worker while training goes on (toppo.harness.evalworker); results commit in step order."""
-        t0 = time.perf_counter()
-        self.evaluator.submit(self.global_step, snapshot_weights(self.learner.actor))
-        self.budget["evaluation_s"] += time.perf_counter() - t0
-        self.commit_evaluations()
-
-    def commit_evaluations(self, wait: bool = False) -> int:
-        """Append the finished evaluations to the eval rows, in step order (``wait``: all
-        submitted ones); returns how many were committed."""
-        t0 = time.perf_counter()
-        wait0 = getattr(self.evaluator, "wait_s", 0.0)
-        done = self.evaluator.collect(wait)
-        for d in done:
-            res = d.result
-            self.eval_env_steps += res.env_steps
-            for k, name in enumerate(self.envs.task_names):
-                self.eval_rows.append({
-                    "benchmark": self.cfg.benchmark, "reward_version": self.cfg.reward_version,
-                    "variant": self.variant, "seed": self.cfg.seed, "step": d.step,
-                    "task_index": k, "task": name, "success_rate": float(res.success_rate[k]),
-                    "mean_return": float(res.mean_return[k]), "episodes": res.episodes})
-            self.last_eval_success = float(res.success_rate.mean())
-            if self.live is not None:
-                self.live.log_eval(d.step, res.success_rate)
-            self.budget["eval_compute_s"] += d.eval_s
-        self.budget["evaluation_s"] += time.perf_counter() - t0
-        self.budget["eval_wait_s"] += getattr(self.evaluator, "wait_s", 0.0) - wait0
-        return len(done)
-
     def eval_due(self) -> bool:
         every = self.cfg.eval_every_steps
         prev = (self.update_idx - 1) * self.cfg.steps_per_update
         return self.update_idx == self.cfg.num_updates or self.global_step // every > prev // every
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> None:
+        """Train to the end. A resume state is loaded by main() (toppo.harness.rundir) beforehand."""
+        cfg = self.cfg
+        started_at = datetime.now(UTC).isoformat()
+        write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
+        last_print = 0.0
+        resubmit, self.eval_resubmit = self.eval_resubmit, []
+        self.live = self.evals.live = LiveLog.start(
+            self.out, cfg, self.variant, self.metric_rows, [step for step, _ in resubmit],
+            self.time_budget(), log)
+        t0 = time.perf_counter()
+        for step, weights in resubmit:  # evaluations in flight when the run stopped: redone
+            self.evals.submit(step, weights)
+        self.wall_time += time.perf_counter() - t0
+        while self.update_idx < cfg.num_updates:
+            t0 = time.perf_counter()
+            env_s = self.envs.busy_s
+            row = self.train_one_update()
+            env_s = self.envs.busy_s - env_s
+            self.budget["rollout_env_s"] += env_s
+            self.budget["policy_inference_s"] += row["rollout_time_s"] - env_s
+            self.budget["learner_s"] += row["update_time_s"] - row["rollout_time_s"]
+            if self.eval_due():  # a frozen copy of the actor's weights at this step
+                self.evals.submit(self.global_step, snapshot_weights(self.learner.actor))
+            self.evals.commit()  # whatever has finished, in step order
+            self.wall_time += time.perf_counter() - t0
+            row["wall_time_s"] = self.wall_time
+            self.metric_rows.append(row)
+            self.live.log_update(row, self.time_budget())
+            if self.update_idx % cfg.checkpoint_every_updates == 0 or self.update_idx == cfg.num_updates:
+                self.save_checkpoint()
+            if time.perf_counter() - last_print >= cfg.progress_every_s or self.update_idx == cfg.num_updates:
+                last_print = time.perf_counter()
+                self.print_progress(row)
+        # the run is complete only once every evaluation (the final one included) is in eval.csv
+        t0 = time.perf_counter()
+        committed = self.evals.commit(wait=True)
+        self.wall_time += time.perf_counter() - t0
+        if committed:
+            self.save_checkpoint()  # the final checkpoint holds every evaluation
+        self.write_logs()
+        write_json_atomic(self.out / "manifest.json", self.manifest("complete", started_at))
+        log(f"done: {self.global_step} env steps, {self.evals.env_steps} eval env steps, "
+            f"{self.wall_time:.1f} s -> {self.out} | time budget: {format_budget(self.time_budget())}")
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> dict[str, Any]:
@@ -254,11 +213,11 @@ class Trainer:
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "numpy_rng": np.random.get_state(), "env_state": self.envs.get_state(),
-            "eval_rows": self.eval_rows, "metric_rows": self.metric_rows,
-            "eval_env_steps": self.eval_env_steps, "wall_time": self.wall_time,
-            "last_eval_success": self.last_eval_success,
+            "eval_rows": self.evals.rows, "metric_rows": self.metric_rows,
+            "eval_env_steps": self.evals.env_steps, "wall_time": self.wall_time,
+            "last_eval_success": self.evals.last_success,
             # evaluations submitted but not committed: redone on resume from these weights
-            "eval_pending": self.evaluator.pending(), "time_budget": dict(self.budget),
+            "eval_pending": self.evals.pending(), "time_budget": dict(self.budget),
         }
 
     def load_state_dict(self, s: dict[str, Any]) -> None:
@@ -269,14 +228,22 @@ class Trainer:
             torch.cuda.set_rng_state_all(s["cuda_rng"])
         np.random.set_state(s["numpy_rng"])
         self.envs.set_state(s["env_state"])
-        self.eval_rows, self.metric_rows = s["eval_rows"], s["metric_rows"]
-        self.eval_env_steps, self.wall_time = s["eval_env_steps"], s["wall_time"]
-        self.last_eval_success = s["last_eval_success"]
+        self.evals.rows, self.metric_rows = s["eval_rows"], s["metric_rows"]
+        self.evals.env_steps, self.wall_time = s["eval_env_steps"], s["wall_time"]
+        self.evals.last_success = s["last_eval_success"]
         self.eval_resubmit = list(s.get("eval_pending", []))
         self.budget.update(s.get("time_budget", {}))
 
+    def save_checkpoint(self) -> None:
+        t0 = time.perf_counter()
+        save_torch_atomic(self.ckpt_path, self.state_dict(), previous=self.prev_path)
+        self.write_logs()
+        dt = time.perf_counter() - t0
+        self.budget["checkpoint_s"] += dt
+        self.wall_time += dt
+
     def write_logs(self) -> None:
-        write_csv_atomic(self.out / "eval.csv", self.eval_rows, EVAL_COLUMNS)
+        write_csv_atomic(self.out / "eval.csv", self.evals.rows, EVAL_COLUMNS)
         extra = sorted({k for r in self.metric_rows for k in r} - set(TRAIN_METRIC_COLUMNS),
                        key=lambda k: (len(k), k))
         write_csv_atomic(self.out / "train_metrics.csv", self.metric_rows, TRAIN_METRIC_COLUMNS + extra)
@@ -291,7 +258,7 @@ class Trainer:
             "torch_threads": torch.get_num_threads(), "env_workers": self.env_workers,
             "cores": self.cfg.cores or None, "machine": self.machine,
             "wall_time_s": round(self.wall_time, 3), "env_steps": self.global_step,
-            "total_steps": self.cfg.total_steps, "eval_env_steps": self.eval_env_steps,
+            "total_steps": self.cfg.total_steps, "eval_env_steps": self.evals.env_steps,
             "updates": self.update_idx, "num_updates": self.cfg.num_updates,
             "eval_episodes": self.cfg.eval_episodes,
             "eval_mode": self.cfg.eval_mode, "eval_workers": eval_worker_count(self.cfg),
@@ -301,75 +268,9 @@ class Trainer:
             "finished_at": datetime.now(UTC).isoformat() if status == "complete" else None,
         }
 
-    # ------------------------------------------------------------------ main loop
-    def run(self) -> None:
-        """Train to the end. A resume state is loaded by main() (toppo.harness.rundir) beforehand."""
-        cfg = self.cfg
-        started_at = datetime.now(UTC).isoformat()
-        write_json_atomic(self.out / "manifest.json", self.manifest("running", started_at))
-        last_print = 0.0
-        resubmit, self.eval_resubmit = self.eval_resubmit, []
-        self.live = LiveLog.start(self.out, cfg, self.variant, self.metric_rows,
-                                  [step for step, _ in resubmit], self.time_budget(), log)
-        t0 = time.perf_counter()
-        for step, weights in resubmit:  # evaluations in flight when the run stopped: redone
-            self.evaluator.submit(step, weights)
-        self.budget["evaluation_s"] += time.perf_counter() - t0
-        self.wall_time += time.perf_counter() - t0
-        while self.update_idx < cfg.num_updates:
-            t0 = time.perf_counter()
-            env_s = self.envs.busy_s
-            row = self.train_one_update()
-            env_s = self.envs.busy_s - env_s
-            self.budget["rollout_env_s"] += env_s
-            self.budget["policy_inference_s"] += row["rollout_time_s"] - env_s
-            self.budget["learner_s"] += row["update_time_s"] - row["rollout_time_s"]
-            if self.eval_due():
-                self.run_evaluation()
-            else:
-                self.commit_evaluations()  # whatever the workers have finished
-            self.wall_time += time.perf_counter() - t0
-            row["wall_time_s"] = self.wall_time
-            self.metric_rows.append(row)
-            self.live.log_update(row, self.time_budget())
-            if self.update_idx % cfg.checkpoint_every_updates == 0 or self.update_idx == cfg.num_updates:
-                self.save_checkpoint()
-            if time.perf_counter() - last_print >= cfg.progress_every_s or self.update_idx == cfg.num_updates:
-                last_print = time.perf_counter()
-                self.print_progress(row)
-        # the run is complete only once every evaluation (the final one included) is in eval.csv
-        t0 = time.perf_counter()
-        committed = self.commit_evaluations(wait=True)
-        self.wall_time += time.perf_counter() - t0
-        if committed:
-            self.save_checkpoint()  # the final checkpoint holds every evaluation
-        self.write_logs()
-        write_json_atomic(self.out / "manifest.json", self.manifest("complete", started_at))
-        log(f"done: {self.global_step} env steps, {self.eval_env_steps} eval env steps, "
-            f"{self.wall_time:.1f} s -> {self.out} | time budget: {format_budget(self.time_budget())}")
-
-    def save_checkpoint(self) -> None:
-        t0 = time.perf_counter()
-        save_torch_atomic(self.ckpt_path, self.state_dict(), previous=self.prev_path)
-        self.write_logs()
-        dt = time.perf_counter() - t0
-        self.budget["checkpoint_s"] += dt
-        self.wall_time += dt
-
+    # ------------------------------------------------------------------ reporting
     def time_budget(self) -> dict[str, Any]:
-        """Where the run's wall time went, in seconds (summed over resumes): rollout env
-        stepping, policy inference and rollout bookkeeping, learner, evaluation as the trainer
-        waited for it (inline: all of it; overlap: submitting, collecting and waiting), of
-        which idle waiting for eval workers, checkpointing, and the rest; plus the evaluation
-        compute time wherever it ran and the part of it that overlapped training."""
-        b = {k: round(v, 3) for k, v in self.budget.items()}
-        parts = ("rollout_env_s", "policy_inference_s", "learner_s", "evaluation_s", "checkpoint_s")
-        b["other_s"] = round(self.wall_time - sum(self.budget[k] for k in parts), 3)
-        overlapped = (self.budget["eval_compute_s"] - self.budget["eval_wait_s"]
-                      if self.cfg.eval_mode == "overlap" else 0.0)
-        b["eval_overlapped_s"] = round(max(overlapped, 0.0), 3)
-        b["wall_s"] = round(self.wall_time, 3)
-        return b
+        return self.budget.report(self.wall_time, self.cfg.eval_mode)
 
     def print_progress(self, row: dict[str, Any]) -> None:
         cfg = self.cfg
@@ -378,36 +279,14 @@ class Trainer:
         eta = (cfg.num_updates * cfg.steps_per_update - self.global_step) / max(rate, 1e-9)
         log(f"update {self.update_idx}/{cfg.num_updates} | step {self.global_step:,}/{cfg.total_steps:,} "
             f"({100 * done:.1f}%) | {row['env_sps']:.0f} env steps/s in rollout, {rate:.0f} overall | "
-            f"last eval success {self.last_eval_success:.3f} | elapsed {fmt_time(self.wall_time)} | "
+            f"last eval success {self.evals.last_success:.3f} | elapsed {fmt_time(self.wall_time)} | "
             f"ETA {fmt_time(eta)}")
 
     def close(self) -> None:
         self.envs.close()
-        self.evaluator.close()
+        self.evals.close()
         if self.live is not None:
             self.live.close()
-
-
-BUDGET_KEYS = ("rollout_env_s", "policy_inference_s", "learner_s", "evaluation_s", "eval_wait_s",
-               "checkpoint_s", "eval_compute_s")
-
-
-def format_budget(b: dict[str, float]) -> str:
-    wall = max(b["wall_s"], 1e-9)
-    pct = lambda k: f"{b[k]:.1f} s ({100 * b[k] / wall:.0f}%)"  # noqa: E731
-    return (f"rollout env {pct('rollout_env_s')}, policy inference {pct('policy_inference_s')}, "
-            f"learner {pct('learner_s')}, evaluation {pct('evaluation_s')} "
-            f"(idle waiting {b['eval_wait_s']:.1f} s), checkpointing {pct('checkpoint_s')}, "
-            f"other {pct('other_s')}; evaluation compute {b['eval_compute_s']:.1f} s, "
-            f"{b['eval_overlapped_s']:.1f} s of it overlapped with training")
-
-
-def fmt_time(seconds: float) -> str:
-    if not math.isfinite(seconds):
-        return "?"
-    m, s = divmod(int(seconds), 60)
-    h, m = divmod(m, 60)
-    return f"{h}h{m:02d}m{s:02d}s" if h else f"{m}m{s:02d}s"
 
 
 def log(msg: str) -> None:
