@@ -27,10 +27,11 @@ from pathlib import Path
 
 from analysis.numfmt import fmt_count
 from toppo.grid import REPO, Cell, Grid
+from toppo.registry import BENCHMARKS
 
 THROUGHPUT_DOC = REPO / "docs" / "throughput.md"
 # a row of its "Update cost" table: | MT10 | toppo | cuda (16) | 1482 | 0.22 | 12.8 | 1436 |
-THROUGHPUT_ROW = re.compile(r"^\| (MT10|MT50) \| (\w+) \| (cuda|cpu) \((\d+)\) \|.*\| (\d+) \|$")
+THROUGHPUT_ROW = re.compile(rf"^\| ({'|'.join(BENCHMARKS)}) \| (\w+) \| (cuda|cpu) \((\d+)\) \|.*\| (\d+) \|$")
 PAPER_BUDGET = 10_000_000  # env steps per cell from which a CPU run is called paper scale
 SMALLER_SCALES = ("config/smoke.yaml (4 cells, minutes each on a CPU) or config/cpu.yaml "
                   "(24 cells, about 75 min on 2 cores)")

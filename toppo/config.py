@@ -34,6 +34,11 @@ WANDB_MODES = ("online", "offline")
 UNHASHED_FIELDS = ("device", "torch_threads", "cores", "env_workers", "progress_every_s",
                    "checkpoint_every_updates", "eval_mode", "eval_workers", "tensorboard",
                    "wandb_project", "wandb_entity", "wandb_mode")
+# Fields added after results were recorded (a new combiner's option, say): left out of the
+# config hash while they hold their default, so every config recorded before the field
+# existed keeps its hash; a resolved config that lacks one takes the default
+# (docs/extending.md). Set away from the default, such a field is hashed like any other.
+ADDED_FIELDS: tuple[str, ...] = ()
 # Fields that take a count or ``auto``.
 AUTO_COUNT_FIELDS = ("env_workers", "eval_workers")
 
@@ -162,6 +167,10 @@ class TrainConfig:
         d = self.to_dict()
         for k in UNHASHED_FIELDS:
             d.pop(k)
+        defaults = TrainConfig().to_dict()
+        for k in ADDED_FIELDS:
+            if d[k] == defaults[k]:
+                d.pop(k)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def validate(self) -> TrainConfig:
@@ -361,10 +370,11 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     """Rebuild a TrainConfig from a resolved ``config.yaml`` mapping, which names every
     field. A mapping that lacks a field that changes results was written by an older
     trainer, whose defaults for it differed: it is refused by name rather than completed
-    with today's defaults (execution-only fields, ``UNHASHED_FIELDS``, take defaults)."""
+    with today's defaults (execution-only fields, ``UNHASHED_FIELDS``, and fields added
+    since, ``ADDED_FIELDS``, take defaults)."""
     if not isinstance(d, dict):
         raise ConfigError(f"a resolved config must be a mapping of fields, got {type(d).__name__}")
-    missing = [k for k in FIELD_TYPES if k not in d and k not in UNHASHED_FIELDS]
+    missing = [k for k in FIELD_TYPES if k not in d and k not in (*UNHASHED_FIELDS, *ADDED_FIELDS)]
     if missing:
         raise ConfigError(f"resolved config lacks key(s) {', '.join(missing)}: it was written by "
                           f"an older version of the trainer, whose defaults differ; retrain it")
