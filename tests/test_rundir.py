@@ -523,6 +523,14 @@ def test_report_typo_and_unknown_names_are_refused_by_python_m_analysis(tmp_path
         (lambda r: r["table3"]["blocks"][0]["ours"].append("topo"), "unknown variant 'topo'"),
         (lambda r: r["table3"]["blocks"][1]["baselines"].append("MTMHSCA"),
          "'MTMHSCA' is not a method of the baselines file"),
+        (lambda r: r["ablations"].__setitem__("cumulative", ["mtppo", "topo"]),
+         "report.ablations.cumulative: unknown variant 'topo'"),
+        (lambda r: r["ablations"].__setitem__("single", "singel"),
+         "report.ablations.single: unknown variant group 'singel'"),
+        (lambda r: r["ablations"].__setitem__("benchmark", "MT20"),
+         "report.ablations.benchmark: unknown 'MT20'"),
+        (lambda r: r["table3"]["blocks"][0].__setitem__("reward_version", "v3"),
+         "report.table3.blocks[0].reward_version: unknown 'v3'"),
     ]:
         cfg = copy.deepcopy(base)
         change(cfg["report"])

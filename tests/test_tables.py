@@ -184,6 +184,20 @@ def test_ablation_combiners_grid(runs, spec):
     assert "(pcgrad, fairgrad) is TOPPO" in tex and "no runs for (sum, sum)" in tex
 
 
+def test_ablation_rows_are_the_specs(runs, spec):
+    """The ablation tables draw the rows the report spec lists (variant names, as table 3's
+    `ours`) or names (a variant group), not a list of their own."""
+    own = {**spec, "ablations": {**spec["ablations"], "cumulative": ["toppo", "mtppo"],
+                                 "single": "main", "combiners": ["toppo", "mtppo_popart_lnc"]}}
+    tex = tables.ablation_cumulative(runs, own, "testscale")
+    labels = [ln.split(" & ")[0] for ln in tex.splitlines() if ln.startswith(("TOPPO &", "MT-PPO &"))]
+    assert labels == ["TOPPO", "MT-PPO", "MT-PPO", "TOPPO"] and "+ PopArt" not in tex
+    grid = tables.ablation_combiners(runs, own, "testscale")
+    assert row(grid, "\\texttt{pcgrad}") == "\\texttt{pcgrad} & -- & \\textbf{78.0} $\\pm$ 8.5 \\\\"
+    assert row(grid, "\\texttt{sum}") == "\\texttt{sum} & -- & -- \\\\"  # (sum, sum), (sum, fairgrad)
+    assert "cagrad" not in grid
+
+
 def test_protocol_breakdown_golden(runs, spec):
     tex = tables.protocol_breakdown(runs, spec, "testscale")
     check_structure(tex)
