@@ -1,4 +1,4 @@
-"""The committed CPU-scale study (config/cpu.yaml; README "Results at CPU scale") is a
+"""The committed CPU-scale study (config/cpu.yaml; docs/results-cpu.md) is a
 complete, consistent record: every cell of its grid is there, finished, trained with the
 config the workflow resolves today, without checkpoints, and its tables re-render byte for
 byte from the committed logs."""

@@ -212,7 +212,7 @@ class Cluster:
         starts the rule with `srun` in an environment stripped of every SLURM_* variable but
         the job's identity, SLURM_CONF included; a real node finds its slurm.conf at the
         standard path or from slurmctld (configless), this one cannot, so an `srun` first on
-        PATH puts SLURM_CONF back (README: "Running on a SLURM cluster").
+        PATH puts SLURM_CONF back (docs/slurm.md).
         """
         return snakemake_env(SLURM_CONF=str(self.conf), PATH=f"{self.bin}{os.pathsep}{SEARCH_PATH}")
 
