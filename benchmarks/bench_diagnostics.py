@@ -18,6 +18,7 @@ import torch
 
 from toppo import ppo
 from toppo.learner import Learner
+from toppo.registry import BENCHMARKS
 from toppo.variants import resolve
 
 
@@ -59,7 +60,7 @@ def measure(variant: str, benchmark: str, steps: int) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--benchmark", default="MT50", choices=["MT10", "MT50"])
+    p.add_argument("--benchmark", default="MT50", choices=list(BENCHMARKS))
     p.add_argument("--variants", nargs="+", default=["mtppo", "toppo"])
     p.add_argument("--steps", type=int, default=3, help="minibatch steps timed")
     args = p.parse_args()

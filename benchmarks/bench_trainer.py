@@ -44,6 +44,7 @@ from toppo.harness.cores import auto_env_workers, available_cores
 from toppo.harness.timebudget import format_budget
 from toppo.learner import Learner
 from toppo.ppo import stratified_minibatches
+from toppo.registry import BENCHMARKS
 from toppo.train import Trainer
 from toppo.variants import resolve
 
@@ -257,7 +258,7 @@ def main() -> None:
     p.add_argument("--eval-updates", type=int, default=4, help="updates of each part-3 run")
     p.add_argument("--scaling", action="store_true",
                    help="only part 3: rollout and end-to-end env steps/s against env workers")
-    p.add_argument("--benchmarks", nargs="+", default=["MT10", "MT50"], choices=["MT10", "MT50"])
+    p.add_argument("--benchmarks", nargs="+", default=list(BENCHMARKS), choices=list(BENCHMARKS))
     p.add_argument("--max-workers", type=int, default=0, help="largest env worker count (0: all cores)")
     p.add_argument("--paper-update", action="store_true",
                    help="end to end at the paper's update size (10,000 steps per task, 16 x 32)")
@@ -270,7 +271,7 @@ def main() -> None:
                    help="env worker counts of the end-to-end runs ('auto': what env_workers=auto picks)")
     p.add_argument("--e2e-updates", type=int, default=2,
                    help="updates of each end-to-end run (0: none)")
-    p.add_argument("--raw-only", choices=["MT10", "MT50"],
+    p.add_argument("--raw-only", choices=list(BENCHMARKS),
                    help="only raw random-action stepping of this benchmark (one process)")
     args = p.parse_args()
     device = torch.device(args.device)
