@@ -530,7 +530,7 @@ def test_report_typo_and_unknown_names_are_refused_by_python_m_analysis(tmp_path
         (lambda r: r["ablations"].__setitem__("benchmark", "MT20"),
          "report.ablations.benchmark: unknown 'MT20'"),
         (lambda r: r["table3"]["blocks"][0].__setitem__("reward_version", "v3"),
-         "report.table3.blocks[0].reward_version: unknown 'v3'"),
+         "reward_version: unknown 'v3' (toppo.registry: v1, v2)"),
     ]:
         cfg = copy.deepcopy(base)
         change(cfg["report"])
