@@ -24,6 +24,7 @@ from toppo.cores import (
     auto_eval_workers,
     balanced_slices,
     env_worker_count,
+    env_worker_cpus,
     eval_steps_per_train_step,
     eval_worker_count,
 )
@@ -82,6 +83,14 @@ def test_slices_are_contiguous_and_the_costliest_is_as_cheap_as_possible():
     assert [sum(costs[a:b]) for a, b in balanced_slices(costs, 2)] == [2980, 2630]
 
 
+def test_workers_are_pinned_only_where_the_job_owns_the_cores_of_its_affinity():
+    affinity = sorted(os.sched_getaffinity(0))
+    assert env_worker_cpus(make_config()) == affinity  # cores unset: the affinity is the job's
+    assert env_worker_cpus(make_config(cores=len(affinity))) == affinity
+    # a job given fewer (or more) cores than its affinity shares the machine: not pinned
+    assert env_worker_cpus(make_config(cores=len(affinity) + 1)) is None
+
+
 def test_every_meta_world_task_has_a_step_cost():
     import metaworld
 
@@ -116,9 +125,11 @@ def test_pool_steps_exactly_the_envs_of_the_trainers_process():
     local = EnvCopies([gym.vector.SyncVectorEnv(every[c * 10:(c + 1) * 10],
                                                 autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
                        for c in range(2)], 10)
-    pool = EnvWorkerPool(every, local.copies[0], workers=3)  # slices straddle the copies
+    cpu = min(os.sched_getaffinity(0))
+    pool = EnvWorkerPool(every, local.copies[0], workers=3, cpus=[cpu])  # slices straddle the copies
     try:
         assert pool.slices == [(0, 6), (6, 12), (12, 20)]  # balanced by the tasks' step costs
+        assert [os.sched_getaffinity(pid) for _, pid in pool.pids] == [{cpu}] * 3
         assert pool.task_names == local.task_names and (pool.task_ids == local.task_ids).all()
         rng = np.random.default_rng(0)
 
