@@ -4,7 +4,8 @@
 sampled from the policy, then computes values and GAE:
 
   1. each step: the policy samples an action (the Gaussian sample ``u`` before the tanh squash
-     is what the learner re-evaluates), the critic values the observation, the envs step;
+     is what the learner re-evaluates), the envs start stepping, the critic values the
+     observation meanwhile, then the step's results are read;
   2. episodes end by time-limit truncation; with ``bootstrap_truncation`` (the default, a
      deviation from the reference, docs/fidelity.md) the final state's value is bootstrapped,
      else the truncation counts as terminal (next value 0);
@@ -28,7 +29,8 @@ from toppo.networks import policy_input
 def collect(envs, learner: Learner, cfg: TrainConfig, task_of_env: torch.Tensor,
             device: torch.device) -> dict[str, torch.Tensor]:
     """One rollout of ``envs`` (toppo.envs.EnvCopies or the env workers' pool: reset(),
-    step(actions) -> StepBatch) under ``learner``'s policy, with advantages and returns."""
+    step_async(actions), step_wait() -> StepBatch) under ``learner``'s policy, with advantages
+    and returns."""
     dev, N, K = device, envs.num_envs, envs.num_tasks
     actor = learner.actor
     value = learner.value if learner.critic is not None else None
@@ -43,10 +45,12 @@ def collect(envs, learner: Learner, cfg: TrainConfig, task_of_env: torch.Tensor,
     obs = policy_input(envs.reset(), dev)  # torch's memory: see networks.policy_input
     for t in range(T):
         u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
+        # the envs step (in env workers, at once) while the buffers and the critic work
+        envs.step_async(action.cpu().numpy())
         obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
         if value is not None:
             val_buf[t] = value(obs, task)
-        step = envs.step(action.cpu().numpy())  # a StepBatch (toppo.envs)
+        step = envs.step_wait()  # a StepBatch (toppo.envs)
         rew_buf[t] = torch.as_tensor(step.reward, device=dev)
         ended = np.flatnonzero(step.ended)
         obs = policy_input(step.obs, dev)

@@ -58,7 +58,7 @@ from toppo.config import (
     parse_value,
 )
 from toppo.envs import make_train_envs
-from toppo.harness.cores import env_worker_count, eval_worker_count
+from toppo.harness.cores import env_worker_count, env_worker_cpus, eval_worker_count
 from toppo.harness.envworkers import EnvWorkerError, make_worker_train_envs
 from toppo.harness.evalrecord import EvalRecord
 from toppo.harness.evalworker import EvalSpec, make_evaluator, snapshot_weights
@@ -111,7 +111,9 @@ class Trainer:
         np.random.seed(cfg.seed)
 
         self.env_workers = env_worker_count(cfg)
-        make_envs = (functools.partial(make_worker_train_envs, workers=self.env_workers)
+        self.env_worker_cpus = env_worker_cpus(cfg) if self.env_workers else None
+        make_envs = (functools.partial(make_worker_train_envs, workers=self.env_workers,
+                                       cpus=self.env_worker_cpus)
                      if self.env_workers else
                      functools.partial(make_train_envs, async_envs=cfg.async_envs))
         self.envs, eval_fns = make_envs(cfg.benchmark, cfg.reward_version, cfg.seed,
@@ -256,6 +258,7 @@ class Trainer:
             "packages": package_versions(), "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "torch_threads": torch.get_num_threads(), "env_workers": self.env_workers,
+            "env_worker_cpus": self.env_worker_cpus,
             "cores": self.cfg.cores or None, "machine": self.machine,
             "wall_time_s": round(self.wall_time, 3), "env_steps": self.global_step,
             "total_steps": self.cfg.total_steps, "eval_env_steps": self.evals.env_steps,
