@@ -43,7 +43,8 @@ import yaml
 
 from toppo import ppo
 from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
-from toppo.cores import env_worker_count, eval_worker_count
+from toppo.cores import env_worker_count, envpool_parallel_pools, eval_worker_count
+from toppo.envpool_envs import make_envpool_train_envs
 from toppo.envs import make_train_envs
 from toppo.envworkers import EnvWorkerError, make_worker_train_envs
 from toppo.evalworker import EvalSpec, make_evaluator, snapshot_weights
@@ -91,8 +92,11 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
-        self.env_workers = env_worker_count(cfg)
-        make_envs = (functools.partial(make_worker_train_envs, workers=self.env_workers)
+        self.env_workers = env_worker_count(cfg)  # 0 with env_backend=envpool (its own threads)
+        make_envs = (functools.partial(make_envpool_train_envs,
+                                       parallel_pools=envpool_parallel_pools(cfg))
+                     if cfg.env_backend == "envpool" else
+                     functools.partial(make_worker_train_envs, workers=self.env_workers)
                      if self.env_workers else
                      functools.partial(make_train_envs, async_envs=cfg.async_envs))
         self.envs, eval_fns = make_envs(cfg.benchmark, cfg.reward_version, cfg.seed,
@@ -271,7 +275,9 @@ class Trainer:
             "status": status, "variant": self.variant, "benchmark": self.cfg.benchmark,
             "reward_version": self.cfg.reward_version, "seed": self.cfg.seed,
             "config_hash": self.cfg.config_hash(), "git_commit": self.git_commit,
-            "packages": package_versions(), "device": str(self.device)
+            "env_backend": self.cfg.env_backend,  # training envs; evaluation: metaworld
+            "packages": package_versions(("envpool",) if self.cfg.env_backend == "envpool" else ()),
+            "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "torch_threads": torch.get_num_threads(), "env_workers": self.env_workers,
             "cores": self.cfg.cores or None, "machine": self.machine,
