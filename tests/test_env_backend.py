@@ -29,8 +29,8 @@ def test_every_recorded_config_hash_is_unchanged():
     assert len(records) >= 24
     for path in records:
         raw = yaml.safe_load(path.read_text())
-        assert "env_backend" not in raw  # written by a trainer without the field
-        cfg = config_from_dict(raw)
+        assert raw.pop("env_backend", "metaworld") == "metaworld"
+        cfg = config_from_dict(raw)  # as a trainer without the field wrote it
         recorded = json.loads((path.parent / "manifest.json").read_text())["config_hash"]
         assert cfg.config_hash() == recorded, path
         assert config_from_dict({**raw, "env_backend": "metaworld"}).config_hash() == recorded
@@ -174,3 +174,33 @@ def test_parity_report_reads_both_sides_and_refuses_a_wrong_backend(tmp_path, ca
     # the sides swapped: the metaworld side's manifests say envpool
     assert backend_parity.main(["--metaworld", str(ep), "--envpool", str(mw), "--out-dir", str(out)]) == 1
     assert "were not trained with env_backend=metaworld" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------ aggregates
+def _aggregate_module():
+    import sys
+
+    sys.path.insert(0, str(REPO / "workflow" / "scripts"))
+    try:
+        import aggregate
+    finally:
+        sys.path.pop(0)
+    return aggregate
+
+
+def test_aggregate_names_the_backend_only_where_a_run_used_envpool(tmp_path, monkeypatch):
+    """The committed CPU study's aggregate re-aggregates byte for byte (no new column);
+    a group with an envpool run gets an env_backend column."""
+    aggregate = _aggregate_module()
+    committed = REPO / "results" / "cpu" / "aggregate" / "MT10-v2.csv"
+    runs = sorted(f"results/runs/cpu/MT10-v2/{v}/seed{s}" for v in ("mtppo", "toppo") for s in range(3))
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "MT10-v2.csv"
+    assert aggregate.main(["--scale", "cpu", "--out", str(out), *runs]) == 0
+    assert out.read_bytes() == committed.read_bytes()
+    dirs = synthetic.write_suite(tmp_path / "s", scale="s", groups=[("MT10", "v2", ["mtppo"])],
+                                 seeds=range(2), n_evals=2, train_updates=None)
+    _with_backend(dirs[:1], "envpool")
+    frame = aggregate.aggregate(dirs, "s")
+    assert list(frame.columns[-2:]) == ["env_backend", "run_dir"]
+    assert sorted(frame.env_backend.unique()) == ["envpool", "metaworld"]
