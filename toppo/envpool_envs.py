@@ -195,7 +195,7 @@ class EnvPoolTrainEnvs:
         if self._pending is not None:
             raise RuntimeError("EnvPoolTrainEnvs.step_async twice without step_wait")
         t0 = time.perf_counter()
-        self._pending = np.asarray(actions, dtype=np.float32)
+        self._pending = np.array(actions, dtype=np.float32)  # a copy: the caller's may change
         if self.parallel_pools:
             for k in range(self.num_tasks):
                 self._send(k)
