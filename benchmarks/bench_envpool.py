@@ -142,14 +142,14 @@ def trainer_updates(backend: str, updates: int) -> dict[str, float]:
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, Path(tmp), "mtppo")
         try:
-            env0 = trainer.envs.busy_s
+            env0, cpu0 = trainer.envs.busy_s, _cpu_s()
             rows = [trainer.train_one_update() for _ in range(updates)]
-            env_s = trainer.envs.busy_s - env0
+            env_s, cpu_s = trainer.envs.busy_s - env0, _cpu_s() - cpu0
         finally:
             trainer.close()
     return {"update_s": sum(r["update_time_s"] for r in rows) / updates,
             "rollout_s": sum(r["rollout_time_s"] for r in rows) / updates,
-            "env_s": env_s / updates, "steps": cfg.steps_per_update}
+            "env_s": env_s / updates, "cpu_s": cpu_s / updates, "steps": cfg.steps_per_update}
 
 
 def bench_one_pool(task: str, num_envs: int, seconds: float) -> float:
@@ -247,9 +247,11 @@ def main() -> None:
                   f"{r['update_s']:.2f} s per update of {r['steps']:,} env steps "
                   f"({r['steps'] / r['update_s']:,.0f} env steps/s; rollout {r['rollout_s']:.2f} s "
                   f"of which env stepping {r['env_s']:.2f} s; learning "
-                  f"{r['update_s'] - r['rollout_s']:.2f} s)", flush=True)
+                  f"{r['update_s'] - r['rollout_s']:.2f} s; {r['cpu_s']:.2f} CPU-s per update)",
+                  flush=True)
         print(f"[{rep}] trainer end to end: envpool {e2e[-1]:.2f}x metaworld "
-              f"(rollout alone {mw['rollout_s'] / ep['rollout_s']:.2f}x)", flush=True)
+              f"(rollout alone {mw['rollout_s'] / ep['rollout_s']:.2f}x; per CPU-second "
+              f"{mw['cpu_s'] / ep['cpu_s']:.2f}x)", flush=True)
     if e2e:
         print(f"trainer end to end (rollout + update, no evaluation), envpool / metaworld, "
               f"median of {len(e2e)}: {np.median(e2e):.2f}x (range {min(e2e):.2f} to "
