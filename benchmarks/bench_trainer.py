@@ -170,15 +170,19 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
                 trainer = Trainer(cfg, Path(tmp))
                 try:
                     trainer.collect_rollout()  # warm-up: workers' first steps, page faults
-                    t0 = time.perf_counter()  # one rollout, its resets included
-                    trainer.collect_rollout()
-                    rate = cfg.steps_per_update / (time.perf_counter() - t0)
+                    rates = []
+                    for _ in range(args.rollout_reps):  # whole rollouts, their resets included
+                        t0 = time.perf_counter()
+                        trainer.collect_rollout()
+                        rates.append(cfg.steps_per_update / (time.perf_counter() - t0))
                 finally:
                     trainer.close()
+            rate = statistics.median(rates)
             base = base or rate  # the first count listed (0: in the trainer's process)
             eff = f"{rate / (workers * raw):.2f}" if workers else "-"
             print(f"  {workers if workers else '0 (in-process)':>11} | {rate:19.0f} | "
-                  f"{rate / base:12.2f} | {eff:>19}  (load {load_average()})", flush=True)
+                  f"{rate / base:12.2f} | {eff:>19}  (median of {len(rates)} rollouts, "
+                  f"{min(rates):.0f}-{max(rates):.0f}; load {load_average()})", flush=True)
         # end to end, for each --eval-workers count: by default in the trainer's process and
         # with what env_workers=auto picks for --max-workers cores less the eval workers
         for eval_workers in args.eval_workers if args.e2e_updates else []:
@@ -257,6 +261,8 @@ def main() -> None:
     p.add_argument("--scaling", action="store_true",
                    help="only part 3: rollout and end-to-end env steps/s against env workers")
     p.add_argument("--benchmarks", nargs="+", default=["MT10", "MT50"], choices=["MT10", "MT50"])
+    p.add_argument("--rollout-reps", type=int, default=3,
+                   help="timed rollouts per env worker count (their median is printed)")
     p.add_argument("--max-workers", type=int, default=0, help="largest env worker count (0: all cores)")
     p.add_argument("--paper-update", action="store_true",
                    help="end to end at the paper's update size (10,000 steps per task, 16 x 32)")

@@ -7,7 +7,9 @@ the time limit: an upper bound, as episodes end early on success), and an evalua
 costs about what a training step does (docs/throughput.md), so ``eval_workers=auto`` gives
 evaluation the share r / (1 + r) of the cores, at least one, and ``env_workers=auto`` the
 rest. The trainer's own core counts for stepping: in lockstep it waits while the env
-workers step, and they wait while it runs the policy or the learner.
+workers step, and they wait while it runs the policy or the learner. Env workers are pinned
+to the job's cores where the job owns them (``env_worker_cpus``), and each worker's slice
+of the envs is cut to about equal stepping time (``balanced_slices``).
 """
 
 from __future__ import annotations
@@ -48,6 +50,22 @@ def job_cores(cfg) -> int:
     return cfg.cores or available_cores()
 
 
+def env_worker_cpus(cfg) -> list[int] | None:
+    """The CPUs env worker w is pinned to (``cpus[w % len(cpus)]``), or None: not pinned.
+
+    In lockstep, two workers that the scheduler leaves on one core step one after the other
+    while another core idles (measured: docs/throughput.md). Pinning is safe only where the
+    job owns every CPU of its affinity: ``cores`` unset or equal to the affinity's size (a
+    SLURM job, ``taskset``, a machine of its own). A job given fewer cores than its affinity
+    holds shares the machine with other jobs (a local Snakemake run), which would pin their
+    workers to the same CPUs: there workers float."""
+    try:
+        affinity = sorted(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return None
+    return affinity if cfg.cores in (0, len(affinity)) else None
+
+
 def eval_worker_count(cfg) -> int:
     """The evaluation workers of a run of ``cfg`` (a ``TrainConfig``; 0 when inline)."""
     if cfg.eval_mode == "inline":
@@ -78,3 +96,55 @@ def envpool_parallel_pools(cfg) -> bool:
     the training envs use one core, as the job's ``threads`` (e.g. config/cpu.yaml's 1)
     promise. The same results either way (tests/test_envpool_parity.py)."""
     return job_cores(cfg) - eval_worker_count(cfg) >= 2
+
+
+# Microseconds per env step of each task, one process, the mean of 500 random-action steps
+# and 500 steps of its scripted expert (metaworld.policies), measured on the development
+# machine (AMD EPYC, 2026-12-05; benchmarks/step_costs.py, output in benchmarks/measurements/
+# dev-2core-2026-12-05/step-costs-MT50.txt). Only their ratios matter: they balance the env
+# workers' slices, which change no result.
+STEP_COST_US = {
+    "assembly-v3": 510, "basketball-v3": 520, "bin-picking-v3": 480, "box-close-v3": 570,
+    "button-press-topdown-v3": 420, "button-press-topdown-wall-v3": 390, "button-press-v3": 520,
+    "button-press-wall-v3": 400, "coffee-button-v3": 440, "coffee-pull-v3": 1170,
+    "coffee-push-v3": 1030, "dial-turn-v3": 380, "disassemble-v3": 540, "door-close-v3": 530,
+    "door-lock-v3": 420, "door-open-v3": 570, "door-unlock-v3": 360, "hand-insert-v3": 830,
+    "drawer-close-v3": 390, "drawer-open-v3": 400, "faucet-open-v3": 340, "faucet-close-v3":
+    390, "hammer-v3": 590, "handle-press-side-v3": 340, "handle-press-v3": 330,
+    "handle-pull-side-v3": 450, "handle-pull-v3": 400, "lever-pull-v3": 580,
+    "pick-place-wall-v3": 960, "pick-out-of-hole-v3": 440, "pick-place-v3": 910,
+    "plate-slide-v3": 510, "plate-slide-side-v3": 630, "plate-slide-back-v3": 470,
+    "plate-slide-back-side-v3": 510, "peg-insert-side-v3": 670, "peg-unplug-side-v3": 440,
+    "soccer-v3": 910, "stick-push-v3": 1070, "stick-pull-v3": 1100, "push-v3": 1010,
+    "push-wall-v3": 1000, "push-back-v3": 940, "reach-v3": 490, "reach-wall-v3": 510,
+    "shelf-place-v3": 1050, "sweep-into-v3": 1000, "sweep-v3": 700, "window-open-v3": 390,
+    "window-close-v3": 360
+}
+
+
+def balanced_slices(costs: list[int], parts: int) -> list[tuple[int, int]]:
+    """``parts`` contiguous, non-empty ``(lo, hi)`` slices of ``range(len(costs))`` whose
+    costliest slice costs the least possible: the lockstep waits for the slowest worker.
+    Integer costs; the least feasible bound is found by bisection, then the slices are cut
+    greedily under it and the longest split until there are ``parts``."""
+    n, parts = len(costs), min(parts, len(costs))
+
+    def greedy(bound: int) -> list[tuple[int, int]]:
+        slices, lo, total = [], 0, 0
+        for i, c in enumerate(costs):
+            if total + c > bound:
+                slices.append((lo, i))
+                lo, total = i, 0
+            total += c
+        return [*slices, (lo, n)]
+
+    lo, hi = max(costs), sum(costs)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if len(greedy(mid)) <= parts else (mid + 1, hi)
+    slices = greedy(lo)
+    while len(slices) < parts:  # splitting a slice never raises the costliest one
+        w = max(range(len(slices)), key=lambda s: slices[s][1] - slices[s][0])
+        a, b = slices[w]
+        slices[w:w + 1] = [(a, b - 1), (b - 1, b)]
+    return slices

@@ -97,6 +97,8 @@ class EnvCopies:
         self.act_dim = self.single_action_space.shape[0]
         self.task_names: list[str] = _task_names(copies[0])
         self.busy_s = 0.0  # seconds spent in reset() and step() (the trainer's time budget)
+        self._async = isinstance(copies[0], gym.vector.AsyncVectorEnv)
+        self._actions: list[np.ndarray] | None = None  # the step begun by step_async
 
     def reset(self) -> np.ndarray:
         t0 = time.perf_counter()
@@ -105,19 +107,38 @@ class EnvCopies:
         return obs
 
     def step(self, actions: np.ndarray) -> StepBatch:
-        return StepBatch.cast(*self.step_raw(actions))
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start one step of every env: subprocess copies (``async_envs``) start stepping now,
+        in-process copies in ``step_wait``. The trainer works on its buffers and the critic's
+        value in between, while env workers step (``toppo.envworkers``)."""
+        t0 = time.perf_counter()
+        self._actions = np.split(np.array(actions), len(self.copies))  # a copy: the caller's may change
+        if self._async:
+            for c, a in zip(self.copies, self._actions):
+                c.step_async(a)
+        self.busy_s += time.perf_counter() - t0
+
+    def step_wait(self) -> StepBatch:
+        return StepBatch.cast(*self.step_wait_raw())
 
     def step_raw(self, actions: np.ndarray) -> tuple[np.ndarray, ...]:
-        """One step of every env as ``reduce_step``'s float64 arrays (evaluation sums the
-        float64 rewards, whichever way its envs are stepped)."""
+        self.step_async(actions)
+        return self.step_wait_raw()
+
+    def step_wait_raw(self) -> tuple[np.ndarray, ...]:
+        """The step begun by ``step_async`` as ``reduce_step``'s float64 arrays (evaluation
+        sums the float64 rewards, whichever way its envs are stepped)."""
         t0 = time.perf_counter()
-        chunks = np.split(actions, len(self.copies))
-        if isinstance(self.copies[0], gym.vector.AsyncVectorEnv):
-            for c, a in zip(self.copies, chunks):
-                c.step_async(a)
+        if self._actions is None:
+            raise RuntimeError("step_wait without a step_async before it")
+        if self._async:
             results = [c.step_wait() for c in self.copies]
         else:
-            results = [c.step(a) for c, a in zip(self.copies, chunks)]
+            results = [c.step(a) for c, a in zip(self.copies, self._actions)]
+        self._actions = None
         parts = [reduce_step(r, self.obs_dim) for r in results]
         out = tuple(np.concatenate(col) for col in zip(*parts))
         self.busy_s += time.perf_counter() - t0

@@ -1,6 +1,7 @@
 """Training envs stepped by persistent worker processes (``env_workers`` = N > 0).
 
-Worker w owns a contiguous slice of the run's env indices (``copy * K + task``) and steps it
+Worker w owns a contiguous slice of the run's env indices (``copy * K + task``), the slices
+cut to about equal stepping time by each task's measured cost (``toppo.cores``), and steps it
 as one ``gymnasium.vector.SyncVectorEnv`` with same-step autoreset, exactly as the trainer's
 own process does with ``env_workers=0``: the same constructors (``toppo.envs.train_env_fns``),
 the same env seeds, the same float64 arithmetic. All workers step in lockstep: the trainer
@@ -39,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from toppo import numerics
+from toppo.cores import STEP_COST_US, balanced_slices
 from toppo.envs import (
     StepBatch,
     _task_names,
@@ -106,10 +108,12 @@ _OUTPUTS = ("obs", "reward", "terminated", "truncated", "final_obs", "final_succ
 
 # ---------------------------------------------------------------------- worker process
 def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tuple[int, int, int],
-                 names: dict[str, str] | None, parent_pid: int) -> None:
+                 names: dict[str, str] | None, parent_pid: int, cpu: int | None) -> None:
     die_with_parent(signal.SIGKILL)
     if os.getppid() != parent_pid:  # the trainer died before the request took effect
         return
+    if cpu is not None:
+        os.sched_setaffinity(0, {cpu})
     # Ctrl-C reaches the whole process group: the trainer decides, the workers only step
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import gymnasium as gym
@@ -163,9 +167,11 @@ class EnvWorkerPool:
 
     ``fns``: every env's constructor in index order (``toppo.envs.train_env_fns``);
     ``like``: a vector env of the same benchmark (one env per task), for the spaces and the
-    task names."""
+    task names; ``cpus``: worker w runs on ``cpus[w % len(cpus)]`` (None: anywhere;
+    ``toppo.cores.env_worker_cpus``)."""
 
-    def __init__(self, fns: list[functools.partial], like, workers: int):
+    def __init__(self, fns: list[functools.partial], like, workers: int,
+                 cpus: list[int] | None = None):
         self.num_envs, self.num_tasks = len(fns), like.num_envs
         self.task_ids = np.tile(np.arange(self.num_tasks), self.num_envs // self.num_tasks)
         self.single_observation_space = like.single_observation_space
@@ -174,21 +180,22 @@ class EnvWorkerPool:
         self.obs_dim = self.single_observation_space.shape[0]
         self.act_dim = self.single_action_space.shape[0]
         self.busy_s = 0.0  # seconds spent in reset() and step() (the trainer's time budget)
-        workers = min(workers, self.num_envs)
-        self.slices = [(int(s[0]), int(s[-1]) + 1)
-                       for s in np.array_split(np.arange(self.num_envs), workers)]
+        # contiguous slices of about equal stepping time (tasks differ up to 3x in cost)
+        self.slices = balanced_slices([STEP_COST_US[self.task_names[i % self.num_tasks]]
+                                       for i in range(self.num_envs)], workers)
         dims = (self.num_envs, self.obs_dim, self.act_dim)
         self.shm = _SharedArrays(_layout(*dims))
         ctx = mp.get_context("spawn")  # no fork of a process that already runs torch threads
         self._procs, self._conns = [], []
         self._closed = False
+        self._stepping = False  # a step sent by step_async, not yet gathered
         atexit.register(self.close)
         try:
             for w, (lo, hi) in enumerate(self.slices):
                 parent, child = ctx.Pipe(duplex=True)
                 proc = ctx.Process(target=_worker_main, name=f"toppo-env-{w}", daemon=True,
                                    args=(child, fns[lo:hi], lo, hi, dims, self.shm.names,
-                                         os.getpid()))
+                                         os.getpid(), cpus[w % len(cpus)] if cpus else None))
                 with numerics.for_workers():  # numpy's kernels as in the trainer (toppo.numerics)
                     proc.start()
                 child.close()  # only the worker holds its end: its exit reads as EOF here
@@ -238,7 +245,8 @@ class EnvWorkerPool:
                 raise EnvWorkerDied(f"{who} {exit_description(proc.exitcode)} while {doing}")
         return [replies[w] for w in todo]
 
-    def _broadcast(self, msg: Any, doing: str) -> list[Any]:
+    def _send(self, msg: Any) -> None:
+        """``msg`` (or ``msg(w)``) to every worker; the replies are ``_gather``ed."""
         if self._closed:
             raise EnvWorkerError("the env worker pool is closed")
         for w, conn in enumerate(self._conns):
@@ -246,6 +254,9 @@ class EnvWorkerPool:
                 conn.send(msg if not callable(msg) else msg(w))
             except (BrokenPipeError, OSError):
                 pass  # _gather names the dead worker
+
+    def _broadcast(self, msg: Any, doing: str) -> list[Any]:
+        self._send(msg)
         return self._gather(doing)
 
     # ------------------------------------------------------------------ the env interface
@@ -257,9 +268,25 @@ class EnvWorkerPool:
         return obs
 
     def step(self, actions: np.ndarray) -> StepBatch:
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """The workers start stepping; the trainer works on until ``step_wait``."""
         t0 = time.perf_counter()
+        if self._stepping:
+            raise RuntimeError("step_async while a step is in flight")
         self.shm["actions"][:] = actions
-        self._broadcast("step", "stepping its envs")
+        self._send("step")
+        self._stepping = True
+        self.busy_s += time.perf_counter() - t0
+
+    def step_wait(self) -> StepBatch:
+        t0 = time.perf_counter()
+        if not self._stepping:
+            raise RuntimeError("step_wait without a step_async before it")
+        self._stepping = False
+        self._gather("stepping its envs")
         batch = StepBatch.cast(*(self.shm[k] for k in _OUTPUTS))  # casts copy out of shared memory
         self.busy_s += time.perf_counter() - t0
         return batch
@@ -300,13 +327,13 @@ class EnvWorkerPool:
 
 
 def make_worker_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_task: int,
-                           max_episode_steps: int, workers: int
+                           max_episode_steps: int, workers: int, cpus: list[int] | None = None
                            ) -> tuple[EnvWorkerPool, list[functools.partial]]:
-    """``toppo.envs.make_train_envs``' envs, stepped by ``workers`` worker processes, and the
-    evaluation constructors of the same benchmark goals."""
+    """``toppo.envs.make_train_envs``' envs, stepped by ``workers`` worker processes (pinned
+    to ``cpus``), and the evaluation constructors of the same benchmark goals."""
     base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
     try:
-        return EnvWorkerPool(train_env_fns(fns, seed, envs_per_task), base, workers), \
+        return EnvWorkerPool(train_env_fns(fns, seed, envs_per_task), base, workers, cpus), \
             eval_env_fns(fns, seed)
     finally:
         base.close()  # only its constructors, spaces and task names were needed

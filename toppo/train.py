@@ -43,7 +43,7 @@ import yaml
 
 from toppo import ppo
 from toppo.config import ConfigError, TrainConfig, config_from_dict, parse_value
-from toppo.cores import env_worker_count, envpool_parallel_pools, eval_worker_count
+from toppo.cores import env_worker_count, env_worker_cpus, envpool_parallel_pools, eval_worker_count
 from toppo.envpool_envs import make_envpool_train_envs
 from toppo.envs import make_train_envs
 from toppo.envworkers import EnvWorkerError, make_worker_train_envs
@@ -93,10 +93,12 @@ class Trainer:
         np.random.seed(cfg.seed)
 
         self.env_workers = env_worker_count(cfg)  # 0 with env_backend=envpool (its own threads)
+        self.env_worker_cpus = env_worker_cpus(cfg) if self.env_workers else None
         make_envs = (functools.partial(make_envpool_train_envs,
                                        parallel_pools=envpool_parallel_pools(cfg))
                      if cfg.env_backend == "envpool" else
-                     functools.partial(make_worker_train_envs, workers=self.env_workers)
+                     functools.partial(make_worker_train_envs, workers=self.env_workers,
+                                       cpus=self.env_worker_cpus)
                      if self.env_workers else
                      functools.partial(make_train_envs, async_envs=cfg.async_envs))
         self.envs, eval_fns = make_envs(cfg.benchmark, cfg.reward_version, cfg.seed,
@@ -143,10 +145,12 @@ class Trainer:
         obs = policy_input(self.envs.reset(), dev)  # torch's memory: see networks.policy_input
         for t in range(T):
             u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
+            # the envs step (in env workers, at once) while the buffers and the critic work
+            self.envs.step_async(action.cpu().numpy())
             obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
             if value is not None:
                 val_buf[t] = value(obs, task)
-            step = self.envs.step(action.cpu().numpy())  # a StepBatch (toppo.envs)
+            step = self.envs.step_wait()  # a StepBatch (toppo.envs)
             rew_buf[t] = torch.as_tensor(step.reward, device=dev)
             ended = np.flatnonzero(step.ended)
             obs = policy_input(step.obs, dev)
@@ -280,6 +284,7 @@ class Trainer:
             "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "torch_threads": torch.get_num_threads(), "env_workers": self.env_workers,
+            "env_worker_cpus": self.env_worker_cpus,
             "cores": self.cfg.cores or None, "machine": self.machine,
             "wall_time_s": round(self.wall_time, 3), "env_steps": self.global_step,
             "total_steps": self.cfg.total_steps, "eval_env_steps": self.eval_env_steps,
