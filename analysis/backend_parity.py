@@ -50,7 +50,7 @@ class Side:
 
     @property
     def seeds(self) -> list[int]:
-        return sorted(self.evals.seed.unique())
+        return sorted(int(s) for s in self.evals.seed.unique())
 
     def curves(self) -> pd.DataFrame:
         """Mean success over tasks per (seed, step), a column per seed."""
@@ -225,7 +225,7 @@ def figure(mw: Side, ep: Side, final: Comparison):
     first = mw.evals.iloc[0]
     fig.suptitle(f"{first.benchmark} {first.reward_version.upper()} {first.variant}: training envs "
                  "on metaworld vs EnvPool (env_backend), both evaluated on metaworld", fontsize=10)
-    note = (f"Final success: {_line(final, 'final')}. Verdict: "
+    note = (f"{_line(final, 'Final success (mean over tasks)')}. Verdict: "
             f"{'same within seed noise' if final.same else 'different'}. "
             f"metaworld records: {mw.root.as_posix()} (commit {records_commit(mw.root)}); "
             f"envpool records: {ep.root.as_posix()} (commit {records_commit(ep.root)}).")
