@@ -115,9 +115,10 @@ def _no_data(ax, text: str) -> None:
 
 def _finish(fig, title: str, notes: Sequence[str], scale: str, runs: RunSet) -> None:
     """Title and a footnote with the facts (seeds, budget, protocol, scale; a partial
-    report's cells and budget) under the axes."""
+    report's cells and budget; runs trained on another env backend) under the axes."""
     fig.suptitle(title, fontsize=11)
-    text = "; ".join([*notes, f"scale: {scale}", *filter(None, [runs.partial_note()])])
+    text = "; ".join([*notes, f"scale: {scale}",
+                      *filter(None, [runs.partial_note(), runs.backend_note()])])
     wrapped = "\n".join(textwrap.wrap(text, width=int(45 * fig.get_figwidth() / 2.6)))
     fig.supxlabel(wrapped, x=0.01, ha="left", fontsize=7, color="0.25")
 

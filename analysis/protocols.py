@@ -369,6 +369,25 @@ class RunSet:
         every caption; empty for the full report."""
         return "" if self.coverage is None else self.coverage.sentence()
 
+    def backend_note(self) -> str:
+        """Which runs' training envs were not metaworld's (manifest ``env_backend``; a
+        manifest without the key predates the setting: metaworld), for every caption and
+        figure footnote; empty when all were metaworld's."""
+        m = self.manifests
+        if m is None or m.empty or "env_backend" not in m:
+            return ""
+        backend = m.env_backend.fillna("metaworld")
+        other = m[backend != "metaworld"]
+        if other.empty:
+            return ""
+        parts = []
+        for name, rows in other.groupby("env_backend", sort=True):
+            groups = sorted({f"{b}-{r} {v}" for b, r, v in
+                             zip(rows.benchmark, rows.reward_version, rows.variant)})
+            parts.append(f"training envs on {name} (env_backend={name}) in {len(rows)} of "
+                         f"{len(m)} runs ({', '.join(groups)})")
+        return "; ".join(parts) + ", evaluation on metaworld's envs"
+
     def summary(self, reports: list[dict[str, Any] | History | None]) -> str:
         """Plain-text facts of the reports (or histories) present, for captions and figure
         footnotes: ``10 seeds, budget reached 20M env steps (of 20M configured)``."""

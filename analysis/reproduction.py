@@ -282,6 +282,7 @@ def render_tex(entries: Sequence[Entry], scale: str, runs: RunSet) -> str:
         "seed-bootstrap CI). Verdict: inside or outside our CI, or not comparable and why (budget reached, "
         f"seeds, reward version). Ours: {runs.summary(used)}; scale \\texttt{{{latex_escape(scale)}}}. "
         + (f"{latex_escape(runs.partial_note().capitalize())}. " if runs.coverage is not None else "")
+        + (f"{latex_escape(note[0].upper() + note[1:])}. " if (note := runs.backend_note()) else "")
         + "Line: the row of analysis/data/baselines.csv.")
     if approx:
         table.notes.append(f"{SECTION} read off the paper's figure or derived from its printed numbers, within: "

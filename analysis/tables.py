@@ -166,9 +166,10 @@ def _tt(text: str) -> str:
 
 
 def _scale(scale: str, runs: RunSet | None = None) -> str:
-    """The caption's scale, and a partial report's cells and budget (analysis.partial)."""
-    note = "" if runs is None else runs.partial_note()
-    return f"scale {_tt(scale)}." + (f" {latex_escape(note[0].upper() + note[1:])}." if note else "")
+    """The caption's scale, a partial report's cells and budget (analysis.partial), and the
+    runs trained on another env backend than metaworld's (RunSet.backend_note)."""
+    notes = [] if runs is None else [n for n in (runs.partial_note(), runs.backend_note()) if n]
+    return f"scale {_tt(scale)}." + "".join(f" {latex_escape(n[0].upper() + n[1:])}." for n in notes)
 
 
 def _protocol_words(protocol) -> str:

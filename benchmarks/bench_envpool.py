@@ -5,12 +5,24 @@ task, one EnvPool thread per pool), random actions, episodes of 500 steps with t
 resets. The whole process is pinned to one core (``os.sched_setaffinity``, inherited by
 EnvPool's threads), so the numbers are per core.
 
-    PYTHONPATH=. .venv/bin/python benchmarks/bench_envpool.py [--seconds 10] [--core 0]
+    PYTHONPATH=. .venv/bin/python benchmarks/bench_envpool.py [--seconds 10] [--core 0] \
+        [--e2e-updates 2] [--no-e2e]
 
 Also printed: one EnvPool pool of 10 envs of one task stepped directly (the issue's
 7,900 steps/s measurement), and the adapter's EnvPool stepping with several env copies per
-task. The machine's load is printed before and after: on a shared machine the numbers are
-only as good as the core they got.
+task. Then (``--e2e``, on by default) the trainer end to end: ``Trainer.train_one_update``
+(rollout with the MT-PPO networks, then the PPO update) of the committed CPU study's MT10
+``mtppo`` cell (config/cpu.yaml: 25,000 env steps per update, 8 epochs of 8 minibatches),
+built with ``env_backend=metaworld`` and ``envpool``, on the same pinned core, alternating;
+evaluation is left out (it runs on metaworld's envs with either backend). The machine's load
+is printed before and after: on a shared machine the numbers are only as good as the core
+they got.
+
+Env workers: ``env_backend=envpool`` steps its envs in the trainer's process on EnvPool's
+own C++ threads, so it is not combined with ``env_workers`` (refused above 0; ``auto`` gives
+0). Its parallelism is the pools' threads: with 2 or more cores left after evaluation
+workers the K pools step at once (``toppo.harness.cores.envpool_parallel_pools``), one core per pool
+at most; this benchmark pins one core, so it measures the per-core gain.
 """
 
 from __future__ import annotations
@@ -111,6 +123,35 @@ def rollout_rate(backend: str, seconds: float) -> float:
         envs.close()
 
 
+def trainer_updates(backend: str, updates: int) -> dict[str, float]:
+    """``updates`` PPO updates of the CPU study's MT10 mtppo seed-0 cell (config/cpu.yaml,
+    resolved as the workflow resolves it) with ``env_backend=backend``, one torch thread, one
+    core, no evaluation: seconds per update in total and in the rollout, env seconds."""
+    import dataclasses
+    import tempfile
+    from pathlib import Path
+
+    from toppo.grid import Grid, load_config
+    from toppo.train import Trainer
+    repo = Path(__file__).resolve().parents[1]
+    cell = ("MT10", "v2", "mtppo", 0)
+    cfg = Grid(load_config([repo / "config" / "cpu.yaml"])).train_config(cell)
+    cfg = dataclasses.replace(cfg, env_backend=backend, torch_threads=1, cores=1, env_workers=0,
+                              eval_mode="inline", total_steps=cfg.steps_per_update * updates
+                              ).validate()
+    with tempfile.TemporaryDirectory() as tmp:
+        trainer = Trainer(cfg, Path(tmp), "mtppo")
+        try:
+            env0, cpu0 = trainer.envs.busy_s, _cpu_s()
+            rows = [trainer.train_one_update() for _ in range(updates)]
+            env_s, cpu_s = trainer.envs.busy_s - env0, _cpu_s() - cpu0
+        finally:
+            trainer.close()
+    return {"update_s": sum(r["update_time_s"] for r in rows) / updates,
+            "rollout_s": sum(r["rollout_time_s"] for r in rows) / updates,
+            "env_s": env_s / updates, "cpu_s": cpu_s / updates, "steps": cfg.steps_per_update}
+
+
 def bench_one_pool(task: str, num_envs: int, seconds: float) -> float:
     import envpool
 
@@ -147,12 +188,21 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-raw", action="store_true", help="only the rollout loop")
     ap.add_argument("--rollout", action="store_true",
-                    help="also the trainer's rollout loop on MT10 and a projected end-to-end ratio")
+                    help="also the rollout loop alone on MT10 and a projected end-to-end ratio")
+    ap.add_argument("--e2e", action=argparse.BooleanOptionalAction, default=True,
+                    help="the trainer end to end (rollout and PPO update) on both backends")
+    ap.add_argument("--e2e-updates", type=int, default=2, help="updates per end-to-end run")
     args = ap.parse_args()
     os.sched_setaffinity(0, {args.core})
+    from datetime import UTC, datetime
+
     import envpool
     import metaworld  # noqa: F401
     import mujoco
+
+    from toppo.harness.io import git_commit
+    print(f"{datetime.now(UTC).isoformat(timespec='seconds')}, commit {git_commit()}, "
+          f"{os.uname().nodename}")
     print(f"pinned to core {args.core} of {os.cpu_count()}; envpool {envpool.__version__} "
           f"(MuJoCo 3.6.0), python mujoco {mujoco.__version__}; load average before: "
           f"{_loadavg()}")
@@ -187,6 +237,25 @@ def main() -> None:
                   f"study's update ({roll_s:.2f} s rollout + {update_s - roll_s:.2f} s other) "
                   f"would take {projected:.2f} s: {update_s / projected:.2f}x end to end "
                   "(projected)", flush=True)
+    e2e: list[float] = []
+    for rep in range(args.repeats if args.e2e else 0):
+        t = {b: trainer_updates(b, args.e2e_updates) for b in ("metaworld", "envpool")}
+        mw, ep = t["metaworld"], t["envpool"]
+        e2e.append(mw["update_s"] / ep["update_s"])
+        for b, r in t.items():
+            print(f"[{rep}] trainer end to end, MT10 mtppo (config/cpu.yaml), {b}: "
+                  f"{r['update_s']:.2f} s per update of {r['steps']:,} env steps "
+                  f"({r['steps'] / r['update_s']:,.0f} env steps/s; rollout {r['rollout_s']:.2f} s "
+                  f"of which env stepping {r['env_s']:.2f} s; learning "
+                  f"{r['update_s'] - r['rollout_s']:.2f} s; {r['cpu_s']:.2f} CPU-s per update)",
+                  flush=True)
+        print(f"[{rep}] trainer end to end: envpool {e2e[-1]:.2f}x metaworld "
+              f"(rollout alone {mw['rollout_s'] / ep['rollout_s']:.2f}x; per CPU-second "
+              f"{mw['cpu_s'] / ep['cpu_s']:.2f}x)", flush=True)
+    if e2e:
+        print(f"trainer end to end (rollout + update, no evaluation), envpool / metaworld, "
+              f"median of {len(e2e)}: {np.median(e2e):.2f}x (range {min(e2e):.2f} to "
+              f"{max(e2e):.2f})")
     for (bench, c), r in ratios.items():
         print(f"{bench}, {c} env(s) per task: envpool / metaworld per core, median of "
               f"{len(r)}: {np.median(r):.2f}x (range {min(r):.2f} to {max(r):.2f})")

@@ -232,3 +232,80 @@ def test_results_do_not_depend_on_envpools_thread_count():
     for other in runs[1:]:
         for x, y in zip(runs[0], other):
             np.testing.assert_array_equal(x, y)
+
+
+def test_step_async_then_step_wait_is_step():
+    """The two halves of a step (the trainer's overlap of env stepping with its own work)
+    return what ``step`` returns; out-of-order calls are refused."""
+    rng = np.random.default_rng(4)
+    acts = rng.uniform(-1, 1, (9, 4, 4)).astype(np.float32)
+    out = []
+    for parallel in (True, False):
+        a = EnvPoolTrainEnvs("custom", "v2", 8, task_names=["reach-v3", "window-open-v3"],
+                             envs_per_task=2, max_episode_steps=4, parallel_pools=parallel)
+        b = EnvPoolTrainEnvs("custom", "v2", 8, task_names=["reach-v3", "window-open-v3"],
+                             envs_per_task=2, max_episode_steps=4, parallel_pools=parallel)
+        try:
+            with pytest.raises(RuntimeError, match="before reset"):
+                b.step_async(acts[0])
+            a.reset()
+            b.reset()
+            with pytest.raises(RuntimeError, match="step_wait without step_async"):
+                b.step_wait()
+            for act in acts:
+                x = a.step(act)
+                b.step_async(act)
+                with pytest.raises(RuntimeError, match="step_async twice"):
+                    b.step_async(act)
+                y = b.step_wait()
+                for f in ("obs", "reward", "terminated", "truncated", "final_obs", "final_success"):
+                    np.testing.assert_array_equal(getattr(x, f), getattr(y, f), err_msg=f)
+                out.append(y.obs)
+        finally:
+            a.close()
+            b.close()
+    for x, y in zip(out[:9], out[9:]):  # parallel or one pool at a time: the same steps
+        np.testing.assert_array_equal(x, y)
+
+
+def test_trainer_trains_on_envpool_and_evaluates_on_metaworlds_benchmark_goals(tmp_path):
+    """env_backend=envpool: the trainer's training envs are EnvPool's, its evaluation
+    constructors exactly those of the metaworld backend (same envs, goals and seeds), the
+    manifest names the backend and envpool's version, env_workers=auto gives 0."""
+    import json
+    import pickle
+
+    import pandas as pd
+
+    from toppo.envpool_envs import make_envpool_train_envs
+    from toppo.envs import make_train_envs
+    from toppo.train import train_in
+    from toppo.variants import resolve
+
+    ep, ep_fns = make_envpool_train_envs("MT10", "v2", 1, envs_per_task=1, max_episode_steps=50,
+                                         parallel_pools=False)
+    mw, mw_fns = make_train_envs("MT10", "v2", 1, envs_per_task=1, async_envs=False,
+                                 max_episode_steps=50)
+    try:
+        assert ep.task_names == mw.task_names
+        assert pickle.dumps(ep_fns) == pickle.dumps(mw_fns)
+    finally:
+        ep.close()
+        mw.close()
+    cfg = resolve("mtppo", {"benchmark": "MT10", "reward_version": "v2", "seed": 1,
+                            "env_backend": "envpool", "total_steps": 2_000,
+                            "rollout_steps_per_task": 100, "max_episode_steps": 50,
+                            "num_epochs": 1, "num_minibatches": 2, "hidden_sizes": (32, 32),
+                            "eval_every_steps": 1_000, "eval_episodes": 1, "eval_envs_per_task": 1,
+                            "eval_mode": "inline", "torch_threads": 1, "device": "cpu",
+                            "progress_every_s": 0.0, "cores": 1})
+    out = tmp_path / "run"
+    assert train_in(out, cfg, "mtppo") == 0
+    man = json.loads((out / "manifest.json").read_text())
+    assert man["status"] == "complete" and man["env_backend"] == "envpool"
+    assert man["packages"]["envpool"] == envpool.__version__ and man["env_workers"] == 0
+    assert man["config_hash"] == cfg.config_hash()
+    ev = pd.read_csv(out / "eval.csv")
+    assert sorted(ev.step.unique()) == [1_000, 2_000] and list(ev.task[:10]) == MT10
+    tm = pd.read_csv(out / "train_metrics.csv")
+    assert len(tm) == 2 and tm.mean_train_success.notna().all()  # episodes of 50 ended

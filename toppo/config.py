@@ -27,6 +27,7 @@ INITS = ("he_uniform", "orthogonal")
 DEVICES = ("auto", "cpu", "cuda")
 EVAL_MODES = ("overlap", "inline")
 WANDB_MODES = ("online", "offline")
+ENV_BACKENDS = ("metaworld", "envpool")
 
 
 # Fields that decide where and how a run is executed, never a logged number: left out of
@@ -38,7 +39,7 @@ UNHASHED_FIELDS = ("device", "torch_threads", "cores", "env_workers", "progress_
 # config hash while they hold their default, so every config recorded before the field
 # existed keeps its hash; a resolved config that lacks one takes the default
 # (docs/extending.md). Set away from the default, such a field is hashed like any other.
-ADDED_FIELDS: tuple[str, ...] = ()
+ADDED_FIELDS: tuple[str, ...] = ("env_backend",)
 # Fields that take a count or ``auto``.
 AUTO_COUNT_FIELDS = ("env_workers", "eval_workers")
 
@@ -64,6 +65,9 @@ class TrainConfig:
     #   job's cores less its eval workers (toppo.harness.cores); the same results for every count
     async_envs: bool = False  # gymnasium AsyncVectorEnv, a subprocess per env (env_workers=0)
     max_episode_steps: int = 500  # metaworld's time limit; ends by truncation (bootstrapped)
+    env_backend: str = "metaworld"  # training envs only: metaworld's Python envs, or envpool
+    #   (EnvPool's C++ port, opt-in: MT10 and V2 rewards only, fresh goals at every reset, its
+    #   own threads so env_workers=0; docs/envpool.md); evaluation always on metaworld's envs
 
     # --- PPO core ---------------------------------------------------------------------
     rollout_steps_per_task: int = 10_000  # env steps per task collected per update
@@ -191,7 +195,7 @@ class TrainConfig:
                              ("adv_norm", ADV_NORMS), ("baseline", BASELINES),
                              ("policy_std", POLICY_STDS), ("init", INITS),
                              ("critic_heads", ("shared", "per_task")), ("eval_mode", EVAL_MODES),
-                             ("wandb_mode", WANDB_MODES),
+                             ("wandb_mode", WANDB_MODES), ("env_backend", ENV_BACKENDS),
                              ("per_task_grad_impl", ("vmap", "loop"))):
             if getattr(self, key) not in allowed:
                 raise bad(key, f"expected one of {allowed}")
@@ -226,6 +230,8 @@ class TrainConfig:
         if self.async_envs and self.env_workers not in (0, "auto"):
             raise bad("env_workers", "async_envs steps every env in its own subprocess already; "
                       "set env_workers=0 with async_envs=true")
+        if self.env_backend == "envpool":
+            self._check_envpool(bad)
         positive = [
             "total_steps", "envs_per_task", "max_episode_steps", "rollout_steps_per_task",
             "num_epochs", "num_minibatches", "eval_every_steps", "eval_episodes",
@@ -260,6 +266,29 @@ class TrainConfig:
             raise bad("stratified_minibatches",
                       "per-task gradient combiners need task-stratified minibatches; set it to true")
         return self
+
+    def _check_envpool(self, bad) -> None:
+        """What EnvPool 1.2.5's Meta-World cannot train (docs/envpool.md), refused by key
+        before any env is built; the same rules as toppo.envpool_envs.check_supported."""
+        if self.reward_version != "v2":
+            raise bad("reward_version", "env_backend=envpool has only metaworld's V2 reward "
+                      "functions (envpool 1.2.5 ports no V1); use reward_version=v2 or "
+                      "env_backend=metaworld")
+        if self.benchmark != "MT10":
+            raise bad("benchmark", "env_backend=envpool trains MT10 only: in envpool 1.2.5 the "
+                      "goals of MT50's hammer-v3 and shelf-place-v3 drift at every reset and 8 more "
+                      "MT50 rewards differ from metaworld's (docs/envpool.md); use "
+                      "env_backend=metaworld")
+        if self.max_episode_steps > 500:
+            raise bad("max_episode_steps", "env_backend=envpool: metaworld's max_path_length "
+                      "is 500")
+        if self.async_envs:
+            raise bad("async_envs", "env_backend=envpool steps its envs on EnvPool's own "
+                      "threads, not in gymnasium subprocesses; set async_envs=false")
+        if self.env_workers not in (0, "auto"):
+            raise bad("env_workers", "env_backend=envpool steps its envs on EnvPool's own "
+                      "threads in the trainer's process; set env_workers=0 or auto (auto gives "
+                      "0 with envpool)")
 
 
 FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
@@ -382,7 +411,9 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 
 
 __all__ = [
+    "ADDED_FIELDS",
     "ConfigError",
+    "ENV_BACKENDS",
     "TrainConfig",
     "config_from_dict",
     "coerce_value",

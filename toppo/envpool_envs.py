@@ -107,7 +107,8 @@ class EnvPoolTrainEnvs:
     training job then uses one core, as Snakemake's ``threads`` accounting assumes; with
     True (the default) the K pools step at once on up to K cores. ``allow_drifting_goals`` lets
     measurements build MT50, whose hammer-v3 and shelf-place-v3 goals drift (refused
-    otherwise, see ``DRIFTING_GOAL_TASKS``).
+    otherwise, see ``DRIFTING_GOAL_TASKS``). ``step`` is ``step_async`` then ``step_wait``:
+    between the two the pools step on their threads while the caller works.
     """
 
     def __init__(self, benchmark: str, reward_version: str, seed: int, *, envs_per_task: int = 1,
@@ -143,6 +144,8 @@ class EnvPoolTrainEnvs:
         self.busy_s = 0.0
         # info['success'] of every env at the last step (before any autoreset), for tests
         self.last_success = np.zeros(N, dtype=np.float32)
+        self._ids = np.arange(C, dtype=np.int32)  # every pool's env ids, in order
+        self._pending: np.ndarray | None = None  # actions of a step_async not yet waited for
         self.pools = self._make_pools()
         self._started = False
 
@@ -180,18 +183,35 @@ class EnvPoolTrainEnvs:
         return out
 
     def step(self, actions: np.ndarray) -> StepBatch:
+        self.step_async(actions)
+        return self.step_wait()
+
+    def step_async(self, actions: np.ndarray) -> None:
+        """Start a step: every pool is sent its actions now (``parallel_pools``: they step
+        on their own threads while the caller goes on), or they are kept for
+        ``step_wait`` to send one pool at a time."""
         if not self._started:
             raise RuntimeError("EnvPoolTrainEnvs.step before reset()")
+        if self._pending is not None:
+            raise RuntimeError("EnvPoolTrainEnvs.step_async twice without step_wait")
         t0 = time.perf_counter()
-        actions = np.asarray(actions, dtype=np.float32)
-        N, D = self.num_envs, self.obs_dim
-        ids = np.arange(self.envs_per_task, dtype=np.int32)
-
-        def send(k: int) -> None:
-            self.pools[k]._send([ids, ids, np.ascontiguousarray(actions[self._rows[k]])])
+        self._pending = np.array(actions, dtype=np.float32)  # a copy: the caller's may change
         if self.parallel_pools:
             for k in range(self.num_tasks):
-                send(k)
+                self._send(k)
+        self.busy_s += time.perf_counter() - t0
+
+    def _send(self, k: int) -> None:
+        ids = self._ids
+        self.pools[k]._send([ids, ids, np.ascontiguousarray(self._pending[self._rows[k]])])
+
+    def step_wait(self) -> StepBatch:
+        """Finish the step started by ``step_async``: receive every pool's results (a
+        sequential pool is sent its actions first), reset the envs that ended."""
+        if self._pending is None:
+            raise RuntimeError("EnvPoolTrainEnvs.step_wait without step_async")
+        t0 = time.perf_counter()
+        N, D, ids = self.num_envs, self.obs_dim, self._ids
         obs = np.empty((N, D), dtype=np.float32)
         reward = np.empty(N, dtype=np.float32)
         terminated = np.zeros(N, dtype=bool)
@@ -201,7 +221,7 @@ class EnvPoolTrainEnvs:
         ix = self._state_index
         for k, pool in enumerate(self.pools):
             if not self.parallel_pools:
-                send(k)
+                self._send(k)
             state = pool._recv()
             rows = self._rows[k]
             if not np.array_equal(state[ix["info:env_id"]], ids):  # sync pool: in the order sent
@@ -222,6 +242,7 @@ class EnvPoolTrainEnvs:
                 o2, _ = pool.reset(ended.astype(np.int32))
                 obs[rows[ended]] = self._with_onehot(o2, k)
                 self.resets[rows[ended]] += 1
+        self._pending = None
         self.busy_s += time.perf_counter() - t0
         return StepBatch.cast(obs, reward, terminated, truncated, final_obs, final_success)
 
@@ -260,12 +281,35 @@ class EnvPoolTrainEnvs:
                 pool.reset(np.flatnonzero(counts > r).astype(np.int32))
         self.resets = resets.copy()
         self._started = bool(resets.any())
+        self._pending = None
         self.busy_s += time.perf_counter() - t0
 
     def close(self) -> None:
         for pool in self.pools:
             pool.close()
         self.pools = []
+
+
+def make_envpool_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_task: int,
+                            max_episode_steps: int, parallel_pools: bool
+                            ) -> tuple[EnvPoolTrainEnvs, list]:
+    """Training envs of a run with ``env_backend=envpool`` and, as ``toppo.envs.
+    make_train_envs`` returns them, metaworld's evaluation constructors of the benchmark
+    generated from ``seed``: evaluation runs on the same envs and goals on both backends."""
+    from toppo.envs import _task_names, benchmark_env_fns, eval_env_fns
+
+    envs = EnvPoolTrainEnvs(benchmark, reward_version, seed, envs_per_task=envs_per_task,
+                            max_episode_steps=max_episode_steps, parallel_pools=parallel_pools)
+    try:
+        base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
+        names = _task_names(base)
+        base.close()  # only its constructors are needed
+        if names != envs.task_names:
+            raise RuntimeError(f"envpool tasks {envs.task_names} are not metaworld's {names}")
+    except BaseException:
+        envs.close()
+        raise
+    return envs, eval_env_fns(fns, seed)
 
 
 # ---------------------------------------------------------------------- EnvPool's goal stream

@@ -57,8 +57,14 @@ from toppo.config import (
     make_config,
     parse_value,
 )
+from toppo.envpool_envs import make_envpool_train_envs
 from toppo.envs import make_train_envs
-from toppo.harness.cores import env_worker_count, env_worker_cpus, eval_worker_count
+from toppo.harness.cores import (
+    env_worker_count,
+    env_worker_cpus,
+    envpool_parallel_pools,
+    eval_worker_count,
+)
 from toppo.harness.envworkers import EnvWorkerError, make_worker_train_envs
 from toppo.harness.evalrecord import EvalRecord
 from toppo.harness.evalworker import EvalSpec, make_evaluator, snapshot_weights
@@ -110,9 +116,12 @@ class Trainer:
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
-        self.env_workers = env_worker_count(cfg)
+        self.env_workers = env_worker_count(cfg)  # 0 with env_backend=envpool (its own threads)
         self.env_worker_cpus = env_worker_cpus(cfg) if self.env_workers else None
-        make_envs = (functools.partial(make_worker_train_envs, workers=self.env_workers,
+        make_envs = (functools.partial(make_envpool_train_envs,
+                                       parallel_pools=envpool_parallel_pools(cfg))
+                     if cfg.env_backend == "envpool" else
+                     functools.partial(make_worker_train_envs, workers=self.env_workers,
                                        cpus=self.env_worker_cpus)
                      if self.env_workers else
                      functools.partial(make_train_envs, async_envs=cfg.async_envs))
@@ -255,7 +264,9 @@ class Trainer:
             "status": status, "variant": self.variant, "benchmark": self.cfg.benchmark,
             "reward_version": self.cfg.reward_version, "seed": self.cfg.seed,
             "config_hash": self.cfg.config_hash(), "git_commit": self.git_commit,
-            "packages": package_versions(), "device": str(self.device)
+            "env_backend": self.cfg.env_backend,  # training envs; evaluation: metaworld
+            "packages": package_versions(("envpool",) if self.cfg.env_backend == "envpool" else ()),
+            "device": str(self.device)
             + (f" ({torch.cuda.get_device_name(self.device)})" if self.device.type == "cuda" else ""),
             "torch_threads": torch.get_num_threads(), "env_workers": self.env_workers,
             "env_worker_cpus": self.env_worker_cpus,

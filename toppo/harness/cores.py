@@ -79,13 +79,23 @@ def eval_worker_count(cfg) -> int:
 
 def env_worker_count(cfg) -> int:
     """The env workers of a run of ``cfg``: ``env_workers``, or for ``auto`` the job's cores
-    less its evaluation workers; ``async_envs`` has its own subprocesses: 0."""
+    less its evaluation workers; ``async_envs`` has its own subprocesses and
+    ``env_backend=envpool`` its own threads: 0."""
     if cfg.env_workers != "auto":
         return cfg.env_workers
-    if cfg.async_envs:
+    if cfg.async_envs or cfg.env_backend == "envpool":
         return 0
     return auto_env_workers(job_cores(cfg), eval_worker_count(cfg),
                             cfg.num_tasks * cfg.envs_per_task)
+
+
+def envpool_parallel_pools(cfg) -> bool:
+    """Whether a run with ``env_backend=envpool`` steps its pools at once, one EnvPool thread
+    each (``toppo.envpool_envs.EnvPoolTrainEnvs``, ``parallel_pools``): when the job's cores
+    less its evaluation workers leave at least 2 for them; else one pool at a time, so
+    the training envs use one core, as the job's ``threads`` (e.g. config/cpu.yaml's 1)
+    promise. The same results either way (tests/test_envpool_parity.py)."""
+    return job_cores(cfg) - eval_worker_count(cfg) >= 2
 
 
 # Microseconds per env step of each task, one process, the mean of 500 random-action steps

@@ -189,9 +189,9 @@ def git_commit() -> str:
         return "unknown"
 
 
-def package_versions() -> dict[str, str]:
+def package_versions(extra: tuple[str, ...] = ()) -> dict[str, str]:
     out = {}
-    for name in ("torch", "numpy", "gymnasium", "metaworld", "mujoco", "pandas"):
+    for name in ("torch", "numpy", "gymnasium", "metaworld", "mujoco", "pandas", *extra):
         try:
             out[name] = importlib.metadata.version(name)
         except importlib.metadata.PackageNotFoundError:

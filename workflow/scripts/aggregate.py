@@ -6,8 +6,9 @@
 Also the script of rule `aggregate` (params.scale, params.runs, output[0], log[0]).
 
 Output: the eval.csv columns (docs/design.md) followed by scale, status, config_hash,
-git_commit, device, env_steps, total_steps, wall_time_s and run_dir; one row per
-(run, evaluation, task), sorted by variant, seed, step, task_index.
+git_commit, device, env_steps, total_steps, wall_time_s, env_backend (only when a run's
+training envs were not metaworld's: issue 18) and run_dir; one row per (run, evaluation,
+task), sorted by variant, seed, step, task_index.
 """
 
 
@@ -39,11 +40,14 @@ def aggregate(run_dirs: list[Path], scale: str) -> pd.DataFrame:
         ev["scale"] = scale
         for key in PROVENANCE:
             ev[key] = manifest.get(key)
+        ev["env_backend"] = manifest.get("env_backend", "metaworld")  # absent: from before it
         ev["run_dir"] = str(run)
         frames.append(ev)
     if not frames:
         raise SystemExit("no run directories given")
     out = pd.concat(frames, ignore_index=True)
+    if (out.env_backend == "metaworld").all():  # a column only where a run used another
+        out = out.drop(columns="env_backend")
     return out.sort_values(["variant", "seed", "step", "task_index"], kind="stable")
 
 
