@@ -13,9 +13,9 @@ import yaml
 
 from analysis import backend_parity, figures, load_report_spec, reproduction, synthetic, tables
 from analysis.protocols import RunSet
-from toppo.harness import cores
 from toppo.config import ConfigError, TrainConfig, config_from_dict, make_config
 from toppo.grid import Grid, load_config
+from toppo.harness import cores
 from toppo.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
