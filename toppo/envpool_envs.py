@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from toppo.config import ConfigError
-from toppo.envs import StepBatch
+from toppo.envs import StepBatch, TrainEnvs
 from toppo.registry import BENCHMARKS
 
 MAX_PATH_LENGTH = 500  # metaworld's SawyerXYZEnv.max_path_length; EnvPool's registered limit
@@ -97,7 +97,7 @@ def _import_envpool() -> Any:
     return envpool
 
 
-class EnvPoolTrainEnvs:
+class EnvPoolTrainEnvs(TrainEnvs):
     """Training envs of ``benchmark`` (MT10/MT50) on EnvPool: one pool per task, each with
     ``envs_per_task`` envs, stepped together (every pool is sent its actions before any is
     received, so pools with their own threads step in parallel).
@@ -181,10 +181,6 @@ class EnvPoolTrainEnvs:
         self._started = True
         self.busy_s += time.perf_counter() - t0
         return out
-
-    def step(self, actions: np.ndarray) -> StepBatch:
-        self.step_async(actions)
-        return self.step_wait()
 
     def step_async(self, actions: np.ndarray) -> None:
         """Start a step: every pool is sent its actions now (``parallel_pools``: they step

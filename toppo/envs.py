@@ -77,7 +77,16 @@ def reduce_step(result: tuple, obs_dim: int) -> tuple[np.ndarray, ...]:
     return obs, reward, terminated, truncated, final_obs, final_success
 
 
-class EnvCopies:
+class TrainEnvs:
+    """What every training-env backend shares: ``step`` is ``step_async`` then ``step_wait``
+    (the trainer's rollout calls the two apart, to work while the envs step)."""
+
+    def step(self, actions: np.ndarray) -> StepBatch:
+        self.step_async(actions)
+        return self.step_wait()
+
+
+class EnvCopies(TrainEnvs):
     """Several vector envs (one per copy, each with one env per task) stepped together, in
     this process (``SyncVectorEnv``) or in one subprocess per env (``AsyncVectorEnv``).
 
@@ -105,10 +114,6 @@ class EnvCopies:
         obs = np.concatenate([c.reset()[0] for c in self.copies]).astype(np.float32)
         self.busy_s += time.perf_counter() - t0
         return obs
-
-    def step(self, actions: np.ndarray) -> StepBatch:
-        self.step_async(actions)
-        return self.step_wait()
 
     def step_async(self, actions: np.ndarray) -> None:
         """Start one step of every env: subprocess copies (``async_envs``) start stepping now,

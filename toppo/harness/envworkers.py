@@ -42,6 +42,7 @@ import numpy as np
 from toppo import numerics
 from toppo.envs import (
     StepBatch,
+    TrainEnvs,
     _task_names,
     benchmark_env_fns,
     eval_env_fns,
@@ -161,7 +162,7 @@ def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tup
 
 
 # ---------------------------------------------------------------------- the pool
-class EnvWorkerPool:
+class EnvWorkerPool(TrainEnvs):
     """N env worker processes over the run's envs, with ``EnvCopies``' interface.
 
     ``fns``: every env's constructor in index order (``toppo.envs.train_env_fns``);
@@ -265,10 +266,6 @@ class EnvWorkerPool:
         obs = self.shm["obs"].astype(np.float32)
         self.busy_s += time.perf_counter() - t0
         return obs
-
-    def step(self, actions: np.ndarray) -> StepBatch:
-        self.step_async(actions)
-        return self.step_wait()
 
     def step_async(self, actions: np.ndarray) -> None:
         """The workers start stepping; the trainer works on until ``step_wait``."""
