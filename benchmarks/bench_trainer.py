@@ -28,12 +28,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from toppo import numerics
+
+numerics.apply()  # the trainer's kernels (portable by default): before torch and numpy load
 
 import gymnasium as gym
 import metaworld  # noqa: F401
@@ -155,10 +160,27 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
     for bench in args.benchmarks:
         raw = raw_env_sps(args.raw_steps, benchmark=bench)
         print(f"\n{bench}: raw random-action stepping, one process: {raw:.0f} env steps/s")
-        counts = range(max_workers + 1) if args.worker_counts is None else args.worker_counts
+        counts = list(range(max_workers + 1) if args.worker_counts is None else args.worker_counts)
         if counts:
-            print("  env workers | rollout env steps/s | x in-process | parallel efficiency")
-        base = None
+            rollout_sweep(bench, device, counts, raw, args)
+        # end to end, for each --eval-workers count: by default in the trainer's process and
+        # with what env_workers=auto picks for --max-workers cores less the eval workers
+        for eval_workers in args.eval_workers if args.e2e_updates else []:
+            auto = auto_env_workers(max_workers, eval_workers, 10 if bench == "MT10" else 50)
+            for workers in sorted({auto if w == "auto" else int(w) for w in args.e2e_workers}):
+                e2e_run(bench, device, workers, eval_workers, learner, args.e2e_updates)
+
+
+def rollout_sweep(bench: str, device: torch.device, counts: list[int], raw: float,
+                  args: argparse.Namespace) -> None:
+    """The trainer's rollout with each env worker count in ``counts``, interleaved: one
+    trainer per count, all built first, then ``--rollout-reps`` rounds that time one whole
+    rollout (resets included) of each in turn, so a drift of the machine's speed (this VM's
+    raw rate moved by 20-30% between runs minutes apart) reaches every count alike. x
+    (the first count) is the median over the rounds of the ratio within a round."""
+    print("  env workers | rollout env steps/s | x first count | parallel efficiency")
+    with contextlib.ExitStack() as stack:
+        trainers = {}
         for workers in counts:
             # one torch thread: the policy's forward over 10-50 rows gains nothing from more,
             # and idle OpenMP threads would compete with the env workers for the cores; inline
@@ -168,29 +190,25 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
                                     "eval_every_steps": 10**12, "env_workers": workers,
                                     "eval_mode": "inline", "eval_envs_per_task": 1,
                                     "eval_episodes": 1})  # no 500 MT50 eval envs to build
-            with tempfile.TemporaryDirectory() as tmp:
-                trainer = Trainer(cfg, Path(tmp))
-                try:
-                    trainer.collect_rollout()  # warm-up: workers' first steps, page faults
-                    rates = []
-                    for _ in range(args.rollout_reps):  # whole rollouts, their resets included
-                        t0 = time.perf_counter()
-                        trainer.collect_rollout()
-                        rates.append(cfg.steps_per_update / (time.perf_counter() - t0))
-                finally:
-                    trainer.close()
-            rate = statistics.median(rates)
-            base = base or rate  # the first count listed (0: in the trainer's process)
-            eff = f"{rate / (workers * raw):.2f}" if workers else "-"
-            print(f"  {workers if workers else '0 (in-process)':>11} | {rate:19.0f} | "
-                  f"{rate / base:12.2f} | {eff:>19}  (median of {len(rates)} rollouts, "
-                  f"{min(rates):.0f}-{max(rates):.0f}; load {load_average()})", flush=True)
-        # end to end, for each --eval-workers count: by default in the trainer's process and
-        # with what env_workers=auto picks for --max-workers cores less the eval workers
-        for eval_workers in args.eval_workers if args.e2e_updates else []:
-            auto = auto_env_workers(max_workers, eval_workers, 10 if bench == "MT10" else 50)
-            for workers in sorted({auto if w == "auto" else int(w) for w in args.e2e_workers}):
-                e2e_run(bench, device, workers, eval_workers, learner, args.e2e_updates)
+            trainer = Trainer(cfg, Path(stack.enter_context(tempfile.TemporaryDirectory())))
+            stack.callback(trainer.close)
+            trainer.collect_rollout()  # warm-up: workers' first steps, page faults
+            trainers[workers] = trainer
+        rates: dict[int, list[float]] = {w: [] for w in counts}
+        for _ in range(args.rollout_reps):
+            for workers, trainer in trainers.items():
+                t0 = time.perf_counter()
+                trainer.collect_rollout()
+                rates[workers].append(trainer.cfg.steps_per_update / (time.perf_counter() - t0))
+    first = rates[counts[0]]
+    for workers in counts:
+        rate = statistics.median(rates[workers])
+        ratio = statistics.median(r / f for r, f in zip(rates[workers], first))
+        eff = f"{rate / (workers * raw):.2f}" if workers else "-"
+        print(f"  {workers if workers else '0 (in-process)':>11} | {rate:19.0f} | {ratio:13.2f} | "
+              f"{eff:>19}  (median of {len(rates[workers])} rollouts, "
+              f"{min(rates[workers]):.0f}-{max(rates[workers]):.0f})", flush=True)
+    print(f"  (load average after the sweep: {load_average()})")
 
 
 def e2e_run(bench: str, device: torch.device, workers: int, eval_workers: int, learner: dict,
@@ -281,7 +299,8 @@ def main() -> None:
                    help="only raw random-action stepping of this benchmark (one process)")
     args = p.parse_args()
     device = torch.device(args.device)
-    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+          f"numerics {numerics.in_effect()}")
     if args.raw_only:
         print(f"{args.raw_only} raw random-action stepping, one process: "
               f"{raw_env_sps(args.raw_steps, benchmark=args.raw_only):.0f} env steps/s")

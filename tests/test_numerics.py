@@ -144,3 +144,36 @@ def test_portable_mode_fixes_the_thread_count(monkeypatch, requested, mode, expe
     from toppo import numerics
     monkeypatch.setattr(numerics, "_decided", mode)  # as apply() decided in this process
     assert numerics.threads(requested) == expected
+
+
+# toppo.rollout values observations on a side thread while the actor samples: the same bits
+# as on the trainer's thread only if the thread runs torch's kernels with the same settings
+# (thread count, grad mode): the full-size LayerNorm/PopArt critic, one row count per task
+SIDE_THREAD = """
+from toppo import numerics
+numerics.apply()
+from concurrent.futures import ThreadPoolExecutor
+import torch
+from toppo.learner import Learner
+from toppo.rollout import critic_value
+from toppo.variants import resolve
+numerics.configure_torch(1)
+torch.manual_seed(0)
+learner = Learner(resolve("toppo", {"benchmark": "MT10"}), 49, 4, torch.device("cpu"))
+task = torch.arange(10).repeat(2)
+obs = [torch.randn(20, 49) * 3 for _ in range(50)]
+with ThreadPoolExecutor(1) as side:
+    threaded = [side.submit(critic_value, learner.value, o, task).result() for o in obs]
+    threads = side.submit(torch.get_num_threads).result()
+with torch.no_grad():
+    main = [learner.value(o, task) for o in obs]
+same = all(torch.equal(a, b) and not a.requires_grad for a, b in zip(main, threaded))
+print(threads, same)
+"""
+
+
+@pytest.mark.parametrize("mode", ["portable", "native"])
+def test_the_rollouts_side_thread_values_observations_as_the_trainers_thread_does(mode):
+    proc = run_python(SIDE_THREAD, TOPPO_NUMERICS=mode)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.split() == ["1", "True"]

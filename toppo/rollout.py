@@ -3,9 +3,10 @@
 ``collect`` steps every env copy ``rollout_steps_per_task / envs_per_task`` times with actions
 sampled from the policy, then computes values and GAE:
 
-  1. each step: the policy samples an action (the Gaussian sample ``u`` before the tanh squash
-     is what the learner re-evaluates), the envs start stepping, the critic values the
-     observation meanwhile, then the step's results are read;
+  1. each step: the critic values the observation on a side thread while the policy samples
+     an action (the Gaussian sample ``u`` before the tanh squash is what the learner
+     re-evaluates), the envs start stepping, the buffers are written meanwhile, then the
+     step's results are read;
   2. episodes end by time-limit truncation; with ``bootstrap_truncation`` (the default, a
      deviation from the reference, docs/fidelity.md) the final state's value is bootstrapped,
      else the truncation counts as terminal (next value 0);
@@ -16,6 +17,9 @@ sampled from the policy, then computes values and GAE:
 
 from __future__ import annotations
 
+import contextlib
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import torch
 
@@ -23,6 +27,11 @@ from toppo import ppo
 from toppo.config import TrainConfig
 from toppo.learner import Learner
 from toppo.networks import policy_input
+
+
+@torch.no_grad()  # grad mode is per thread: the side thread's critic needs its own
+def critic_value(value, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
+    return value(obs, task)
 
 
 @torch.no_grad()
@@ -43,27 +52,32 @@ def collect(envs, learner: Learner, cfg: TrainConfig, task_of_env: torch.Tensor,
     successes: list[float] = []
 
     obs = policy_input(envs.reset(), dev)  # torch's memory: see networks.policy_input
-    for t in range(T):
-        u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
-        # the envs step (in env workers, at once) while the buffers and the critic work
-        envs.step_async(action.cpu().numpy())
-        obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
-        if value is not None:
-            val_buf[t] = value(obs, task)
-        step = envs.step_wait()  # a StepBatch (toppo.envs)
-        rew_buf[t] = torch.as_tensor(step.reward, device=dev)
-        ended = np.flatnonzero(step.ended)
-        obs = policy_input(step.obs, dev)
-        if ended.size:
-            end_buf[t, ended] = True
-            trunc_only = np.flatnonzero(step.truncated & ~step.terminated)
-            if trunc_only.size and cfg.bootstrap_truncation:
-                # bootstrap the time limit: V(final observation of the episode); without
-                # it (the reference) the truncation counts as terminal: next value 0
-                idx = torch.as_tensor(trunc_only, device=dev)
-                fin = policy_input(step.final_obs[trunc_only], dev)
-                next_val_buf[t, idx] = value(fin, task[idx])
-            successes.extend(step.final_success[ended].tolist())
+    # the critic's forward on a side thread, on a second core while the actor's runs: torch's
+    # kernels release the GIL, and the same kernels on the same rows give the same bits
+    with (ThreadPoolExecutor(1, thread_name_prefix="toppo-critic") if value is not None
+          else contextlib.nullcontext()) as side:
+        for t in range(T):
+            v = side.submit(critic_value, value, obs, task) if side is not None else None
+            u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
+            # the envs step (in env workers, at once) while the buffers are written
+            envs.step_async(action.cpu().numpy())
+            obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
+            if v is not None:
+                val_buf[t] = v.result()
+            step = envs.step_wait()  # a StepBatch (toppo.envs)
+            rew_buf[t] = torch.as_tensor(step.reward, device=dev)
+            ended = np.flatnonzero(step.ended)
+            obs = policy_input(step.obs, dev)
+            if ended.size:
+                end_buf[t, ended] = True
+                trunc_only = np.flatnonzero(step.truncated & ~step.terminated)
+                if trunc_only.size and cfg.bootstrap_truncation:
+                    # bootstrap the time limit: V(final observation of the episode); without
+                    # it (the reference) the truncation counts as terminal: next value 0
+                    idx = torch.as_tensor(trunc_only, device=dev)
+                    fin = policy_input(step.final_obs[trunc_only], dev)
+                    next_val_buf[t, idx] = value(fin, task[idx])
+                successes.extend(step.final_success[ended].tolist())
     if value is not None:
         last_value = value(obs, task)
     else:  # the linear baseline, fitted per task on this rollout's whole episodes
