@@ -702,3 +702,26 @@ def test_a_final_checkpoint_with_an_evaluation_pending_is_not_finished(tmp_path)
     tio.save_torch_atomic(latest, {**state, "eval_pending": [(cfg.num_updates * cfg.steps_per_update,
                                                          {"w": torch.zeros(1)})]})
     assert not rundir.finished_checkpoint(tmp_path, cfg)
+
+
+def test_git_commit_is_dirty_for_code_changes_not_for_the_record(tmp_path):
+    """A cell trained while other cells write results/ runs committed code: no '+dirty'."""
+    from toppo.harness.io import git_commit
+
+    def git(*args):
+        subprocess.run(["git", *args], cwd=tmp_path, check=True, capture_output=True)
+
+    git("init", "-q")
+    (tmp_path / "toppo").mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "toppo" / "a.py").write_text("x = 1\n")
+    (tmp_path / "results" / "eval.csv").write_text("step\n")
+    git("add", ".")
+    git("-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "c")
+    head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=tmp_path, capture_output=True,
+                          text=True, check=True).stdout.strip()
+    assert git_commit(tmp_path / "toppo") == head
+    (tmp_path / "results" / "eval.csv").write_text("step\n1\n")  # another cell's log
+    assert git_commit(tmp_path / "toppo") == head
+    (tmp_path / "toppo" / "a.py").write_text("x = 2\n")  # the code
+    assert git_commit(tmp_path / "toppo") == head + "+dirty"

@@ -176,13 +176,16 @@ def save_torch_atomic(path: Path, obj: Any, previous: Path | None = None) -> Non
     write_bytes_atomic(path, buf.getvalue(), keep_previous=previous)
 
 
-def git_commit() -> str:
-    """Commit of the checkout this package runs from, '+dirty' when it has changes."""
-    here = Path(__file__).resolve().parent
+def git_commit(here: Path | None = None) -> str:
+    """Commit of the checkout this package runs from (or ``here``'s), '+dirty' when its
+    tracked files differ from it outside ``results/`` (the record: other cells' logs, written
+    while this one trains, say nothing of the code that ran)."""
+    here = here or Path(__file__).resolve().parent
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True,
                                 text=True, check=True, timeout=10).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here,
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no", "--",
+                                ":(top)", ":(top,exclude)results"], cwd=here,
                                capture_output=True, text=True, check=True, timeout=10).stdout.strip()
         return commit + ("+dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
