@@ -17,7 +17,6 @@ sampled from the policy, then computes values and GAE:
 
 from __future__ import annotations
 
-import contextlib
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -54,10 +53,10 @@ def collect(envs, learner: Learner, cfg: TrainConfig, task_of_env: torch.Tensor,
     obs = policy_input(envs.reset(), dev)  # torch's memory: see networks.policy_input
     # the critic's forward on a side thread, on a second core while the actor's runs: torch's
     # kernels release the GIL, and the same kernels on the same rows give the same bits
-    with (ThreadPoolExecutor(1, thread_name_prefix="toppo-critic") if value is not None
-          else contextlib.nullcontext()) as side:
+    # (the executor starts its thread at the first submit: none without a critic)
+    with ThreadPoolExecutor(1, thread_name_prefix="toppo-critic") as side:
         for t in range(T):
-            v = side.submit(critic_value, value, obs, task) if side is not None else None
+            v = side.submit(critic_value, value, obs, task) if value is not None else None
             u, logp, action = actor.sample(obs, task)  # u: the Gaussian sample, pre-squash
             # the envs step (in env workers, at once) while the buffers are written
             envs.step_async(action.cpu().numpy())
