@@ -160,7 +160,8 @@ def scaling(args: argparse.Namespace, device: torch.device) -> None:
     for bench in args.benchmarks:
         raw = raw_env_sps(args.raw_steps, benchmark=bench)
         print(f"\n{bench}: raw random-action stepping, one process: {raw:.0f} env steps/s")
-        counts = list(range(max_workers + 1) if args.worker_counts is None else args.worker_counts)
+        counts = list(dict.fromkeys(range(max_workers + 1) if args.worker_counts is None
+                                    else args.worker_counts))  # in order, once each
         if counts:
             rollout_sweep(bench, device, counts, raw, args)
         # end to end, for each --eval-workers count: by default in the trainer's process and
