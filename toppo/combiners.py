@@ -228,19 +228,21 @@ def get(name: str) -> Callable[..., torch.Tensor]:
         raise ValueError(f"unknown combiner {name!r}; known: {', '.join(COMBINERS)}") from None
 
 
-def options(name: str, cfg: Any) -> dict[str, Any]:
-    """The TrainConfig fields combiner ``name`` takes, with their values in ``cfg``."""
-    return {field: getattr(cfg, field) for field in COMBINERS[name].options.values()}
+def options(name: str, cfg: Any, side: str) -> dict[str, Any]:
+    """Combiner ``name``'s keyword options on ``side`` (actor or critic), read from the
+    TrainConfig fields the registry names (``{"alpha": cfg.critic_fairgrad_alpha}``)."""
+    return {kw: getattr(cfg, field.format(side=side))
+            for kw, field in COMBINERS[name].options.items()}
 
 
 def combine(name: str, G: torch.Tensor, *, generator: torch.Generator | None = None,
-            **fields: Any) -> torch.Tensor:
-    """Combiner ``name`` applied to ``G``, given the TrainConfig fields it takes by their
-    config names (``cagrad_c=0.4``; absent ones: the function's defaults), and ``generator``
-    if it draws random numbers (registry: ``random``)."""
+            **options: Any) -> torch.Tensor:
+    """Combiner ``name`` applied to ``G``, given its keyword options (``c=0.4``; absent ones:
+    the function's defaults; keywords it does not take are ignored), and ``generator`` if it
+    draws random numbers (registry: ``random``)."""
     fn = get(name)
     entry = COMBINERS[name]
-    kwargs = {kw: fields[f] for kw, f in entry.options.items() if f in fields}
+    kwargs = {kw: options[kw] for kw in entry.options if kw in options}
     if entry.random:
         kwargs["generator"] = generator
     return fn(G, **kwargs)

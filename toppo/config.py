@@ -40,6 +40,12 @@ UNHASHED_FIELDS = ("device", "torch_threads", "cores", "env_workers", "progress_
 # existed keeps its hash; a resolved config that lacks one takes the default
 # (docs/extending.md). Set away from the default, such a field is hashed like any other.
 ADDED_FIELDS: tuple[str, ...] = ("env_backend",)
+# Fields split into several: the old name -> its replacements, which a resolved config written
+# before the split takes from the old value. The hash keeps the old name and value while the
+# replacements agree, so every config recorded before the split keeps its hash.
+SPLIT_FIELDS: dict[str, tuple[str, ...]] = {
+    "fairgrad_alpha": ("actor_fairgrad_alpha", "critic_fairgrad_alpha"),
+}
 # Fields that take a count or ``auto``.
 AUTO_COUNT_FIELDS = ("env_workers", "eval_workers")
 
@@ -103,7 +109,9 @@ class TrainConfig:
     critic_heads: str = "shared"  # shared: one value output; per_task: one output per task
 
     # --- Critic Balancing ---------------------------------------------------------------
-    popart: bool = False  # per-task PopArt value normalisation (needs critic_heads=per_task)
+    popart: bool = False  # per-task PopArt value normalisation: per-task target statistics; with
+    #   critic_heads=per_task also each task's output row rescaled to preserve outputs (Hessel
+    #   et al.), with a shared head the statistics only (docs/fidelity.md says why)
     popart_mode: str = "welford"  # welford (exact running stats) or ema
     popart_beta: float = 3e-4  # EMA step size per PPO update (popart_mode=ema; Hessel et al.)
     popart_min_sigma: float = 1e-4  # floor on the per-task scale
@@ -111,7 +119,8 @@ class TrainConfig:
     actor_combiner: str = "sum"  # per-task gradient combiner on the shared actor params
     critic_combiner: str = "sum"  # ... on the shared critic params
     cagrad_c: float = 0.4  # CAGrad's conflict-averse radius c
-    fairgrad_alpha: float = 1.0  # FairGrad's alpha (1 = proportional fairness)
+    actor_fairgrad_alpha: float = 1.0  # FairGrad's alpha on the actor (1 = proportional fairness)
+    critic_fairgrad_alpha: float = 1.0  # FairGrad's alpha on the critic
     per_task_grad_impl: str = "vmap"  # vmap (torch.func) or loop (reference, K backwards)
 
     # --- evaluation -------------------------------------------------------------------
@@ -175,6 +184,11 @@ class TrainConfig:
         for k in ADDED_FIELDS:
             if d[k] == defaults[k]:
                 d.pop(k)
+        for old, parts in SPLIT_FIELDS.items():
+            if len({d[p] for p in parts}) == 1:
+                d[old] = d[parts[0]]
+                for p in parts:
+                    d.pop(p)
         return hashlib.sha256(json.dumps(d, sort_keys=True).encode()).hexdigest()[:12]
 
     def validate(self) -> TrainConfig:
@@ -201,9 +215,6 @@ class TrainConfig:
                 raise bad(key, f"expected one of {allowed}")
         if self.log_std_min >= self.log_std_max:
             raise bad("log_std_min", f"must be below log_std_max={self.log_std_max}")
-        if self.popart and self.critic_heads != "per_task":
-            raise bad("critic_heads", "PopArt rescales one output row per task; set "
-                      "critic_heads=per_task with popart=true")
         if not self.has_critic:
             critic_side = [k for k, on in (
                 ("popart", self.popart), ("ln_critic", self.ln_critic),
@@ -249,8 +260,9 @@ class TrainConfig:
         for key in ("gamma", "gae_lambda"):
             if not 0.0 <= getattr(self, key) <= 1.0:
                 raise bad(key, "must lie in [0, 1]")
-        if self.fairgrad_alpha <= 0:
-            raise bad("fairgrad_alpha", "must be positive")
+        for key in ("actor_fairgrad_alpha", "critic_fairgrad_alpha"):
+            if getattr(self, key) <= 0:
+                raise bad(key, "must be positive")
         if not self.hidden_sizes or any(h <= 0 for h in self.hidden_sizes):
             raise bad("hidden_sizes", "must be a non-empty list of positive widths")
         if self.rollout_steps_per_task % self.envs_per_task:
@@ -400,9 +412,16 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
     field. A mapping that lacks a field that changes results was written by an older
     trainer, whose defaults for it differed: it is refused by name rather than completed
     with today's defaults (execution-only fields, ``UNHASHED_FIELDS``, and fields added
-    since, ``ADDED_FIELDS``, take defaults)."""
+    since, ``ADDED_FIELDS``, take defaults; a field split since, ``SPLIT_FIELDS``, gives its
+    value to its replacements)."""
     if not isinstance(d, dict):
         raise ConfigError(f"a resolved config must be a mapping of fields, got {type(d).__name__}")
+    d = dict(d)
+    for old, parts in SPLIT_FIELDS.items():
+        if old in d:
+            value = d.pop(old)
+            for p in parts:
+                d.setdefault(p, value)
     missing = [k for k in FIELD_TYPES if k not in d and k not in (*UNHASHED_FIELDS, *ADDED_FIELDS)]
     if missing:
         raise ConfigError(f"resolved config lacks key(s) {', '.join(missing)}: it was written by "
@@ -413,6 +432,7 @@ def config_from_dict(d: dict[str, Any]) -> TrainConfig:
 __all__ = [
     "ADDED_FIELDS",
     "ConfigError",
+    "SPLIT_FIELDS",
     "ENV_BACKENDS",
     "TrainConfig",
     "config_from_dict",

@@ -88,7 +88,8 @@ class Learner:
         if self.critic is None:
             return data
         if self.cfg.popart:
-            self.popart.update(roll["ret"], self.critic.head)
+            self.popart.update(roll["ret"],
+                               self.critic.head if self.critic.per_task_head else None)
             data["target"] = self.popart.normalize(roll["ret"], roll["task"])
             data["old_value"] = self.popart.normalize(roll["value"], roll["task"])
         else:
@@ -149,7 +150,7 @@ class Learner:
             grads, aux = pertask.per_task_grads(module, self.loss_fn(name, 1.0 / self.K), mb,
                                                 cfg.per_task_grad_impl)
             pertask.assign_combined(module, grads, module.per_task_param_names(), combiner,
-                                    **combiners.options(combiner, cfg))
+                                    **combiners.options(combiner, cfg, name))
             stats = {k: v.mean() for k, v in aux.items()}
             loss = sum(v for k, v in stats.items() if k.endswith("_loss"))  # checked below
         else:

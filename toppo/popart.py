@@ -4,13 +4,22 @@ Each task k keeps running statistics (mu_k, sigma_k) of its value targets: exact
 moments over every target seen (``welford``), or exponential moving moments with one step
 of size beta per PPO update, mu <- (1 - beta) mu + beta mean(G), nu <- (1 - beta) nu +
 beta mean(G^2), sigma = sqrt(nu - mu^2) (``ema``, the per-update form of Hessel et al.
-2019, with the batch's mean standing for the update's targets). The critic's
-last layer has one output per task and predicts *normalised* values; the unnormalised
-value is ``sigma_k * v_k + mu_k``. When the statistics change, row k of the last layer is
-rescaled ("preserving outputs precisely") so every unnormalised prediction is unchanged:
+2019, with the batch's mean standing for the update's targets). The critic predicts
+*normalised* values; task k's unnormalised value is ``sigma_k * v + mu_k``.
 
-    W_k <- W_k * sigma_old / sigma_new
-    b_k <- (sigma_old * b_k + mu_old - mu_new) / sigma_new
+Two critics carry it (``critic_heads``):
+
+* per-task heads (Hessel et al. 2019): the last layer has one output row per task, and when
+  the statistics change row k is rescaled ("preserving outputs precisely") so every
+  unnormalised prediction is unchanged:
+
+      W_k <- W_k * sigma_old / sigma_new
+      b_k <- (sigma_old * b_k + mu_old - mu_new) / sigma_new
+
+* a shared head (the TOPPO paper's network, "fully task-shared except per-task sigma"): one
+  output row serves every task, so no task's outputs can be preserved on their own; the
+  statistics move and the targets are re-expressed in them, as in ART without POP
+  (van Hasselt et al. 2016). docs/fidelity.md says why the paper rows take this reading.
 """
 
 from __future__ import annotations
@@ -48,9 +57,10 @@ class PopArt(nn.Module):
         return x * self.sigma[task].to(x.dtype) + self.mu[task].to(x.dtype)
 
     @torch.no_grad()
-    def update(self, targets: torch.Tensor, head: nn.Linear) -> None:
+    def update(self, targets: torch.Tensor, head: nn.Linear | None) -> None:
         """Fold ``targets`` shaped (K, N) (task k's value targets in row k) into the
-        statistics, then rescale ``head`` (K outputs) so its unnormalised outputs are kept."""
+        statistics, then rescale ``head`` (K outputs) so its unnormalised outputs are kept;
+        ``head=None`` (a shared value head): the statistics only."""
         old_mu, old_sigma = self.mu.clone(), self.sigma.clone()
         x = targets.to(torch.float64)
         n = x.shape[1]
@@ -66,6 +76,8 @@ class PopArt(nn.Module):
             self.mu.mul_(1 - self.beta).add_(self.beta * batch_mean)
             self.nu.mul_(1 - self.beta).add_(self.beta * (x**2).mean(1))
             self.count += n
+        if head is None:
+            return
         new_mu, new_sigma = self.mu, self.sigma
         scale = (old_sigma / new_sigma).to(head.weight.dtype)
         head.weight.mul_(scale[:, None])
