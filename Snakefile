@@ -38,6 +38,7 @@ rule all:
         FIGURES,
         AGGREGATES,
         REPRODUCTION,
+        REFERENCE_CHECK,
     default_target: True
 
 
@@ -66,5 +67,6 @@ localrules:
     aggregate,
     tables,
     reproduction,
+    reference_check,
     figures,
     partial_report,

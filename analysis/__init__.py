@@ -63,7 +63,7 @@ def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str
     "--" where the file has no row for them)."""
     errors = report_errors(report)
     if not errors:
-        from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
+        from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS, variant_list
 
         methods = None
         if baseline_methods is not None:
@@ -85,6 +85,14 @@ def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str
                 named.append((f"report.ablations.{part}", ablation_rows(report, part)))
             except KeyError as exc:
                 errors.append(f"report.ablations.{part}: {exc.args[0]}")
+        check = report.get("reference_check") or {}
+        try:
+            named.append(("report.reference_check.variants",
+                          variant_list(check.get("variants", "reference_check"))))
+        except KeyError as exc:
+            errors.append(f"report.reference_check.variants: {exc.args[0]}")
+        named += [(f"report.reference_check.gains[{i}]", pair)
+                  for i, pair in enumerate(check.get("gains", []))]
         for where, names in named:
             for name in names:
                 if name not in VARIANTS:

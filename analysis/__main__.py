@@ -6,6 +6,8 @@
         --out-dir results/figures --scale paper
     python -m analysis reproduction --runs results/runs/paper --config config/config.yaml \\
         --out-dir results --scale paper
+    python -m analysis reference-check --runs results/runs/paper --config config/config.yaml \\
+        --out-dir results --scale paper
     python -m analysis status [--configfile config/cpu.yaml] [--json]
     python -m analysis convert --help
     python -m analysis verify results/runs/cpu/MT50-v2/mtppo/seed0 [--scratch DIR] [--keep]
@@ -72,7 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m analysis",
                                      description="Tables, figures and baseline conversion from TOPPO run logs.")
     sub = parser.add_subparsers(dest="command", required=True,
-                                metavar="{tables,figures,reproduction,status,convert,verify}")
+                                metavar="{tables,figures,reproduction,reference-check,status,convert,"
+                                            "verify}")
     _add_common(sub.add_parser("tables", help="write the LaTeX tables (table3, ablations, protocols, per task, diagnosis)",
                                description="Write table3.tex, ablation_cumulative.tex, ablation_combiners.tex, "
                                            "protocols.tex, per_task.tex and diagnosis.tex."), "results")
@@ -85,6 +88,13 @@ def build_parser() -> argparse.ArgumentParser:
                                            "report's paper methods (report.reproduction.methods) in the baselines "
                                            "file, ours under the same protocol with a 95% bootstrap CI, the "
                                            "difference and a verdict (analysis.reproduction)."), "results")
+    _add_common(sub.add_parser("reference-check",
+                               help="write reference_check.tex, .csv and figure: TOPPO's gain over each MT-PPO",
+                               description="Write reference_check.tex, reference_check.csv and "
+                                           "figures/reference_check.{pdf,png}: the paper's MT-PPO and TOPPO "
+                                           "and the reference MT-PPO and TOPPO side by side (mean, IQM, "
+                                           "worst-k with 95% CIs) and TOPPO's gain over each MT-PPO with a "
+                                           "95% CI and a verdict (analysis.reference_check)."), "results")
     _add_status(sub.add_parser(
         "status", help="where the configured grid stands: one row per cell, totals per group",
         description=STATUS_DESCRIPTION))
@@ -122,6 +132,8 @@ def _render(args: argparse.Namespace) -> int:
         from analysis.tables import render_all
     elif args.command == "reproduction":
         from analysis.reproduction import render_all
+    elif args.command == "reference-check":
+        from analysis.reference_check import render_all
     else:
         from analysis.figures import render_all
     start = time.perf_counter()

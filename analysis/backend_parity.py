@@ -3,8 +3,8 @@ trained on metaworld's envs and on EnvPool's (``env_backend``), both evaluated o
 envs and the benchmark's goals. Reads the committed run records only, so it re-renders after
 either side is retrained:
 
-    python -m analysis.backend_parity [--metaworld results/runs/cpu/MT10-v2/mtppo] \\
-        [--envpool results/runs/envpool_parity/MT10-v2/mtppo] [--out-dir results/envpool_parity]
+    python -m analysis.backend_parity [--metaworld results/runs/cpu/MT10-v2/mtppo_ref] \\
+        [--envpool results/runs/envpool_parity/MT10-v2/mtppo_ref] [--out-dir results/envpool_parity]
 
 Writes ``backend_parity.png``/``.pdf`` (success curves, every seed and the mean over seeds,
 of both backends; per-task final success), ``backend_parity.csv`` (one row per run: final
@@ -30,8 +30,8 @@ import numpy as np
 import pandas as pd
 
 REPO = Path(__file__).resolve().parents[1]
-DEFAULTS = {"metaworld": "results/runs/cpu/MT10-v2/mtppo",
-            "envpool": "results/runs/envpool_parity/MT10-v2/mtppo",
+DEFAULTS = {"metaworld": "results/runs/cpu/MT10-v2/mtppo_ref",
+            "envpool": "results/runs/envpool_parity/MT10-v2/mtppo_ref",
             "out_dir": "results/envpool_parity"}
 NAME = "backend_parity"
 LAST_N = 2  # evaluations averaged by the second statistic

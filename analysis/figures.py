@@ -107,13 +107,13 @@ def _subplots(n: int, width: float = 4.6, height: float = 3.6):
     return fig, list(axes[0])
 
 
-def _no_data(ax, text: str) -> None:
+def no_data(ax, text: str) -> None:
     ax.text(0.5, 0.5, text, ha="center", va="center", transform=ax.transAxes, fontsize=9, wrap=True)
     ax.set_xticks([])
     ax.set_yticks([])
 
 
-def _finish(fig, title: str, notes: Sequence[str], scale: str, runs: RunSet) -> None:
+def finish(fig, title: str, notes: Sequence[str], scale: str, runs: RunSet) -> None:
     """Title and a footnote with the facts (seeds, budget, protocol, scale; a partial
     report's cells and budget; runs trained on another env backend) under the axes."""
     fig.suptitle(title, fontsize=11)
@@ -158,7 +158,7 @@ def training_curves(runs: RunSet, spec: dict, scale: str):
         hs = [(v, h) for v, h in hs if h is not None]
         ax.set_title(panel.title, fontsize=10)
         if not hs:
-            _no_data(ax, f"no runs for {', '.join(panel.variants)}")
+            no_data(ax, f"no runs for {', '.join(panel.variants)}")
             continue
         for variant, h in hs:
             c = curve(h, cp, reps=runs.reps, seed=runs.seed)
@@ -181,7 +181,7 @@ def training_curves(runs: RunSet, spec: dict, scale: str):
         notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}")
     band = {"ci95": f"band: stratified-bootstrap 95% CI over seeds, {runs.reps} resamples",
             "std": "band: std over seeds", "sem": "band: s.e.m. over seeds", "none": "no band"}[cp.dispersion]
-    _finish(fig, "Training curves", [*notes, f"protocol {describe(cp)} ({band})"], scale, runs)
+    finish(fig, "Training curves", [*notes, f"protocol {describe(cp)} ({band})"], scale, runs)
     return fig
 
 
@@ -224,7 +224,7 @@ def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame 
         hs = [(v, runs.history(panel.benchmark, panel.reward_version, v)) for v in panel.variants]
         hs = [(v, h) for v, h in hs if h is not None]
         if not hs:
-            _no_data(ax, f"no runs for {', '.join(panel.variants)}")
+            no_data(ax, f"no runs for {', '.join(panel.variants)}")
             continue
         n_tasks = max(h.values.shape[1] for _, h in hs)
         for variant, h in hs:
@@ -255,7 +255,7 @@ def worst_k_curve(runs: RunSet, spec: dict, scale: str, baselines: pd.DataFrame 
         ax.legend(fontsize=7, loc="upper left")
         notes.append(f"{panel.benchmark}-{panel.reward_version}: {runs.summary([h for _, h in hs])}, "
                      f"protocol {p.name} per (seed, task)")
-    _finish(fig, "Worst-k success", [*notes, "band = std over seeds; published points (same protocol name) "
+    finish(fig, "Worst-k success", [*notes, "band = std over seeds; published points (same protocol name) "
                                               "overlaid, a mean at k = K; hollow = read off a figure (+- tolerance)"],
             scale, runs)
     return fig
@@ -279,7 +279,7 @@ def gradnorm_spread(runs: RunSet, spec: dict, scale: str):
     fig, axes = _subplots(len(keys))
     notes = []
     if not keys:
-        _no_data(axes[0], "no train_metrics.csv with critic_gradnorm_spread\nfor mtppo or toppo")
+        no_data(axes[0], "no train_metrics.csv with critic_gradnorm_spread\nfor mtppo or toppo")
         notes.append("no training metrics")
     for ax, (bench, rv) in zip(axes, keys, strict=False):
         ax.set_title(f"{bench} ({rv.upper()} rewards)", fontsize=10)
@@ -304,7 +304,7 @@ def gradnorm_spread(runs: RunSet, spec: dict, scale: str):
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
         notes.append(f"{bench}-{rv}: " + ", ".join(facts))
-    _finish(fig, "Per-task critic gradient-norm spread",
+    finish(fig, "Per-task critic gradient-norm spread",
             [*notes, ("training diagnostic (no evaluation protocol): line = geometric mean over seeds, "
                       "band = min..max over seeds (rolling median)")], scale, runs)
     return fig
@@ -326,7 +326,7 @@ def success_heatmap(runs: RunSet, spec: dict, scale: str):
         ax.set_title(panel.title, fontsize=9)
         hs = {v: h for v in panel.variants if (h := runs.history(panel.benchmark, panel.reward_version, v))}
         if not hs:
-            _no_data(ax, "no runs")
+            no_data(ax, "no runs")
             continue
         tasks = list(dict.fromkeys(t for h in hs.values() for t in h.tasks))
         grid = np.full((len(tasks), len(hs)), np.nan)  # a column per variant with runs
@@ -343,7 +343,7 @@ def success_heatmap(runs: RunSet, spec: dict, scale: str):
                      f"protocol {describe(p)}" + (f"; no runs: {', '.join(absent)}" if absent else ""))
     if image is not None:
         fig.colorbar(image, ax=axes, shrink=0.6, label="success (%)")
-    _finish(fig, "Per-task success", notes, scale, runs)
+    finish(fig, "Per-task success", notes, scale, runs)
     return fig
 
 
@@ -372,11 +372,11 @@ def diagnosis(runs: RunSet, spec: dict, scale: str):
             ax.set_yscale("log")
         ax.grid(alpha=0.3, which="both")
         if not ax.lines:
-            _no_data(ax, f"no train_metrics.csv with {d.column}\nfor {bench}-{rv}")
+            no_data(ax, f"no train_metrics.csv with {d.column}\nfor {bench}-{rv}")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     if handles:
         fig.legend(handles, labels, loc="outside right upper", fontsize=8)
-    _finish(fig, f"Critic-side diagnosis: per-task critic gradients, {bench} ({rv.upper()} rewards)",
+    finish(fig, f"Critic-side diagnosis: per-task critic gradients, {bench} ({rv.upper()} rewards)",
             [*(facts.values() or ["no training metrics"]),
              "training diagnostic (no evaluation protocol), computed each update on the critic body's "
              "per-task gradients of a random sample of each task's rollout; line = geometric mean "

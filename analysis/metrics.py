@@ -243,6 +243,32 @@ def bootstrap_ci(
     return float(lo), float(hi)
 
 
+def gain_ci(
+    x: np.ndarray,
+    y: np.ndarray,
+    stat: Statistic | str = "mean",
+    reps: int = DEFAULT_REPS,
+    seed: int = 0,
+    size: float = 0.95,
+) -> tuple[float, float, float]:
+    """``stat(x) - stat(y)`` of two independent run groups (each (seeds, tasks), the same
+    tasks) and its percentile-bootstrap CI: each resample draws whole seeds of ``x`` and of
+    ``y`` independently. Returns ``(gain, low, high)``; one seed per side collapses the
+    interval to the point value."""
+    x, y, stat = as_matrix(x, "x"), as_matrix(y, "y"), _resolve(stat)
+    if x.shape[1] != y.shape[1]:
+        raise ValueError(f"gain_ci: x has {x.shape[1]} tasks, y {y.shape[1]}")
+    if reps < 1:
+        raise ValueError(f"bootstrap reps must be >= 1, got {reps}")
+    rng = np.random.default_rng(seed)
+    ix = rng.integers(0, x.shape[0], size=(reps, x.shape[0]))
+    iy = rng.integers(0, y.shape[0], size=(reps, y.shape[0]))
+    vals = np.array([stat(x[a]) - stat(y[b]) for a, b in zip(ix, iy)])
+    alpha = (1.0 - size) / 2.0
+    lo, hi = np.quantile(vals, [alpha, 1.0 - alpha])
+    return float(stat(x) - stat(y)), float(lo), float(hi)
+
+
 def curve_band(
     history: np.ndarray,
     aggregator: str = "mean",

@@ -25,8 +25,8 @@ from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 from toppo.registry import BENCHMARKS
 
 # Final-success offsets (logits) of the synthetic learners; unknown variants get a hashed offset.
-_VARIANT_SKILL = {"mtppo": 0.0, "mtppo_popart": 0.4, "mtppo_popart_lnc": 0.7,
-                  "mtppo_popart_lnc_fgc": 1.0, "toppo": 1.3}
+_VARIANT_SKILL = {"mtppo": 0.0, "mtppo_lnc": 0.4, "mtppo_lnc_pcga": 0.7,
+                  "mtppo_lnc_pcga_fgc": 1.0, "toppo": 1.3}
 
 
 def task_names(num_tasks: int, benchmark: str | None = None) -> list[str]:

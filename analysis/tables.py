@@ -367,20 +367,26 @@ def ablation_cumulative(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                         manifests: pd.DataFrame | None = None) -> str:
     """Cumulative ablation (``spec['ablations']['cumulative']``: MT-PPO -> ... -> TOPPO) and
     single-module rows (``...['single']``) under ``spec['ablations']``, with the spec's worst-k
-    tail metrics."""
+    tail metrics; the cumulative rows once more for each of ``...['cumulative_also']`` (other
+    reward versions: the paper has its cumulative table on V1 as well as V2)."""
     runs, bench, rv, p = _ablation_setup(evals, spec, manifests)
     cumulative, single = ablation_rows(spec, "cumulative"), ablation_rows(spec, "single")
+    also = [r for r in spec["ablations"].get("cumulative_also", []) if r != rv]
     ks, notes = _worst_ks(runs, bench, rv, [*cumulative, *single], spec)
     stat_label = metrics.statistic(p.aggregator).label
     header = ["Variant", "Seeds", f"{stat_label} {DISPERSION_HEADS[p.dispersion]}", *[f"Worst-{k}" for k in ks]]
     table = Table("lr" + "l" * (1 + len(ks)), header, caption="", label="tab:ablation_cumulative",
                   size="\\small\\setlength{\\tabcolsep}{4pt}")
     used = []
-    for title, variants in (("Cumulative: each row adds one module", cumulative),
-                            ("Single modules on MT-PPO", single)):
+    tag = (lambda r: f", {latex_escape(r.upper())}") if also else (lambda r: "")
+    blocks = [(f"Cumulative{tag(rv)}: each row adds one module", rv, cumulative),
+              *((f"Cumulative{tag(r)}: each row adds one module", r, cumulative) for r in also),
+              (f"Single modules on MT-PPO{tag(rv)}", rv, single)]
+    for title, block_rv, variants in blocks:
         table.group(title)
-        columns = [[runs.report(bench, rv, v, p) for v in variants]]
-        columns += [[runs.report(bench, rv, v, p, statistic=f"worst-{k}") for v in variants] for k in ks]
+        columns = [[runs.report(bench, block_rv, v, p) for v in variants]]
+        columns += [[runs.report(bench, block_rv, v, p, statistic=f"worst-{k}") for v in variants]
+                    for k in ks]
         flags = [best_flags([r["value"] if r else None for r in col]) for col in columns]
         for i, variant in enumerate(variants):
             rep = columns[0][i]
@@ -390,7 +396,8 @@ def ablation_cumulative(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                 continue
             table.rows.append([_label(variant), str(rep["n_seeds"]),
                                *[report_cell(col[i], bold=f[i]) for col, f in zip(columns, flags, strict=True)]])
-    table.caption = (f"Ablations on {latex_escape(bench)} with {latex_escape(rv.upper())} rewards: "
+    rewards = " and ".join(latex_escape(r.upper()) for r in [rv, *also])
+    table.caption = (f"Ablations on {latex_escape(bench)} with {rewards} rewards: "
                      f"{_protocol_words(p)}; Worst-$k$: mean of each seed's $k$ lowest task success rates, "
                      f"averaged over seeds (same protocol and dispersion). "
                      f"{runs.summary(used)}; {_scale(scale, runs)} Best per column and block in bold.")

@@ -284,9 +284,9 @@ def test_lookup_and_unknown_name():
 def test_combine_passes_the_options():
     G = _conflicting(4, 8, seed=8)
     assert torch.equal(combiners.combine("sum", G), G.sum(0))
-    assert torch.equal(combiners.combine("cagrad", G, cagrad_c=0.0), G.sum(0))
-    assert torch.equal(combiners.combine("cagrad", G, cagrad_c=0.7), combiners.cagrad(G, c=0.7))
-    assert torch.equal(combiners.combine("fairgrad", G, fairgrad_alpha=2.0),
+    assert torch.equal(combiners.combine("cagrad", G, c=0.0), G.sum(0))
+    assert torch.equal(combiners.combine("cagrad", G, c=0.7), combiners.cagrad(G, c=0.7))
+    assert torch.equal(combiners.combine("fairgrad", G, alpha=2.0),
                        combiners.fairgrad(G, alpha=2.0))
     assert torch.equal(combiners.combine("pcgrad", G, generator=_gen(1)),
                        combiners.pcgrad(G, generator=_gen(1)))
@@ -296,7 +296,7 @@ def test_float32_fifty_tasks():
     G = torch.randn(50, 10_000, generator=_gen(9))
     G[::4] *= -0.3
     for name in COMBINERS:
-        d = combiners.combine(name, G, cagrad_c=0.4, fairgrad_alpha=1.0, generator=_gen(0))
+        d = combiners.combine(name, G, c=0.4, alpha=1.0, generator=_gen(0))
         assert d.shape == (10_000,) and d.dtype == torch.float32 and torch.isfinite(d).all()
 
 

@@ -14,11 +14,15 @@ def test_every_variant_resolves_and_toppo_is_the_paper_configuration():
         variants.resolve(name)
     t = variants.resolve("toppo")
     assert (t.popart, t.critic_heads, t.ln_critic, t.actor_combiner, t.critic_combiner,
-            t.fairgrad_alpha) == (True, "per_task", True, "pcgrad", "fairgrad", 1.0)
-    assert t.stratified_minibatches and not t.clip_vloss
+            t.actor_fairgrad_alpha, t.critic_fairgrad_alpha) == (
+        True, "shared", True, "pcgrad", "fairgrad", 1.0, 1.0)
     plain = variants.resolve("mtppo")
     assert (plain.popart, plain.ln_critic, plain.actor_combiner, plain.critic_combiner,
             plain.critic_heads) == (False, False, "sum", "sum", "shared")
+    for paper_row in (t, plain):  # the settings the paper states for all its configurations
+        assert (paper_row.policy_std, paper_row.clip_vloss, paper_row.max_grad_norm) == (
+            "per_task", True, 1.0)
+    assert t.stratified_minibatches
 
 
 def _changed(a: str, b: str) -> set[str]:
@@ -26,12 +30,42 @@ def _changed(a: str, b: str) -> set[str]:
     return {k for k in x if x[k] != y[k]}
 
 
-def test_cumulative_rows_add_one_module_each():
+# Each paper row against the paper's MT-PPO: exactly the fields of its named modules (a
+# combiner row also switches on the task-stratified minibatches it needs).
+PAPER_ROW_MODULES = {
+    "mtppo_popart": {"popart"},
+    "mtppo_lnc": {"ln_critic"},
+    "mtppo_fgc": {"critic_combiner", "stratified_minibatches"},
+    "mtppo_pcga": {"actor_combiner", "stratified_minibatches"},
+    "mtppo_strat": {"stratified_minibatches"},
+    "mtppo_mhc": {"critic_heads"},
+    "mtppo_lnc_pcga": {"ln_critic", "actor_combiner", "stratified_minibatches"},
+    "mtppo_lnc_pcga_fgc": {"ln_critic", "actor_combiner", "critic_combiner",
+                           "stratified_minibatches"},
+    "toppo": {"ln_critic", "actor_combiner", "critic_combiner", "stratified_minibatches",
+              "popart"},
+}
+
+
+def test_each_paper_row_differs_from_mtppo_in_exactly_its_named_modules():
+    named = [n for n in registry.VARIANTS if not n.startswith(("grid_", "ref_"))
+             and not n.endswith("_ref") and n != "mtppo"]
+    assert sorted(named) == sorted(PAPER_ROW_MODULES)  # a new paper row is listed here
+    for name, fields in PAPER_ROW_MODULES.items():
+        assert _changed("mtppo", name) == fields, name
+
+
+def test_cumulative_group_is_the_papers_order():
+    """MT-PPO, one module per row, then + FG-c (LN-c and FG-c, no PopArt), then + PopArt:
+    "PopArt's marginal over LN-c+FG-c ... (rows 4->5)"."""
     cumulative = registry.GROUPS["cumulative"]
+    assert cumulative[0] == "mtppo" and cumulative[-1] == "toppo"
     for prev, nxt in zip(cumulative, cumulative[1:]):
         assert len(_changed(prev, nxt) - {"stratified_minibatches"}) == 1, (prev, nxt)
-    assert _changed("mtppo", "mtppo_mhc") == {"critic_heads"}
-    assert _changed("mtppo_mhc", "mtppo_popart") == {"popart"}  # normalisation alone
+    before = variants.resolve(cumulative[-2])
+    assert before.ln_critic and before.critic_combiner == "fairgrad" and not before.popart
+    assert _changed(cumulative[-2], "toppo") == {"popart"}
+    assert "mtppo_mhc" not in cumulative and "mtppo_mhc" in registry.GROUPS["single"]
 
 
 def test_single_rows_change_one_module_of_mtppo():
@@ -39,7 +73,33 @@ def test_single_rows_change_one_module_of_mtppo():
         changed = _changed("mtppo", name)
         if changed != {"stratified_minibatches"}:
             changed -= {"stratified_minibatches"}
-        assert len(changed) == 1 or changed == {"critic_heads", "popart"}, (name, changed)
+        assert len(changed) == 1, (name, changed)
+
+
+# The reference family's config hashes, pinned: the committed CPU-study and EnvPool-parity
+# records of mtppo_ref/toppo_ref were trained as `mtppo`/`toppo` before issue 27 with these
+# very configs (results/runs/cpu/*/*_ref/seed*/manifest.json).
+REFERENCE_HASHES = {
+    ("mtppo_ref", "MT10"): "ebfbcdcf1e1c", ("mtppo_ref", "MT50"): "8080acc00140",
+    ("toppo_ref", "MT10"): "c41b6d65e086", ("toppo_ref", "MT50"): "4373cac63137",
+    ("ref_mt10", "MT10"): "2707d8625fcf", ("ref_mt50", "MT50"): "8c22104acdff",
+}
+
+
+@pytest.mark.parametrize("variant, benchmark", sorted(REFERENCE_HASHES))
+def test_reference_rows_keep_their_config_hashes(variant, benchmark):
+    cfg = variants.resolve(variant, {"benchmark": benchmark})
+    assert cfg.config_hash() == REFERENCE_HASHES[(variant, benchmark)]
+
+
+def test_reference_rows_are_the_reference_base_with_toppos_modules():
+    ref = variants.resolve("mtppo_ref")
+    assert (ref.policy_std, ref.clip_vloss, ref.critic_heads) == ("head", False, "shared")
+    assert _changed("mtppo_ref", "toppo_ref") == {
+        "critic_heads", "popart", "ln_critic", "stratified_minibatches", "actor_combiner",
+        "critic_combiner"}
+    # the paper's MT-PPO is the reference base plus the two settings the paper states
+    assert _changed("mtppo_ref", "mtppo") == {"policy_std", "clip_vloss"}
 
 
 def test_reference_presets_are_the_metaworld_scripts_setting_by_setting():
@@ -63,7 +123,7 @@ def test_reference_presets_are_the_metaworld_scripts_setting_by_setting():
                              "adv_norm": "none"})):
         for key, value in {**common, **own}.items():
             assert getattr(cfg, key) == value, key
-    mtppo = variants.resolve("mtppo", {"benchmark": "MT50"}).to_dict()
+    mtppo = variants.resolve("mtppo_ref", {"benchmark": "MT50"}).to_dict()
     ref = mt50.to_dict()
     assert {k for k in ref if ref[k] != mtppo[k]} == {"bootstrap_truncation"}  # the deviation
 
@@ -75,7 +135,6 @@ def test_reference_presets_keep_their_benchmark():
 
 
 @pytest.mark.parametrize("overrides, key", [
-    ({"popart": True}, "critic_heads"),
     ({"baseline": "linear", "bootstrap_truncation": False, "ln_critic": True}, "baseline"),
     ({"baseline": "linear"}, "bootstrap_truncation"),
     ({"baseline": "linear", "bootstrap_truncation": False, "rollout_steps_per_task": 1000,
@@ -226,3 +285,46 @@ def test_cuda_requested_without_a_gpu_is_a_clean_error(tmp_path, capsys):
     assert code == 2
     assert "config key 'device': cuda requested but torch sees no CUDA device" in err
     assert "Traceback" not in err
+
+
+def test_fairgrad_alpha_is_set_per_side_and_hashed_as_one_field_while_the_sides_agree():
+    """``fairgrad_alpha`` was one field for both sides: a recorded config that names it
+    gives it to both, and the per-side pair hashes as the old field while they agree."""
+    from toppo.config import config_from_dict
+
+    base = TrainConfig()
+    assert make_config(actor_fairgrad_alpha=2.0).config_hash() != base.config_hash()
+    assert make_config(actor_fairgrad_alpha=2.0).config_hash() != \
+        make_config(critic_fairgrad_alpha=2.0).config_hash()
+    recorded = {k: v for k, v in TrainConfig(actor_fairgrad_alpha=2.0,
+                                             critic_fairgrad_alpha=2.0).to_dict().items()
+                if not k.endswith("_fairgrad_alpha")}
+    recorded["fairgrad_alpha"] = 2.0  # as the trainer wrote it before the split
+    old = config_from_dict(recorded)
+    assert (old.actor_fairgrad_alpha, old.critic_fairgrad_alpha) == (2.0, 2.0)
+    assert old == make_config(actor_fairgrad_alpha=2.0, critic_fairgrad_alpha=2.0)
+    for key in ("actor_fairgrad_alpha", "critic_fairgrad_alpha"):
+        with pytest.raises(ConfigError, match=key):
+            make_config(**{key: 0.0})
+
+
+def test_popart_on_a_shared_head_keeps_statistics_only():
+    """The paper rows' PopArt: a shared value head (no per-task row to rescale), per-task
+    statistics; with per-task heads each row is rescaled so outputs are preserved."""
+    import torch
+
+    from toppo.popart import PopArt
+
+    targets = torch.tensor([[1.0, 3.0, 5.0], [100.0, 300.0, 500.0]])
+    shared, per_task = PopArt(2), PopArt(2)
+    shared.update(targets, None)
+    head = torch.nn.Linear(4, 2).double()
+    h = torch.randn(5, 4, dtype=torch.float64)
+    before = per_task.denormalize(head(h), torch.zeros(5, dtype=torch.long)[:, None] +
+                                  torch.arange(2))
+    per_task.update(targets, head)
+    after = per_task.denormalize(head(h), torch.zeros(5, dtype=torch.long)[:, None] +
+                                 torch.arange(2))
+    torch.testing.assert_close(after, before)  # outputs preserved precisely
+    torch.testing.assert_close(shared.mu, per_task.mu)  # the same statistics either way
+    torch.testing.assert_close(shared.mu, torch.tensor([3.0, 300.0], dtype=torch.float64))

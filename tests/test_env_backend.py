@@ -16,6 +16,7 @@ from analysis.protocols import RunSet
 from toppo.config import ConfigError, TrainConfig, config_from_dict, make_config
 from toppo.grid import Grid, load_config
 from toppo.harness import cores
+from toppo.registry import GROUPS
 from toppo.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -77,7 +78,7 @@ def test_parity_scale_trains_the_cpu_studys_mt10_cells_with_envpool_alone():
     parity = Grid(load_config([REPO / "config" / "envpool_parity.yaml"]))
     cpu = Grid(load_config([REPO / "config" / "cpu.yaml"]))
     assert parity.scale == "envpool_parity" and parity.runs_root == "results/runs/envpool_parity"
-    assert [tuple(c) for c in parity.cells] == [("MT10", "v2", "mtppo", s) for s in range(3)]
+    assert [tuple(c) for c in parity.cells] == [("MT10", "v2", "mtppo_ref", s) for s in range(3)]
     for cell in parity.cells:
         assert cell in cpu.cells
         want = dataclasses.replace(cpu.train_config(cell), env_backend="envpool")
@@ -194,7 +195,8 @@ def test_aggregate_names_the_backend_only_where_a_run_used_envpool(tmp_path, mon
     a group with an envpool run gets an env_backend column."""
     aggregate = _aggregate_module()
     committed = REPO / "results" / "cpu" / "aggregate" / "MT10-v2.csv"
-    runs = sorted(f"results/runs/cpu/MT10-v2/{v}/seed{s}" for v in ("mtppo", "toppo") for s in range(3))
+    runs = sorted(f"results/runs/cpu/MT10-v2/{v}/seed{s}" for v in GROUPS["reference_check"]
+                  for s in range(3))
     monkeypatch.chdir(REPO)
     out = tmp_path / "MT10-v2.csv"
     assert aggregate.main(["--scale", "cpu", "--out", str(out), *runs]) == 0

@@ -50,7 +50,7 @@ def test_a_combiner_registered_in_one_place_trains(monkeypatch, tmp_path):
 def test_a_variant_row_is_one_registry_entry(monkeypatch):
     """A row in VARIANTS (and its label) is a variant everywhere: resolved by name, accepted by
     the workflow's grid and, listed in a group, part of that group's cells."""
-    monkeypatch.setitem(registry.VARIANTS, "mtppo_lna", {**registry.MTPPO_DEVIATIONS, "ln_actor": True})
+    monkeypatch.setitem(registry.VARIANTS, "mtppo_lna", {**registry.PAPER_MTPPO, "ln_actor": True})
     monkeypatch.setitem(registry.LABELS, "mtppo_lna", "MT-PPO + LN-a")
     monkeypatch.setitem(registry.GROUPS, "single", [*registry.GROUPS["single"], "mtppo_lna"])
     cfg = resolve("mtppo_lna", {"benchmark": "MT50"})

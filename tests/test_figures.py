@@ -9,7 +9,7 @@ import pytest
 from analysis import figures, load_report_spec, synthetic
 from analysis.__main__ import main
 from analysis.protocols import RunSet
-from toppo.registry import GROUPS, VARIANTS
+from toppo.registry import GROUPS, LABELS, VARIANTS
 
 CUMULATIVE = GROUPS["cumulative"]
 
@@ -57,7 +57,7 @@ def test_training_curves_state_their_facts(runs, spec):
     assert "MT10 (V1 rewards)" in t and "MT10 (V2 rewards)" in t
     assert "2 seeds, budget reached 10M env steps (of 10M configured)" in flat
     assert "protocol final/mean/ci95" in flat and "100 resamples" in flat and "scale: figscale" in flat
-    assert {"TOPPO", "MT-PPO", "+ PopArt"} <= set(t.splitlines())
+    assert {"TOPPO", "MT-PPO", LABELS[CUMULATIVE[1]]} <= set(t.splitlines())
     lower, upper = fig.axes[0].collections[0].get_paths()[0].vertices[:, 1].min(), 100
     assert 0 <= lower <= upper
     plt.close(fig)

@@ -170,8 +170,13 @@ def test_ablation_cumulative_golden(runs, spec):
     assert row(tex, "MT-PPO &") == "MT-PPO & 2 & 40.0 $\\pm$ 0.0 & \\textbf{40.0} $\\pm$ 0.0 & 40.0 $\\pm$ 0.0 \\\\"
     assert row(tex, "TOPPO &") == ("TOPPO & 2 & \\textbf{78.0} $\\pm$ 8.5 & 30.0 $\\pm$ 14.1 & "
                                    "\\textbf{60.0} $\\pm$ 0.0 \\\\")
-    assert row(tex, "+ PopArt &") == "+ PopArt & -- & no runs & -- & -- \\\\"
-    assert "Worst-10 & Worst-20" in tex and "final/mean/std" in tex and "MT50 with V2 rewards" in tex
+    assert row(tex, "+ LN-c + PCGrad-a &") == "+ LN-c + PCGrad-a & -- & no runs & -- & -- \\\\"
+    assert "Worst-10 & Worst-20" in tex and "final/mean/std" in tex
+    # the cumulative rows once more on V1 (ablations.cumulative_also), after V2's
+    assert "MT50 with V2 and V1 rewards" in tex
+    titles = [ln for ln in tex.splitlines() if ln.startswith("\\multicolumn")]
+    assert ["Cumulative, V2" in titles[0], "Cumulative, V1" in titles[1],
+            "Single modules on MT-PPO, V2" in titles[2]] == [True] * 3
     assert "2 seeds, budget reached 100M env steps" in tex
 
 
@@ -188,10 +193,11 @@ def test_ablation_rows_are_the_specs(runs, spec):
     """The ablation tables draw the rows the report spec lists (variant names, as table 3's
     `ours`) or names (a variant group), not a list of their own."""
     own = {**spec, "ablations": {**spec["ablations"], "cumulative": ["toppo", "mtppo"],
-                                 "single": "main", "combiners": ["toppo", "mtppo_popart_lnc"]}}
+                                 "cumulative_also": [],
+                                 "single": "main", "combiners": ["toppo", "grid_a-sum_c-sum"]}}
     tex = tables.ablation_cumulative(runs, own, "testscale")
     labels = [ln.split(" & ")[0] for ln in tex.splitlines() if ln.startswith(("TOPPO &", "MT-PPO &"))]
-    assert labels == ["TOPPO", "MT-PPO", "MT-PPO", "TOPPO"] and "+ PopArt" not in tex
+    assert labels == ["TOPPO", "MT-PPO", "MT-PPO", "TOPPO"] and "+ LN-c" not in tex
     grid = tables.ablation_combiners(runs, own, "testscale")
     assert row(grid, "\\texttt{pcgrad}") == "\\texttt{pcgrad} & -- & \\textbf{78.0} $\\pm$ 8.5 \\\\"
     assert row(grid, "\\texttt{sum}") == "\\texttt{sum} & -- & -- \\\\"  # (sum, sum), (sum, fairgrad)

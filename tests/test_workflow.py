@@ -19,6 +19,7 @@ import yaml
 from dag_configs import grid_cells, tiny_dag_config
 
 from analysis.figures import FIGURE_NAMES
+from analysis.reference_check import OUTPUT_FILES as REFERENCE_CHECK_FILES
 from analysis.tables import TABLE_FILES
 from toppo.grid import group_variants
 from toppo.registry import COMBINER_GRID, GROUPS, VARIANTS
@@ -33,7 +34,7 @@ CPU = yaml.safe_load((REPO / "config" / "cpu.yaml").read_text())
 # on MT50-v2 the cumulative rows add 4 variants (multi-head critic, PopArt, LN-c, FairGrad-c),
 # the single-module rows 4 more and the combiner grid 13 (its other 3 cells are named
 # variants already listed) -> 21 x 10 = 210 more.
-PAPER_TRAIN_JOBS = 290
+PAPER_TRAIN_JOBS = 380
 PAPER_AGGREGATES = 4  # MT10-v1, MT10-v2, MT50-v1, MT50-v2
 
 
@@ -88,7 +89,8 @@ def report_files(root: str) -> dict[str, set[str]]:
     """The report's files below `root`, by rule, from the names analysis writes."""
     return {"tables": {f"{root}/{n}.tex" for n in TABLE_FILES},
             "figures": {f"{root}/figures/{n}.{e}" for n in FIGURE_NAMES for e in ("pdf", "png")},
-            "reproduction": {f"{root}/reproduction.tex", f"{root}/reproduction.csv"}}
+            "reproduction": {f"{root}/reproduction.tex", f"{root}/reproduction.csv"},
+            "reference_check": {f"{root}/{n}" for n in REFERENCE_CHECK_FILES}}
 
 
 def write_config(path: Path, text: str) -> Path:
@@ -99,14 +101,16 @@ def write_config(path: Path, text: str) -> Path:
 # ---------------------------------------------------------------------- the paper grid
 def test_paper_config_names_the_variant_groups():
     groups = {g["name"]: g for g in PAPER["grid"]}
-    for name in ("main", "cumulative", "single", "combiners"):  # named, not typed out
+    for name in ("main", "cumulative", "single", "combiners", "reference_check"):  # named
         assert groups[name]["variants"] == name
     variants = {name: group_variants(g) for name, g in groups.items()}
     assert variants["main"] == ["mtppo", "toppo"]
-    assert variants["cumulative"] == ["mtppo", "mtppo_mhc", "mtppo_popart", "mtppo_popart_lnc",
-                                      "mtppo_popart_lnc_fgc", "toppo"]
-    assert variants["single"] == ["mtppo", "mtppo_mhc", "mtppo_popart", "mtppo_lnc", "mtppo_fgc",
-                                  "mtppo_pcga", "mtppo_strat"]
+    assert variants["cumulative"] == ["mtppo", "mtppo_lnc", "mtppo_lnc_pcga", "mtppo_lnc_pcga_fgc",
+                                      "toppo"]
+    assert groups["cumulative"]["reward_versions"] == ["v1", "v2"]  # the paper's Appendix D.5
+    assert variants["single"] == ["mtppo", "mtppo_popart", "mtppo_lnc", "mtppo_fgc", "mtppo_pcga",
+                                  "mtppo_strat", "mtppo_mhc"]
+    assert variants["reference_check"] == ["mtppo", "toppo", "mtppo_ref", "toppo_ref"]
     assert set(variants["combiners"]) == set(COMBINER_GRID.values()) == set(GROUPS["combiners"])
     assert len(variants["combiners"]) == len(COMBINER_GRID) == 16
     assert {v for vs in variants.values() for v in vs} <= set(VARIANTS)
@@ -138,12 +142,13 @@ def test_paper_grid_dag(tmp_path):
     assert proc.returncode == 0, output(proc)[-3000:]
     assert job_counts(proc) == {"train": PAPER_TRAIN_JOBS, "aggregate": PAPER_AGGREGATES,
                                 "resolved_config": 1, "tables": 1, "figures": 1, "reproduction": 1,
-                                "all": 1, "total": PAPER_TRAIN_JOBS + PAPER_AGGREGATES + 5}
+                                "reference_check": 1, "all": 1,
+                                "total": PAPER_TRAIN_JOBS + PAPER_AGGREGATES + 6}
     # The paper scale's report is at the top level (the documented `snakemake
     # results/table3.tex`); its aggregates, config and logs under results/paper/.
     files = job_files(proc)
     report = report_files("results")
-    for rule in ("tables", "figures", "reproduction"):
+    for rule in ("tables", "figures", "reproduction", "reference_check"):
         assert files[rule] == report[rule] | {f"results/paper/logs/{rule}.log"}, rule
     assert {"results/table3.tex", "results/per_task.tex", "results/figures/curves.pdf",
             "results/figures/heatmap.png", "results/reproduction.csv"} <= files["tables"] | \
@@ -180,7 +185,7 @@ def test_partial_report_of_the_cpu_study_reruns_when_a_cell_trains_further(tmp_p
     assert proc.returncode == 0, output(proc)[-3000:]
     assert job_counts(proc) == {"resolved_config": 1, "partial_report": 1, "total": 2}
     report = tmp_path / "results" / "cpu" / "partial"
-    assert "Partial report, 24 of 24 cells" in (report / "table3.tex").read_text()
+    assert "Partial report, 33 of 33 cells" in (report / "table3.tex").read_text()
     assert (report / "figures" / "curves.png").stat().st_size > 0
     assert "partial: seeds 0-2 to 600K env steps" in (report / "reproduction.csv").read_text()
     assert not (tmp_path / "results" / "cpu" / "table3.tex").exists()  # the full report untouched
@@ -258,10 +263,10 @@ def test_cpu_config_writes_its_report_under_results_cpu(tmp_path):
     assert CPU["scale"] == "cpu"
     proc = snakemake(tmp_path, "--dry-run", "--configfile", str(REPO / "config/cpu.yaml"))
     assert proc.returncode == 0, output(proc)[-3000:]
-    assert job_counts(proc)["train"] == len(grid_cells(CPU)) == 24
+    assert job_counts(proc)["train"] == len(grid_cells(CPU)) == 33
     files = job_files(proc)
     report = report_files("results/cpu")
-    for rule in ("tables", "figures", "reproduction"):
+    for rule in ("tables", "figures", "reproduction", "reference_check"):
         assert files[rule] == report[rule] | {f"results/cpu/logs/{rule}.log"}, rule
     assert "results/cpu/table3.tex" in files["tables"]
     assert "results/cpu/figures/gradnorm_spread.pdf" in files["figures"]

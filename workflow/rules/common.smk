@@ -95,22 +95,24 @@ AGGREGATES = [f"{OUT}/aggregate/{b}-{r}.csv" for b, r in GROUPS]
 def _report_names():
     """The report's files relative to REPORT, by rule: the names `python -m analysis` writes
     (analysis.tables.TABLE_FILES, analysis.figures.FIGURE_NAMES in each of FIGURE_FORMATS,
-    analysis.reproduction.OUTPUT_FILES), so a name added there is a new output here."""
+    analysis.reproduction.OUTPUT_FILES, analysis.reference_check.OUTPUT_FILES), so a name
+    added there is a new output here."""
+    from analysis import reference_check, reproduction
     from analysis.figures import FIGURE_FORMATS, FIGURE_NAMES
-    from analysis.reproduction import OUTPUT_FILES
     from analysis.tables import TABLE_FILES
 
     return {
         "tables": [f"{name}.tex" for name in TABLE_FILES],
         "figures": [f"figures/{name}.{ext}" for name in FIGURE_NAMES for ext in FIGURE_FORMATS],
-        "reproduction": list(OUTPUT_FILES),
+        "reproduction": list(reproduction.OUTPUT_FILES),
+        "reference_check": list(reference_check.OUTPUT_FILES),
     }
 
 
 REPORT_NAMES = _report_names()
-TABLES, FIGURES, REPRODUCTION = (
+TABLES, FIGURES, REPRODUCTION, REFERENCE_CHECK = (
     [f"{REPORT}/{name}" for name in REPORT_NAMES[kind]]
-    for kind in ("tables", "figures", "reproduction")
+    for kind in ("tables", "figures", "reproduction", "reference_check")
 )
 # The misplaced_report rule's wildcard: exactly these names (below ELSEWHERE).
 REPORT_FILE = "|".join(re.escape(name) for names in REPORT_NAMES.values() for name in names)

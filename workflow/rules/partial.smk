@@ -15,6 +15,7 @@ PARTIAL = f"{REPORT}/partial"
 PARTIAL_OUTPUTS = {
     "tables": [f"{PARTIAL}/{name}" for name in REPORT_NAMES["tables"]],
     "reproduction": [f"{PARTIAL}/{name}" for name in REPORT_NAMES["reproduction"]],
+    "reference_check": [f"{PARTIAL}/{name}" for name in REPORT_NAMES["reference_check"]],
     "figures": [f"{PARTIAL}/{name}" for name in REPORT_NAMES["figures"]],
 }
 
@@ -27,6 +28,7 @@ rule partial_report:
     output:
         *PARTIAL_OUTPUTS["tables"],
         *PARTIAL_OUTPUTS["reproduction"],
+        *PARTIAL_OUTPUTS["reference_check"],
         *PARTIAL_OUTPUTS["figures"],
         f"{PARTIAL}/{PARTIAL_CELLS}",
         f"{PARTIAL}/figures/{PARTIAL_CELLS}",
@@ -34,7 +36,8 @@ rule partial_report:
         f"{OUT}/logs/partial_report.log",
     params:
         # each command and the folder it writes (python -m analysis ... --partial)
-        commands={"tables": PARTIAL, "reproduction": PARTIAL, "figures": f"{PARTIAL}/figures"},
+        commands={"tables": PARTIAL, "reproduction": PARTIAL, "reference-check": PARTIAL,
+                  "figures": f"{PARTIAL}/figures"},
         partial=True,
         runs=RUN_DIRS,
         scale=SCALE,
