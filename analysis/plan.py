@@ -34,7 +34,7 @@ THROUGHPUT_DOC = REPO / "docs" / "throughput.md"
 THROUGHPUT_ROW = re.compile(rf"^\| ({'|'.join(BENCHMARKS)}) \| (\w+) \| (cuda|cpu) \((\d+)\) \|.*\| (\d+) \|$")
 PAPER_BUDGET = 10_000_000  # env steps per cell from which a CPU run is called paper scale
 SMALLER_SCALES = ("config/smoke.yaml (4 cells, minutes each on a CPU) or config/cpu.yaml "
-                  "(24 cells, about 75 min on 2 cores)")
+                  "(33 cells, about 4 h on 2 cores)")
 
 
 @dataclass(frozen=True)

@@ -30,7 +30,7 @@ def cells(root: Path) -> list[Path]:
 
 @pytest.fixture
 def grid(tmp_path):
-    """The CPU study's 24 cells, with MT10-v2 toppo seed 1 running at 300K of 600K steps
+    """The CPU study's 33 cells, with MT10-v2 toppo seed 1 running at 300K of 600K steps
     (its manifest written at its start, at 100K), MT50-v2 toppo seed 2 not started and
     MT50-v2 mtppo seed 2 started but not evaluated yet."""
     root = tmp_path / "runs"
@@ -68,15 +68,15 @@ def test_cells_are_cut_at_the_step_every_included_cell_reached(grid):
     assert runs.history("MT50", "v2", "mtppo").seeds == (0, 1)
     assert runs.train[runs.train.benchmark == "MT10"].step.max() == 300_000
     states = {c.name: (c.state, c.used_to) for c in cov.cells}
-    assert len(states) == 24
+    assert len(states) == 33
     assert states["MT10-v2/toppo/seed1"] == ("cut", 300_000)
     assert states["MT10-v2/toppo/seed0"] == ("complete", 300_000)
     assert states["MT50-v2/toppo/seed2"] == ("not evaluated", None)
     assert states["MT50-v2/mtppo/seed2"] == ("not evaluated", None)
     assert cov.sentence() == (
-        "partial report, 22 of 24 cells, each up to the last evaluation all cells of its benchmark "
-        "and reward version reached: MT10-v2 6 cells (5 complete, 1 unfinished) to 300K of 600K env "
-        "steps; MT50-v2 16 cells (16 complete, 0 unfinished) to 160K of 160K env steps; unfinished: "
+        "partial report, 31 of 33 cells, each up to the last evaluation all cells of its benchmark "
+        "and reward version reached: MT10-v2 12 cells (11 complete, 1 unfinished) to 300K of 600K env "
+        "steps; MT50-v2 19 cells (19 complete, 0 unfinished) to 160K of 160K env steps; unfinished: "
         "MT10-v2/toppo/seed1; not evaluated yet: MT50-v2/mtppo/seed2, MT50-v2/toppo/seed2 (every "
         "cell: partial_cells.csv)")
     assert cov.group_note("MT10", "v2", "toppo") == \
@@ -107,13 +107,13 @@ def test_tables_figures_and_verdicts_say_which_cells(grid, tmp_path):
                           cwd=REPO, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]
     table3 = (out / "table3.tex").read_text()
-    assert "Partial report, 22 of 24 cells" in table3 and "MT10-v2/toppo/seed1" in table3
+    assert "Partial report, 31 of 33 cells" in table3 and "MT10-v2/toppo/seed1" in table3
     assert "& 300K &" in table3  # ours, at the cutoff
     for name in tables.TABLE_FILES:
-        assert "Partial report, 22 of 24 cells" in (out / f"{name}.tex").read_text(), name
+        assert "Partial report, 31 of 33 cells" in (out / f"{name}.tex").read_text(), name
     listed = pd.read_csv(out / PARTIAL_CELLS)
-    assert len(listed) == 24 and listed.state.value_counts().to_dict() == {
-        "complete": 21, "not evaluated": 2, "cut": 1}
+    assert len(listed) == 33 and listed.state.value_counts().to_dict() == {
+        "complete": 30, "not evaluated": 2, "cut": 1}
 
     runs = given(root, paths)
     entries = reproduction.reproduction(RunSet.load(runs, reps=REPS, partial=True),
@@ -130,7 +130,7 @@ def test_a_partial_report_of_finished_cells_has_the_full_numbers(tmp_path):
     tables.render_all(paths, SPEC, BASELINES, tmp_path / "full", "cpu", reps=REPS, log=None)
     tables.render_all(paths, SPEC, BASELINES, tmp_path / "part", "cpu", reps=REPS, log=None, partial=True)
     note = RunSet.load(paths, reps=REPS, partial=True).partial_note()
-    assert note.startswith("partial report, 24 of 24 cells") and "unfinished:" not in note
+    assert note.startswith("partial report, 33 of 33 cells") and "unfinished:" not in note
     latex = tables.latex_escape(note[0].upper() + note[1:])
     for name in tables.TABLE_FILES:
         full = (tmp_path / "full" / f"{name}.tex").read_text()

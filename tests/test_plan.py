@@ -38,7 +38,7 @@ def test_paper_grid_on_a_two_core_laptop_says_so_and_names_the_smaller_scales():
     assert "No GPU here: device auto trains on this machine's CPU." in text
     assert text.endswith("These are paper-scale budgets on a CPU. For a run that fits a CPU machine "
                          "use --configfile config/smoke.yaml (4 cells, minutes each on a CPU) or "
-                         "config/cpu.yaml (24 cells, about 75 min on 2 cores).\n")
+                         "config/cpu.yaml (33 cells, about 4 h on 2 cores).\n")
 
 
 def test_rates_of_finished_cells_come_first():

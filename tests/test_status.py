@@ -158,8 +158,9 @@ def test_cli_reads_the_committed_cpu_study():
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=120)
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
-    assert data["grid"]["cells"] == 24 and data["grid"]["states"]["complete"] == 24
-    assert data["groups"]["diagnosis"]["cells"] == 18 and data["groups"]["learning"]["cells"] == 6
+    assert data["grid"]["cells"] == 33 and data["grid"]["states"]["complete"] == 33
+    assert data["groups"]["diagnosis"]["cells"] == 15 and data["groups"]["learning"]["cells"] == 12
+    assert data["groups"]["diagnosis_reference"]["cells"] == 6
 
 
 def test_cli_names_a_bad_config_file(tmp_path):
