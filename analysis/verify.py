@@ -1,9 +1,10 @@
 """``python -m analysis verify <run dir>``: retrain a recorded cell and say whether it reproduces.
 
 The cell is trained again from scratch with the recorded config (its ``config.yaml``, the
-variant and torch thread count of its ``manifest.json``) by ``python -m toppo.train`` in a
-scratch directory -- never in the record -- under this machine's numerics mode
-(``TOPPO_NUMERICS``, toppo.numerics). Then:
+variant, torch thread count and numerics mode of its ``manifest.json``) by ``python -m
+toppo.train`` in a scratch directory -- never in the record. The mode is the record's own
+(``--numerics``, which wins over ``TOPPO_NUMERICS``: :func:`record_numerics`), whatever this
+machine's environment says, and is printed. Then:
 
 * ``eval.csv`` and ``train_metrics.csv`` (timing columns aside, ``TIMING_COLUMNS``) are
   compared as written, text for text: identical, or the first row (update; step and task)
@@ -32,6 +33,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
+from toppo import numerics
 from toppo.logschema import TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -98,16 +100,28 @@ def machine_line(manifest: dict) -> str:
     return f"numerics {m.get('numerics')}, {m.get('cpu', {}).get('model')}, torch {m.get('torch', {}).get('version')}"
 
 
+def record_numerics(run: Path) -> str:
+    """The numerics mode the record was computed in, the one its retrain runs in: its
+    manifest's ``machine.numerics`` (toppo.numerics.recorded_mode; no ``machine``: trained
+    before the mode existed, native)."""
+    manifest = json.loads((run / "manifest.json").read_text())
+    try:
+        return numerics.recorded_mode(manifest.get("machine") if isinstance(manifest, dict) else None)
+    except numerics.NumericsError as exc:
+        raise VerifyError(f"{run / 'manifest.json'}: {exc}") from None
+
+
 def retrain_command(run: Path, scratch: Path) -> list[str]:
     """``python -m toppo.train`` for the recorded config (the run's config.yaml, as the file it
-    is) into ``scratch``, with the threads the record ran with."""
+    is) into ``scratch``, with the threads and the numerics mode the record ran with."""
     cfg = yaml.safe_load((run / "config.yaml").read_text())
     manifest = json.loads((run / "manifest.json").read_text())
     if not isinstance(cfg, dict) or not isinstance(manifest, dict) or "variant" not in manifest:
         raise VerifyError(f"{run}: config.yaml is not a mapping or manifest.json names no 'variant'")
     threads = manifest.get("torch_threads", cfg.get("torch_threads", 0))
     return [sys.executable, "-m", "toppo.train", "--config", str(run / "config.yaml"),
-            "--variant", manifest["variant"], "--out-dir", str(scratch), f"torch_threads={threads}"]
+            "--variant", manifest["variant"], "--out-dir", str(scratch),
+            numerics.FLAG, record_numerics(run), f"torch_threads={threads}"]
 
 
 def compare(run: Path, retrained: Path, log=print) -> bool:
@@ -155,7 +169,8 @@ def verify(run: Path, scratch: Path | None = None, keep: bool = False, log=print
         raise VerifyError(f"{scratch} already holds a run: give an empty scratch directory")
     try:
         cmd = retrain_command(run, scratch)
-        log(f"verify {run}: retraining in {scratch} (log: {scratch / 'train.log'})")
+        log(f"verify {run}: retraining in {scratch} under numerics {record_numerics(run)}, the "
+            f"record's (log: {scratch / 'train.log'})")
         scratch.mkdir(parents=True, exist_ok=True)
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
         with open(scratch / "train.log", "w") as out:

@@ -23,6 +23,9 @@
     python benchmarks/bench_trainer.py --scaling [--benchmarks MT10 MT50] [--max-workers C]
         [--paper-update] [--eval-workers N] [--e2e-updates 2]                # only part 3
     python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 4
+
+Each runs in the trainer's numerics mode: ``--numerics portable|native``, else
+``TOPPO_NUMERICS``, else native (toppo.numerics), printed on the first line.
 """
 
 from __future__ import annotations
@@ -32,13 +35,17 @@ import contextlib
 import functools
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 from toppo import numerics
 
-numerics.apply()  # the trainer's kernels (portable by default): before torch and numpy load
+try:  # the trainer's kernels (--numerics, else TOPPO_NUMERICS, else native): before torch and numpy load
+    numerics.apply(numerics.requested(sys.argv[1:]))
+except numerics.NumericsError as exc:
+    sys.exit(f"bench_trainer.py: error: {exc}")
 
 import gymnasium as gym
 import metaworld  # noqa: F401
@@ -267,6 +274,9 @@ def minibatch_ms(variant: str, device: torch.device, reps: int, **overrides) -> 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    p.add_argument(numerics.FLAG, choices=numerics.MODES,
+                   help=f"the trainer's CPU kernels (default: {numerics.MODE_VAR}, else "
+                        f"{numerics.DEFAULT_MODE}; toppo.numerics)")
     p.add_argument("--rollout-steps-per-task", type=int, default=2000)
     p.add_argument("--updates", type=int, default=1)
     p.add_argument("--raw-steps", type=int, default=1000, help="vector steps of the raw env loop")

@@ -42,6 +42,7 @@ def test_every_cell_is_committed_finished_and_current(cell):
     want = expected_config(*cell)
     assert manifest["status"] == "complete" and manifest["env_steps"] == CONFIG["budgets"][benchmark]
     assert manifest["config_hash"] == want.config_hash(), f"{run}: trained with another config than today's"
+    assert manifest["machine"]["numerics"] == CONFIG["numerics"] == "portable"  # the mode its config runs
     recorded = config_from_dict(yaml.safe_load((run / "config.yaml").read_text()))
     # every field that decides a result, named in the diff; execution-only ones (where the
     # envs and evaluations ran: eval_workers, env_workers, ...) may differ

@@ -1,6 +1,7 @@
 """toppo.numerics: under the portable mode a learner update gives the same bits whatever CPU
 kernels the user's environment asks for; without it the same update differs (so the test can
-fail); the manifest's machine description; the mode reaches every process, or says why not."""
+fail); the manifest's machine description; the mode reaches every process, or says why not;
+which mode a process runs (the --numerics flag, else TOPPO_NUMERICS, else native)."""
 
 import json
 import os
@@ -82,14 +83,63 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_the_mode_is_applied_in_the_environment_children_inherit():
     code = ("from toppo import numerics; print(numerics.apply()); import os, json; "
-            "print(json.dumps({k: os.environ.get(k) for k in numerics.PORTABLE_ENV}))")
-    proc = run_python(code, ATEN_CPU_CAPABILITY="avx2")
-    mode, env = proc.stdout.splitlines()
+            "print(json.dumps({k: os.environ.get(k) for k in (*numerics.PORTABLE_ENV, 'TOPPO_NUMERICS')}))")
     from toppo.numerics import PORTABLE_ENV
-    assert mode == "portable" and json.loads(env) == PORTABLE_ENV
-    proc = run_python(code, TOPPO_NUMERICS="native", ATEN_CPU_CAPABILITY="avx2")
+    proc = run_python(code, TOPPO_NUMERICS="portable", ATEN_CPU_CAPABILITY="avx2")
     mode, env = proc.stdout.splitlines()
-    assert mode == "native" and json.loads(env)["ATEN_CPU_CAPABILITY"] == "avx2"
+    assert mode == "portable" and json.loads(env) == {**PORTABLE_ENV, "TOPPO_NUMERICS": "portable"}
+    for asked in ({"TOPPO_NUMERICS": "native"}, {}):  # native, asked for or by default
+        proc = run_python(code, ATEN_CPU_CAPABILITY="avx2", **asked)
+        mode, env = proc.stdout.splitlines()
+        assert mode == "native" and json.loads(env)["ATEN_CPU_CAPABILITY"] == "avx2"
+        assert json.loads(env)["TOPPO_NUMERICS"] == "native"  # what its workers inherit
+
+
+@pytest.mark.parametrize(("flag", "env", "expected"), [
+    (None, None, "native"), (None, "", "native"), (None, " Portable ", "portable"),
+    (None, "native", "native"), ("portable", None, "portable"), ("portable", "native", "portable"),
+    ("native", "portable", "native")])
+def test_the_flag_wins_over_the_environment_and_native_is_the_default(monkeypatch, flag, env, expected):
+    from toppo import numerics
+    monkeypatch.delenv("TOPPO_NUMERICS", raising=False)
+    if env is not None:
+        monkeypatch.setenv("TOPPO_NUMERICS", env)
+    assert numerics.mode(flag) == expected
+
+
+@pytest.mark.parametrize(("argv", "expected"), [
+    ([], None), (["--config", "c.yaml", "--numerics", "portable", "seed=3"], "portable"),
+    (["--numerics=native", "--out-dir", "x"], "native"), (["--numerics", "native", "--numerics", "portable"], "portable"),
+    (["--numerics"], None), (["numerics=portable"], None)])
+def test_the_flag_is_read_before_the_programs_own_parser(argv, expected):
+    from toppo import numerics
+    assert numerics.requested(argv) == expected
+
+
+def test_a_flag_read_after_the_mode_was_decided_must_agree(monkeypatch):
+    from toppo import numerics
+    monkeypatch.setattr(numerics, "_decided", "native")  # as apply() decided in this process
+    assert numerics.apply() == numerics.apply("native") == "native"
+    with pytest.raises(numerics.NumericsError, match="--numerics portable: this process runs native already"):
+        numerics.apply("portable")
+    with pytest.raises(numerics.NumericsError, match="--numerics 'fast': expected one of portable, native"):
+        numerics.apply("fast")
+
+
+@pytest.mark.parametrize(("machine", "expected"), [
+    ({"numerics": "portable"}, "portable"), ({"numerics": "native"}, "native"),
+    ({"numerics": "native (portable asked for, but torch or numpy was imported before ...)"}, "native"),
+    (None, "native"),  # a manifest of before the mode existed: native kernels
+    ({"cpu": {}}, "native")])
+def test_the_recorded_mode_is_read_from_the_manifest(machine, expected):
+    from toppo import numerics
+    assert numerics.recorded_mode(machine) == expected
+
+
+def test_an_unknown_recorded_mode_is_an_error_naming_it():
+    from toppo import numerics
+    with pytest.raises(numerics.NumericsError, match="machine.numerics 'fast': not a mode"):
+        numerics.recorded_mode({"numerics": "fast"})
 
 
 def test_applied_after_torch_the_process_and_its_workers_run_native_and_say_so():
@@ -99,11 +149,11 @@ def test_applied_after_torch_the_process_and_its_workers_run_native_and_say_so()
             "print(os.environ.get('TOPPO_NUMERICS')); print(numerics.in_effect())\n"
             "with numerics.for_workers(): print(os.environ['TOPPO_NUMERICS'])\n"
             "print(os.environ.get('TOPPO_NUMERICS'), os.environ.get('ATEN_CPU_CAPABILITY'))")
-    proc = run_python(code)
+    proc = run_python(code, TOPPO_NUMERICS="portable")
     assert proc.returncode == 0, proc.stderr
     mode, environ, effect, workers, after = proc.stdout.splitlines()
     assert mode == "native" and effect.startswith("native (portable asked for")
-    assert environ == "None" and workers == "native" and after == "None None"
+    assert environ == "portable" and workers == "native" and after == "portable None"
 
 
 def test_check_refuses_portable_mode_not_in_effect():
@@ -113,19 +163,20 @@ def test_check_refuses_portable_mode_not_in_effect():
     assert proc.returncode != 0 and "TOPPO_NUMERICS=portable is not in effect" in proc.stderr
 
 
-def test_a_bad_mode_is_one_line_naming_the_variable():
-    proc = subprocess.run([sys.executable, "-m", "toppo.train", "--list-variants"],
-                          env=clean_env(TOPPO_NUMERICS="fast"), capture_output=True, text=True,
-                          timeout=120, cwd=REPO)
+@pytest.mark.parametrize(("args", "env", "named"), [
+    ([], {"TOPPO_NUMERICS": "fast"}, "environment variable TOPPO_NUMERICS='fast'"),
+    (["--numerics", "fast"], {"TOPPO_NUMERICS": "native"}, "--numerics 'fast'")])
+def test_a_bad_mode_is_one_line_naming_the_flag_or_the_variable(args, env, named):
+    proc = subprocess.run([sys.executable, "-m", "toppo.train", *args, "--list-variants"],
+                          env=clean_env(**env), capture_output=True, text=True, timeout=120, cwd=REPO)
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    assert proc.stderr.strip() == ("python -m toppo.train: error: environment variable "
-                                   "TOPPO_NUMERICS='fast': expected one of portable, native")
+    assert proc.stderr.strip() == f"python -m toppo.train: error: {named}: expected one of portable, native"
 
 
 def test_describe_records_the_machine():
     code = ("from toppo import numerics; numerics.apply(); import torch, json; "
             "numerics.configure_torch(0); print(json.dumps(numerics.describe()))")
-    proc = run_python(code)
+    proc = run_python(code, TOPPO_NUMERICS="portable")
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
     assert d["numerics"] == "portable" and d["environment"]["MKL_CBWR"] == "COMPATIBLE,STRICT"
@@ -177,3 +228,31 @@ def test_the_rollouts_side_thread_values_observations_as_the_trainers_thread_doe
     proc = run_python(SIDE_THREAD, TOPPO_NUMERICS=mode)
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert proc.stdout.split() == ["1", "True"]
+
+
+# A trainer as a user starts it: no mode runs native; --numerics portable wins over the
+# environment, in the trainer and its eval worker (which checks it is in effect); the manifest
+# records the mode, and torch_threads=0 is 1 in portable mode.
+TINY_RUN = ["--variant", "mtppo", "--benchmark", "MT10", "--reward-version", "v1", "--device", "cpu",
+            "--total-steps", "5000", "rollout_steps_per_task=500", "num_epochs=1", "num_minibatches=2",
+            "hidden_sizes=16,16", "eval_episodes=1", "eval_envs_per_task=1", "eval_every_steps=5000",
+            "eval_mode=overlap", "eval_workers=1", "torch_threads=0", "progress_every_s=0"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("args", "env", "expected"), [
+    ([], {}, "native"), (["--numerics", "portable"], {"TOPPO_NUMERICS": "native"}, "portable")])
+def test_a_trainer_runs_the_mode_it_is_given_and_native_without_one(tmp_path, args, env, expected):
+    proc = subprocess.run([sys.executable, "-m", "toppo.train", *TINY_RUN, *args, "--out-dir", str(tmp_path)],
+                          env=clean_env(**env), capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-3000:]
+    assert f"| numerics {expected}" in proc.stdout
+    manifest = json.loads((tmp_path / "manifest.json").read_text())
+    machine = manifest["machine"]
+    assert manifest["status"] == "complete" and machine["numerics"] == expected
+    assert machine["environment"]["TOPPO_NUMERICS"] == expected
+    if expected == "portable":
+        assert machine["torch"]["cpu_capability"] == "DEFAULT" and manifest["torch_threads"] == 1
+        assert machine["environment"]["MKL_CBWR"] == "COMPATIBLE,STRICT"
+    else:  # torch's own kernels and thread count, the environment untouched
+        assert machine["environment"]["MKL_CBWR"] is None and machine["torch"]["deterministic_algorithms"] is False

@@ -17,6 +17,7 @@ CELL = "results/runs/rt/MT10-v1/mtppo/seed0"
 CONFIG = """\
 scale: rt
 device: cpu
+numerics: portable
 budgets: {MT10: 5000}
 resources:
   MT10: {threads: 1, mem_mb: 2000, runtime: 30}
@@ -74,6 +75,6 @@ def test_retrain_through_snakemake_sets_the_whole_record_aside(tmp_path):
         log = (run / "train.log").read_text()
         assert log.startswith(log_before) and "retrain: moved the finished run" in log
         m = json.loads((run / "manifest.json").read_text())
-        assert m["status"] == "complete" and m["machine"]["numerics"] == "portable"
+        assert m["status"] == "complete" and m["machine"]["numerics"] == "portable"  # the config's
         assert (run / "checkpoints" / "latest.pt").exists()
         assert (run / "eval.csv").read_bytes() == before["eval.csv"]  # same machine, same bits

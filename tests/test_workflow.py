@@ -6,6 +6,7 @@ are created there and never in the repository.
 """
 
 import csv
+import importlib.util
 import json
 import os
 import shutil
@@ -21,7 +22,8 @@ from dag_configs import grid_cells, tiny_dag_config
 from analysis.figures import FIGURE_NAMES
 from analysis.reference_check import OUTPUT_FILES as REFERENCE_CHECK_FILES
 from analysis.tables import TABLE_FILES
-from toppo.grid import group_variants
+from toppo import numerics
+from toppo.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
 from toppo.registry import COMBINER_GRID, GROUPS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -29,6 +31,7 @@ SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snake
 PAPER = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
 SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 CPU = yaml.safe_load((REPO / "config" / "cpu.yaml").read_text())
+ENVPOOL_PARITY = yaml.safe_load((REPO / "config" / "envpool_parity.yaml").read_text())
 
 # The paper grid, counted by hand: main 2 benchmarks x 2 rewards x 2 variants x 10 seeds = 80;
 # on MT50-v2 the cumulative rows add 4 variants (multi-head critic, PopArt, LN-c, FairGrad-c),
@@ -336,6 +339,7 @@ GROUP = "grid:\n  - {name: main, benchmarks: [MT10], reward_versions: [v1], vari
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT20: {num_epochs: 2}}\n", "MT20"),
     (GROUP % "seeds: 2" + "benchmark_overrides: {MT10: {num_minibatches: 20000}}\n", "num_minibatches"),
     (GROUP % "seeds: 2" + "wandb: {project: toppo, mode: cloud}\n", "cloud"),
+    (GROUP % "seeds: 2" + "numerics: fast\n", "fast"),
     (GROUP % "seeds: 2" + "wandb: {entity: me}\n", "project"),
     (GROUP % "seeds: 2" + "trainer_overrides: {wandb_project: toppo}\n",
      "trainer_overrides.wandb_project: set by the workflow from wandb.project"),
@@ -357,6 +361,44 @@ def test_live_curve_settings_reach_the_trainer_as_execution_only_fields():
     cfg, cfg_live = Grid(PAPER).train_config(cell), Grid(live).train_config(cell)
     assert (cfg_live.tensorboard, cfg_live.wandb_project, cfg_live.wandb_mode) == (False, "toppo", "offline")
     assert cfg_live.config_hash() == cfg.config_hash()  # execution only: re-runs nothing
+
+
+def test_the_recorded_studies_run_portable_and_the_paper_grid_the_trainers_default():
+    schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
+    assert schema["properties"]["numerics"]["enum"] == list(numerics.MODES)
+    assert CPU["numerics"] == SMOKE["numerics"] == ENVPOOL_PARITY["numerics"] == "portable"
+    assert "numerics" not in PAPER and numerics.DEFAULT_MODE == "native"
+    assert Grid(PAPER).numerics is None
+
+
+def train_cell_script():
+    """workflow/scripts/train_cell.py as a module (it runs only under Snakemake's `snakemake`)."""
+    spec = importlib.util.spec_from_file_location("train_cell", REPO / "workflow" / "scripts" / "train_cell.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(("configfiles", "extra", "expected"), [
+    ([], "", None),  # the paper grid: the trainer's default (TOPPO_NUMERICS, else native)
+    (["config/cpu.yaml"], "", "portable"),
+    (["config/smoke.yaml"], "retrain: true\n", "portable"),
+    (["config/cpu.yaml"], "numerics: native\n", "native"),
+])
+def test_the_workflow_passes_its_numerics_key_to_the_trainer(tmp_path, configfiles, extra, expected):
+    from toppo.train import build_parser
+
+    over = write_config(tmp_path / "over.yaml", extra or "{}\n")
+    grid = Grid(load_config([REPO / f for f in configfiles] + [over]))
+    cmd = train_cell_script().trainer_command(grid, "toppo", tmp_path / "cell.yaml", tmp_path / "run")
+    assert cmd[1:3] == ["-m", "toppo.train"]
+    args = build_parser().parse_args(cmd[3:])  # as the trainer reads it
+    assert args.numerics == expected and ("--numerics" in cmd) == (expected is not None)
+    assert args.retrain == ("retrain" in extra) and args.variant == "toppo"
+    assert (args.config, args.out_dir) == (tmp_path / "cell.yaml", tmp_path / "run")
+    cell = grid.cells[0]  # not hashed: the cells' configs are the same in either mode
+    native = Grid({**grid.config, "numerics": "native"})
+    assert grid.train_config(cell).config_hash() == native.train_config(cell).config_hash()
 
 
 def test_unknown_variant_is_named(tmp_path):

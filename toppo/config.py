@@ -62,7 +62,7 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the environments (and their goals)
     total_steps: int = 20_000_000  # training env steps summed over tasks (MT10 20M, MT50 100M)
     device: str = "auto"  # auto (cuda if available), cpu or cuda
-    torch_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default (1 if TOPPO_NUMERICS=portable)
+    torch_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default (1 in portable numerics: toppo.numerics.threads)
     cores: int = 0  # CPU cores this job may use (env_workers=auto); 0 = the process's affinity
 
     # --- environments -----------------------------------------------------------------

@@ -127,6 +127,9 @@ class Grid:
         self.budgets: dict[str, int] = config["budgets"]
         self.resources: dict[str, dict[str, int]] = config["resources"]
         self.runs_root = f"results/runs/{self.scale}"  # one folder per cell below it
+        # every training job's numerics mode, passed as the trainer's --numerics (execution
+        # only, like device); None: the trainer's own default (toppo.numerics.mode)
+        self.numerics: str | None = config.get("numerics")
         # trainer_overrides apply to every cell; benchmark_overrides.<benchmark> on top of them
         # to that benchmark's cells, each value in its field's type (toppo.config.coerce_value).
         typed_common = _typed_overrides(config.get("trainer_overrides", {}), "trainer_overrides")

@@ -2,27 +2,34 @@
 
 torch's CPU math picks its kernels by CPU: MKL's code path (its BLAS, our matmuls), ATen's
 vectorised kernels (AVX2 or AVX-512), oneDNN's ISA, and the split of work over threads, so
-the same run on two CPUs can differ from the first update. Two modes, chosen by the
-environment variable ``TOPPO_NUMERICS`` (docs/reproducibility.md):
+the same run on two CPUs can differ from the first update. Two modes (docs/reproducibility.md):
 
-* ``portable`` (the default): every knob below is fixed before torch loads, overriding
-  whatever the user's environment says, so a run gives the same bits on x86-64 CPUs with
-  AVX2 and FMA (same packages and glibc, same ``torch_threads``; glibc's libm picks its FMA
-  variants by CPU, which no environment variable read at run time can change: the docs say
-  what was measured). Costs time on an update (measured there).
-* ``native``: torch's own choice for this CPU, and whatever the environment sets.
+* ``portable``: every knob below is fixed before torch loads, overriding whatever the user's
+  environment says, so a run gives the same bits on x86-64 CPUs with AVX2 and FMA (same
+  packages and glibc, same ``torch_threads``; glibc's libm picks its FMA variants by CPU,
+  which no environment variable read at run time can change: the docs say what was
+  measured). Costs time on an update (measured there). The recorded studies run it: their
+  workflow configs say ``numerics: portable``.
+* ``native`` (the default): torch's own choice for this CPU, and whatever the environment sets.
+
+Which mode a process asks for is decided in one place, :func:`mode`: the trainer's
+``--numerics`` flag, else the environment variable ``TOPPO_NUMERICS``, else ``native``. The
+workflow passes its config's ``numerics`` key to every training job as the flag, and
+``verify`` passes the record's own mode (:func:`recorded_mode`).
 
 The mode must be in place before torch is imported, in every process that computes: the
-trainer (``toppo.train`` calls :func:`apply` before its ``import torch``), the eval workers
-(spawned: they inherit ``os.environ`` and call :func:`apply` again before theirs) and any
-other worker. It is an execution setting, not part of the config hash (the committed record
-stays the same config); the manifest records it (:func:`describe`) and ``verify`` compares it.
+trainer (``toppo.train`` reads its flag with :func:`requested` and calls :func:`apply` before
+its ``import torch``), the eval workers (spawned: they inherit ``os.environ``, where
+:func:`apply` wrote the mode, and call :func:`apply` again before theirs) and any other
+worker. It is an execution setting, not part of the config hash (the committed record stays
+the same config); the manifest records it (:func:`describe`) and ``verify`` compares it.
 
 This module must not import torch at module level.
 """
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import hashlib
 import importlib.metadata
@@ -33,8 +40,9 @@ from collections.abc import Iterator
 from typing import Any
 
 MODE_VAR = "TOPPO_NUMERICS"
+FLAG = "--numerics"  # the trainer's flag; it wins over MODE_VAR
 MODES = ("portable", "native")
-DEFAULT_MODE = "portable"
+DEFAULT_MODE = "native"  # neither the flag nor MODE_VAR given: torch's own kernels
 
 # Set (overriding the environment) before torch and numpy load, in portable mode. Which of them change
 # results is measured in docs/reproducibility.md; all are fixed, since a knob that does not
@@ -66,18 +74,49 @@ class NumericsError(RuntimeError):
     """The numerics mode cannot be used or is not in effect; the message says why."""
 
 
-def mode() -> str:
-    """The mode this process asks for (``TOPPO_NUMERICS``; unset or empty: the default)."""
-    value = os.environ.get(MODE_VAR, "").strip().lower() or DEFAULT_MODE
+def mode(flag: str | None = None) -> str:
+    """The mode this process asks for: ``flag`` (the value of ``--numerics``) when given, else
+    ``TOPPO_NUMERICS`` when set and not empty, else ``native`` (:data:`DEFAULT_MODE`)."""
+    if flag is not None:
+        where, value = f"{FLAG} {flag!r}", flag
+    else:
+        raw = os.environ.get(MODE_VAR, "")
+        where, value = f"environment variable {MODE_VAR}={raw!r}", raw.strip().lower() or DEFAULT_MODE
     if value not in MODES:
-        raise NumericsError(f"environment variable {MODE_VAR}={os.environ[MODE_VAR]!r}: "
-                            f"expected one of {', '.join(MODES)}")
+        raise NumericsError(f"{where}: expected one of {', '.join(MODES)}")
     return value
 
 
-def apply() -> str:
-    """Put the mode in place in this process's environment, which every process it starts
-    inherits, and return it; the first call decides, later ones return the same.
+def requested(argv: list[str]) -> str | None:
+    """The value of ``--numerics`` in a command line (``--numerics M`` or ``--numerics=M``,
+    the last one given), or None; everything else, a flag without its value included, is left
+    to the caller's own parser, which declares ``--numerics`` too. For a program that must
+    apply the mode before the imports its parser needs load torch."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument(FLAG, nargs="?")
+    return pre.parse_known_args(argv)[0].numerics
+
+
+def recorded_mode(machine: Any) -> str:
+    """The mode a run was computed in, from its manifest's ``machine`` (:func:`describe`):
+    ``portable`` or ``native``; a manifest without it was trained before the mode existed,
+    with native kernels, and one that says ``native (portable asked for, ...)`` ran native.
+    Any other value is a NumericsError naming it."""
+    recorded = machine.get("numerics") if isinstance(machine, dict) else None
+    if recorded is None:
+        return "native"
+    if recorded in MODES:
+        return recorded
+    if isinstance(recorded, str) and recorded.startswith("native ("):
+        return "native"
+    raise NumericsError(f"machine.numerics {recorded!r}: not a mode ({', '.join(MODES)})")
+
+
+def apply(flag: str | None = None) -> str:
+    """Put the mode :func:`mode` picks (``flag``: the value of ``--numerics``) in place in
+    this process's environment, which every process it starts inherits, and return it; the
+    first call decides, later ones return the same (a later ``flag`` that asks for another
+    mode is a NumericsError: this process's kernels are chosen already).
 
     Call it before torch and numpy are imported. Called later (already imported by the caller,
     e.g. in a notebook or a test), this process keeps the kernels it has: the mode is
@@ -86,13 +125,16 @@ def apply() -> str:
     compute as this one does are started under :func:`for_workers`)."""
     global _decided, _late
     if _decided is None:
-        _decided = mode()
+        _decided = mode(flag)
         if _decided == "portable" and any(m in sys.modules for m in LOADS_KERNELS):
             _decided, _late = "native", True
             return _decided
         if _decided == "portable":
             os.environ.update(PORTABLE_ENV)
         os.environ[MODE_VAR] = _decided
+    elif flag is not None and mode(flag) != _decided:
+        raise NumericsError(f"{FLAG} {mode(flag)}: this process runs {in_effect()} already "
+                            f"(its mode was decided before {FLAG} was read)")
     return _decided
 
 
@@ -112,14 +154,16 @@ def for_workers() -> Iterator[None]:
             os.environ[MODE_VAR] = saved
 
 
-def threads(requested: int) -> int:
-    """The torch thread count to run with: ``requested``, or in portable mode 1 for 0 (torch's
-    default is the machine's core count, and the split of work over threads changes sums)."""
-    return requested if requested > 0 or current() != "portable" else 1
+def threads(asked: int) -> int:
+    """The torch thread count to run with: ``asked`` (``torch_threads``), or in portable mode
+    1 for 0 (torch's default is the machine's core count, and the split of work over threads
+    changes sums); 0 in native mode: torch's default."""
+    return asked if asked > 0 or current() != "portable" else 1
 
 
 def current() -> str:
-    """This process's mode: what :func:`apply` decided, else what the environment asks for."""
+    """This process's mode: what :func:`apply` decided, else what :func:`mode` would pick
+    without a flag (``TOPPO_NUMERICS``, else native)."""
     return _decided or mode()
 
 
@@ -149,7 +193,7 @@ def check() -> None:
         raise NumericsError(
             f"{MODE_VAR}=portable is not in effect in this process (torch's CPU capability "
             f"{got}, expected {PORTABLE_CAPABILITY}): call toppo.numerics.apply() before torch "
-            f"is imported, or set {MODE_VAR}=native")
+            f"is imported, or run native ({FLAG} native, or {MODE_VAR}=native)")
 
 
 def in_effect() -> str:

@@ -6,6 +6,8 @@
 
 The workflow runs the second form: each cell's resolved config, written once as a file
 (workflow/scripts/train_cell.py); a run directory's own config.yaml is such a file too.
+``--numerics portable|native`` picks the CPU kernels (toppo.numerics: the flag, else
+``TOPPO_NUMERICS``, else native); the workflow passes its config's ``numerics`` key.
 
 One PPO update, top to bottom (``Trainer.train_one_update``); read the modules in this order:
   1. toppo/rollout.py: ``rollout_steps_per_task`` env steps per task, actions sampled from the
@@ -38,9 +40,9 @@ from toppo.harness import procs
 
 if __name__ == "__main__":  # before the slow imports: SIGTERM at any point ends with one line
     procs.exit_quietly_on_sigterm("python -m toppo.train")
-try:
-    numerics.apply()  # before torch loads (toppo.numerics)
-except numerics.NumericsError as exc:  # a bad TOPPO_NUMERICS value
+try:  # before torch loads (toppo.numerics); run as a program, its --numerics flag decides
+    numerics.apply(numerics.requested(sys.argv[1:]) if __name__ == "__main__" else None)
+except numerics.NumericsError as exc:  # a bad --numerics or TOPPO_NUMERICS value
     print(f"python -m toppo.train: error: {exc}", file=sys.stderr)
     sys.exit(2)
 
@@ -326,6 +328,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for torch, numpy, envs and the benchmark's goals")
     p.add_argument("--total-steps", type=float, help="training env steps summed over tasks")
     p.add_argument("--device", choices=DEVICES, help="auto picks cuda when available")
+    p.add_argument(numerics.FLAG, choices=numerics.MODES,
+                   help="CPU kernels: portable gives the same bits on x86-64 CPUs with AVX2 and "
+                        "FMA, at a cost per update; native lets torch pick them for this CPU "
+                        f"(default: {numerics.MODE_VAR}, else {numerics.DEFAULT_MODE}; "
+                        "docs/reproducibility.md). Not part of the config hash")
     p.add_argument("--out-dir", type=Path, help="run directory (created; resumed if it has a checkpoint)")
     p.add_argument("--list-variants", action="store_true", help="print the variants and exit")
     p.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
@@ -386,6 +393,10 @@ def config_from_file(path: Path) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:  # run as a program, applied with this flag already; in a process, it must agree
+        numerics.apply(args.numerics)
+    except numerics.NumericsError as exc:
+        parser.error(str(exc))
     if args.list_variants:
         for name, ov in VARIANTS.items():
             print(f"{name:28s} {ov}")
@@ -438,7 +449,8 @@ def train_in(out: Path, cfg: TrainConfig, variant: str, retrain: bool = False) -
         state = load_resume_state(out, cfg, log, map_location=device)
         write_yaml_atomic(out / "config.yaml", cfg.to_dict())
         log(f"variant {variant} | {cfg.benchmark} {cfg.reward_version} | seed {cfg.seed} | "
-            f"{cfg.total_steps:,} steps in {cfg.num_updates} updates | config {cfg.config_hash()}")
+            f"{cfg.total_steps:,} steps in {cfg.num_updates} updates | config {cfg.config_hash()} | "
+            f"numerics {numerics.current()}")
         trainer, state = build_and_resume(out, cfg, variant, state, device)
         try:
             trainer.run()

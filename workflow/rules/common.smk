@@ -78,8 +78,8 @@ from toppo.harness.procs import stop_children_on_signals  # noqa: E402
 stop_children_on_signals()
 
 
-# The merged config as analysis reads it (`retrain` only steers training jobs).
-EFFECTIVE_CONFIG = {k: v for k, v in config.items() if k != "retrain"}
+# The merged config as analysis reads it (`retrain` and `numerics` only steer training jobs).
+EFFECTIVE_CONFIG = {k: v for k, v in config.items() if k not in ("retrain", "numerics")}
 
 
 # ------------------------------------------------------------------ paths

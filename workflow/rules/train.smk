@@ -33,8 +33,8 @@ rule train:
     params:
         # Rerun trigger: the hash of the resolved TrainConfig, which changes with everything
         # that decides the result (a budget, an override, the variant's definition, a default).
-        # The execution-only fields (device, threads, live curves) and `retrain` are not
-        # hashed and not params: changing them re-runs nothing.
+        # The execution-only fields (device, threads, live curves), `numerics` and `retrain`
+        # are not hashed and not params: changing them re-runs nothing.
         config_hash=lambda wc: cell_config(wc).config_hash(),
         num_updates=lambda wc: cell_config(wc).num_updates,
         run_dir=lambda wc: run_dir(wc.benchmark, wc.reward, wc.variant, wc.seed),

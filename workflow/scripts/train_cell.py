@@ -4,9 +4,11 @@ The cell's config is resolved by toppo.grid (Grid.train_config: the one definiti
 config_hash param comes from too) with this job's threads (torch_threads, and the cores that
 env_workers=auto divides between env and eval workers), the device and the live-curve
 settings, written once to `{OUT}/logs/train/<cell>.yaml` beside the job's log, and run as
-`python -m toppo.train --config <that file> --variant <variant> --out-dir <run dir>`; with
-config["retrain"] true, `--retrain` too (a finished run of this config is set aside and
-trained again from scratch; an unfinished one is resumed, so a retried job still resumes).
+`python -m toppo.train --config <that file> --variant <variant> --out-dir <run dir>`
+(`trainer_command`); with config["numerics"] set, `--numerics <mode>` too (the CPU kernels,
+toppo.numerics; unset: the trainer's default); with config["retrain"] true, `--retrain` (a
+finished run of this config is set aside and trained again from scratch; an unfinished one is
+resumed, so a retried job still resumes).
 
 The trainer's output is appended to the cell's train.log (every attempt, each starting with
 `[workflow ...]` lines naming the config file, its execution settings and the command; the
@@ -41,6 +43,21 @@ def stamp() -> str:
     return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def trainer_command(grid, variant: str, cell_file: Path, run_dir: Path) -> list[str]:
+    """The trainer's command line for one cell of ``grid`` (toppo.grid.Grid): its resolved
+    config file, its variant (the name its logs record), its run directory, and the workflow
+    config's ``numerics`` and ``retrain`` settings."""
+    from toppo.numerics import FLAG
+
+    cmd = [sys.executable, "-m", "toppo.train", "--config", str(cell_file),
+           "--variant", variant, "--out-dir", str(run_dir)]
+    if grid.numerics is not None:
+        cmd += [FLAG, grid.numerics]
+    if str(grid.config.get("retrain", False)).lower() == "true":
+        cmd.append("--retrain")
+    return cmd
+
+
 def main(smk) -> int:
     repo = Path(smk.scriptdir).resolve().parents[1]
     if str(repo) not in sys.path:
@@ -54,17 +71,15 @@ def main(smk) -> int:
     cell = Cell(wc.benchmark, wc.reward, wc.variant, int(wc.seed))
     run_dir = Path(smk.params.run_dir)
     threads = int(smk.threads)
-    cfg = Grid(smk.config).train_config(cell, threads=threads)
+    grid = Grid(smk.config)
+    cfg = grid.train_config(cell, threads=threads)
     if cfg.config_hash() != smk.params.config_hash:  # the DAG and this job read one config
         raise RuntimeError(f"{cell}: resolved config {cfg.config_hash()}, the workflow "
                            f"scheduled {smk.params.config_hash}")
     cell_file = Path(smk.log[0]).with_suffix(".yaml")
     write_yaml_atomic(cell_file, cfg.to_dict())
 
-    cmd = [sys.executable, "-m", "toppo.train", "--config", str(cell_file),
-           "--variant", cell.variant, "--out-dir", str(run_dir)]
-    if str(smk.config.get("retrain", False)).lower() == "true":
-        cmd.append("--retrain")
+    cmd = trainer_command(grid, cell.variant, cell_file, run_dir)
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(repo), env.get("PYTHONPATH")) if p)
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
