@@ -25,9 +25,9 @@ A cell's state, first match:
 * ``pending``: nothing written yet.
 
 ETA of an unfinished cell: its remaining steps at its own rate (env steps over training wall
-time so far), else at the mean rate of its benchmark's cells in this grid, else at the rate
-``docs/throughput.md`` measured for its device (``analysis.plan``); the totals say how many
-cells' hours come from the documentation.
+time so far), else at the mean rate of its benchmark's cells in this grid, else at the plan's
+model of the job on ``docs/throughput.md``'s rates for its device (``analysis.plan``); the
+totals say how many cells' hours come from the documentation.
 """
 
 from __future__ import annotations
@@ -281,21 +281,24 @@ def grid_status(grid: Grid, root: str | Path = ".") -> GridStatus:
 
 def _fill_missing_etas(statuses: dict[Cell, CellStatus], grid: Grid) -> None:
     """Cells with no rate of their own (pending, or no update yet) get the mean rate of the
-    same benchmark's cells that have one (what the grid has measured so far), else the rate
-    measured in docs/throughput.md for the job's device (analysis.plan.documented_rate)."""
+    same benchmark's cells that have one (what the grid has measured so far), else the
+    plan's model of the job from docs/throughput.md's rates for its device, evaluation and env
+    builds included (analysis.plan.documented_rate, in this process's numerics mode)."""
     from analysis.plan import documented_rate
+    from toppo import numerics
 
     rates: dict[str, list[float]] = {}
     for c, s in statuses.items():
         if s.env_sps:
             rates.setdefault(c.benchmark, []).append(s.env_sps)
     device = "cpu" if grid.device == "cpu" else "cuda"
+    portable = numerics.mode() == "portable"
     for c, s in statuses.items():
         if s.state == "complete" or s.eta_s is not None:
             continue
         if rates.get(c.benchmark):
             rate, s.eta_rate = sum(rates[c.benchmark]) / len(rates[c.benchmark]), "grid"
-        elif doc := documented_rate(c.benchmark, c.variant, device, grid.resources[c.benchmark]["threads"]):
+        elif doc := documented_rate(grid.train_config(c), c.variant, device, portable):
             rate, s.eta_rate = doc.env_steps_per_s, "docs"
         else:
             continue
