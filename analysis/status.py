@@ -52,7 +52,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.numfmt import fmt_count
+from analysis.numfmt import fmt_count, plural
 from toppo.grid import Cell, Grid
 from toppo.harness.io import LOCK_NAME
 from toppo.harness.rundir import SUPERSEDED
@@ -407,19 +407,19 @@ def render_text(status: GridStatus) -> str:
     g = status.grid
     running = g.states["running"]
     lines.append("")
-    lines.append(f"scale {status.scale}: {g.states['complete']} of {g.cells} cells complete, {running} "
+    lines.append(f"scale {status.scale}: {g.states['complete']} of {plural(g.cells, 'cell')} complete, {running} "
                  f"running; {g.node_hours_spent:.1f} node-hours spent, {g.node_hours_left:.1f} left at "
                  "the measured rates"
-                 + (f": about {fmt_duration(3600 * g.node_hours_left / running)} at {running} jobs at once"
+                 + (f": about {fmt_duration(3600 * g.node_hours_left / running)} at {plural(running, 'job')} at once"
                     if running and g.node_hours_left else "")
                  + f" (read {status.runs_root} in {status.read_s:.2f} s on {status.host})")
     return "\n".join(lines) + "\n"
 
 
 def _left_note(t: Totals) -> str:
-    notes = [f"{t.cells_at_documented_rate} cells at docs/throughput.md's rate"] \
+    notes = [f"{plural(t.cells_at_documented_rate, 'cell')} at docs/throughput.md's rate"] \
         if t.cells_at_documented_rate else []
-    notes += [f"+{t.cells_without_rate} cells, no rate known"] if t.cells_without_rate else []
+    notes += [f"+{plural(t.cells_without_rate, 'cell')}, no rate known"] if t.cells_without_rate else []
     return f" ({'; '.join(notes)})" if notes else ""
 
 

@@ -193,6 +193,24 @@ def test_node_hours_spent_count_set_aside_and_killed_attempts(tmp_path, grid):
     assert spent() == pytest.approx(600 + 300 + 60)
 
 
+def test_counts_of_one_read_singular(tmp_path):
+    """Issue 28: "1 jobs", "1 cells"."""
+    path = tmp_path / "one.yaml"
+    path.write_text(textwrap.dedent(CONFIG).replace("seeds: 5}", "seeds: 1}").replace(
+        "variants: [mtppo, toppo]", "variants: [mtppo]"))
+    grid = Grid(load_config([path]))
+    (cell,) = grid.cells
+    run = tmp_path / grid.run_dir(cell)
+    fake_run(run, cell, grid, 1)  # running on another host: its files are fresh
+    write_text_atomic(run / LOCK_NAME, "pid 4242 on host node042, since 2026-12-05T00:00:00Z\n")
+    text = render_text(grid_status(grid, tmp_path))
+    assert "scale st: 0 of 1 cell complete, 1 running; " in text
+    assert " at 1 job at once (read " in text
+    fake_run(run, cell, grid, 0)  # no update yet: no rate of its own, the documented one
+    (run / LOCK_NAME).unlink()
+    assert "(1 cell at docs/throughput.md's rate)" in render_text(grid_status(grid, tmp_path))
+
+
 def test_cli_reads_the_committed_cpu_study():
     proc = subprocess.run([sys.executable, "-m", "analysis", "status", "--configfile",
                            "config/cpu.yaml", "--json"], cwd=REPO, capture_output=True, text=True,
