@@ -9,20 +9,14 @@ results/reproduction.* for the paper scale, the same under results/{scale}/ for 
 (common.smk, REPORT), so scales never mix.
 """
 
-import os
-
-from snakemake.utils import min_version, validate
+from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-# The workflow's own config, found from any working directory (tests run with --directory).
-configfile: os.path.join(workflow.basedir, "config", "config.yaml")
-
-
-validate(config, "workflow/schemas/config.schema.yaml")
-
-
+# The config (config/config.yaml, found from any working directory, with the --configfile
+# files merged over it), checked against workflow/schemas/config.schema.yaml with one line
+# per error; the grid of cells built from it.
 include: "workflow/rules/common.smk"
 
 

@@ -31,16 +31,11 @@ REPORT_SCHEMA_PATH = Path(__file__).with_name("report.schema.yaml")
 
 
 def report_errors(report: Any) -> list[str]:
-    """Every way ``report`` breaks :data:`REPORT_SCHEMA_PATH`, as ``report.<key path>: why``."""
-    import jsonschema
+    """Every way ``report`` breaks :data:`REPORT_SCHEMA_PATH`, as ``report.<key path>: why``
+    (toppo.schema: the one reading of schema errors, shared with the workflow config's)."""
+    from toppo.schema import schema_errors
 
-    schema = yaml.safe_load(REPORT_SCHEMA_PATH.read_text())
-    validator = jsonschema.Draft202012Validator(schema)
-    out = []
-    for err in sorted(validator.iter_errors(report), key=lambda e: [str(p) for p in e.absolute_path]):
-        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in err.absolute_path)
-        out.append(f"report{where}: {err.message}")
-    return out
+    return schema_errors(report, REPORT_SCHEMA_PATH, root="report")
 
 
 ABLATION_PARTS = ("cumulative", "single", "combiners")
@@ -154,7 +149,9 @@ def load_report_spec(config: str | Path | None = None) -> dict[str, Any]:
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e.strerror or e}") from e
     except yaml.YAMLError as e:
-        raise ValueError(f"{path}: not valid YAML: {e}") from e
+        from toppo.schema import yaml_error_line
+
+        raise ValueError(yaml_error_line(path, e)) from None
     report = doc.get("report") if isinstance(doc, dict) else None
     if report is None:
         raise ValueError(f"{path}: no 'report:' section (see {DEFAULT_REPORT_PATH} for its shape)")

@@ -15,3 +15,8 @@ def fmt_count(n: float | None) -> str:
         if abs(n) >= div:
             return f"{n / div:.3g}{suffix}"
     return f"{n:.0f}"
+
+
+def plural(n: int, noun: str, nouns: str | None = None) -> str:
+    """``1 cell``, ``2 cells``, ``0 cells``: the count and the noun, singular only for 1."""
+    return f"{n:,} {noun if n == 1 else nouns or noun + 's'}"

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 
 from analysis import logs
-from analysis.numfmt import fmt_count
+from analysis.numfmt import fmt_count, plural
 from toppo.registry import BENCHMARKS, REWARD_VERSIONS
 
 PARTIAL_CELLS = "partial_cells.csv"  # written beside a partial report's files
@@ -66,10 +66,10 @@ class Coverage:
             mine = [c for c in used if (c.benchmark, c.reward_version) == key]
             done = sum(c.state == "complete" for c in mine)
             target = self.configured.get(key)
-            parts.append(f"{key[0]}-{key[1]} {len(mine)} cells ({done} complete, {len(mine) - done} "
+            parts.append(f"{key[0]}-{key[1]} {plural(len(mine), 'cell')} ({done} complete, {len(mine) - done} "
                          f"unfinished) to {fmt_count(cut)}"
                          + (f" of {fmt_count(target)}" if target else "") + " env steps")
-        text = (f"partial report, {len(used)} of {len(self.cells)} cells, each up to the last "
+        text = (f"partial report, {len(used)} of {plural(len(self.cells), 'cell')}, each up to the last "
                 f"evaluation all cells of its benchmark and reward version reached: "
                 + ("; ".join(parts) if parts else "none evaluated yet"))
         others = [c for c in self.cells if c.state != "complete"]

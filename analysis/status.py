@@ -25,9 +25,17 @@ A cell's state, first match:
 * ``pending``: nothing written yet.
 
 ETA of an unfinished cell: its remaining steps at its own rate (env steps over training wall
-time so far), else at the mean rate of its benchmark's cells in this grid, else at the rate
-``docs/throughput.md`` measured for its device (``analysis.plan``); the totals say how many
-cells' hours come from the documentation.
+time so far), else at the mean rate of its benchmark's cells in this grid, else at the plan's
+model of the job on ``docs/throughput.md``'s rates for its device (``analysis.plan``); the
+totals say how many cells' hours come from the documentation.
+
+Node-hours spent on a cell count every attempt: the larger of two sums, each a lower bound.
+The workflow's attempts in ``train.log`` (each from its first ``[workflow <time>] train``
+line to its ``exit status`` line: the whole job, env builds and work lost to a stop
+included; an attempt killed with its job script has no exit line and counts nothing there),
+and the runs' own wall times: the current run's (its resumed attempts up to their last
+checkpoint) and each set-aside run's in ``superseded/`` (its ``benchmark.tsv``, else its
+manifest's ``wall_time_s``).
 """
 
 from __future__ import annotations
@@ -40,10 +48,11 @@ import socket
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from analysis.numfmt import fmt_count
+from analysis.numfmt import fmt_count, plural
 from toppo.grid import Cell, Grid
 from toppo.harness.io import LOCK_NAME
 from toppo.harness.rundir import SUPERSEDED
@@ -53,6 +62,9 @@ STALE_AFTER_S = 30 * 60  # a lock on another host with no newer run file is not 
 TAIL_BYTES = 1 << 16  # enough for the last evaluation of MT50 (50 rows of eval.csv)
 LOCK_LINE = re.compile(r"pid (\d+) on host (\S+), since (\S+)")
 EXIT_LINE = re.compile(r"\] exit status (-?\d+)(.*)$")
+# an attempt's first line (workflow/scripts/train_cell.py: `[workflow <UTC time>] <rule> <run
+# dir> on <host>, ...`) and its last, with their times
+ATTEMPT_LINE = re.compile(r"^\[workflow (\S+)\] (?:(train) |(exit status) )", re.M)
 HEARTBEAT_FILES = ("train_metrics.csv", "checkpoints/latest.pt", "manifest.json", "train.log",
                    LOCK_NAME)
 
@@ -73,6 +85,7 @@ class CellStatus:
     heartbeat_age_s: float | None  # seconds since a run file last changed
     detail: str = ""  # lock holder, failure line, why superseded
     set_aside: int = 0  # runs in superseded/
+    spent_s: float = 0.0  # node time of every attempt, set-aside runs included (module docstring)
 
 
 @dataclass
@@ -203,6 +216,51 @@ def _last_attempt(run: Path) -> tuple[str, str] | None:
     return None
 
 
+def _attempts_s(run: Path) -> float:
+    """Seconds of the workflow's attempts recorded in train.log, each from its first line to
+    its exit line (one without an exit line counts nothing)."""
+    try:
+        text = (run / "train.log").read_text(errors="replace")
+    except FileNotFoundError:
+        return 0.0
+    total, start = 0.0, None
+    for m in ATTEMPT_LINE.finditer(text):
+        t = _utc_seconds(m[1])
+        if m[2]:
+            start = t
+        elif start is not None and t is not None:
+            total += max(0.0, t - start)
+            start = None
+    return total
+
+
+def _utc_seconds(stamp: str) -> float | None:
+    try:
+        return datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=UTC).timestamp()
+    except ValueError:
+        return None
+
+
+def _set_aside_runs(run: Path) -> list[Path]:
+    aside = run / SUPERSEDED
+    return [p for p in aside.iterdir() if p.is_dir()] if aside.is_dir() else []
+
+
+def _run_seconds(run: Path) -> float:
+    """A set-aside run's wall time: its job's (benchmark.tsv, moved with it), else its
+    trainer's (manifest ``wall_time_s``)."""
+    from analysis.plan import benchmark_seconds
+
+    job = benchmark_seconds(run / "benchmark.tsv")
+    if job:
+        return job
+    manifest = _manifest(run)
+    try:
+        return float(manifest.get("wall_time_s") or 0.0) if manifest else 0.0
+    except (TypeError, ValueError):
+        return 0.0
+
+
 def _heartbeat(run: Path) -> float | None:
     times = []
     for name in HEARTBEAT_FILES:
@@ -225,8 +283,8 @@ def cell_status(run: Path, cell: Cell, groups: list[str], total_steps: int, conf
         float(manifest.get("wall_time_s", 0.0)) if manifest else 0.0
     updates = int(float(update["update"])) if update else 0
     sps = steps / wall if wall > 0 and steps > 0 else None
-    aside = sum(1 for p in (run / SUPERSEDED).iterdir() if p.is_dir()) \
-        if (run / SUPERSEDED).is_dir() else 0
+    aside = _set_aside_runs(run)
+    spent = max(_attempts_s(run), wall + sum(map(_run_seconds, aside)))
 
     state, detail = "pending", ""
     holder = _lock_holder(run)
@@ -256,7 +314,7 @@ def cell_status(run: Path, cell: Cell, groups: list[str], total_steps: int, conf
                       success=None if evaluation is None else evaluation[1],
                       eval_step=None if evaluation is None else evaluation[0], wall_time_s=wall,
                       env_sps=sps, eta_s=eta, eta_rate=None if eta is None else "own",
-                      heartbeat_age_s=age, detail=detail, set_aside=aside)
+                      heartbeat_age_s=age, detail=detail, set_aside=len(aside), spent_s=spent)
 
 
 # ---------------------------------------------------------------------- the grid
@@ -281,21 +339,24 @@ def grid_status(grid: Grid, root: str | Path = ".") -> GridStatus:
 
 def _fill_missing_etas(statuses: dict[Cell, CellStatus], grid: Grid) -> None:
     """Cells with no rate of their own (pending, or no update yet) get the mean rate of the
-    same benchmark's cells that have one (what the grid has measured so far), else the rate
-    measured in docs/throughput.md for the job's device (analysis.plan.documented_rate)."""
+    same benchmark's cells that have one (what the grid has measured so far), else the
+    plan's model of the job from docs/throughput.md's rates for its device, evaluation and env
+    builds included (analysis.plan.documented_rate, in this process's numerics mode)."""
     from analysis.plan import documented_rate
+    from toppo import numerics
 
     rates: dict[str, list[float]] = {}
     for c, s in statuses.items():
         if s.env_sps:
             rates.setdefault(c.benchmark, []).append(s.env_sps)
     device = "cpu" if grid.device == "cpu" else "cuda"
+    portable = numerics.mode() == "portable"
     for c, s in statuses.items():
         if s.state == "complete" or s.eta_s is not None:
             continue
         if rates.get(c.benchmark):
             rate, s.eta_rate = sum(rates[c.benchmark]) / len(rates[c.benchmark]), "grid"
-        elif doc := documented_rate(c.benchmark, c.variant, device, grid.resources[c.benchmark]["threads"]):
+        elif doc := documented_rate(grid.train_config(c), c.variant, device, portable):
             rate, s.eta_rate = doc.env_steps_per_s, "docs"
         else:
             continue
@@ -307,7 +368,7 @@ def _totals(statuses: Iterable[CellStatus]) -> Totals:
     for s in statuses:
         t.cells += 1
         t.states[s.state] += 1
-        t.node_hours_spent += s.wall_time_s / 3600
+        t.node_hours_spent += s.spent_s / 3600
         if s.state != "complete":
             if s.eta_s is None:
                 t.cells_without_rate += 1
@@ -346,19 +407,19 @@ def render_text(status: GridStatus) -> str:
     g = status.grid
     running = g.states["running"]
     lines.append("")
-    lines.append(f"scale {status.scale}: {g.states['complete']} of {g.cells} cells complete, {running} "
+    lines.append(f"scale {status.scale}: {g.states['complete']} of {plural(g.cells, 'cell')} complete, {running} "
                  f"running; {g.node_hours_spent:.1f} node-hours spent, {g.node_hours_left:.1f} left at "
                  "the measured rates"
-                 + (f": about {fmt_duration(3600 * g.node_hours_left / running)} at {running} jobs at once"
+                 + (f": about {fmt_duration(3600 * g.node_hours_left / running)} at {plural(running, 'job')} at once"
                     if running and g.node_hours_left else "")
                  + f" (read {status.runs_root} in {status.read_s:.2f} s on {status.host})")
     return "\n".join(lines) + "\n"
 
 
 def _left_note(t: Totals) -> str:
-    notes = [f"{t.cells_at_documented_rate} cells at docs/throughput.md's rate"] \
+    notes = [f"{plural(t.cells_at_documented_rate, 'cell')} at docs/throughput.md's rate"] \
         if t.cells_at_documented_rate else []
-    notes += [f"+{t.cells_without_rate} cells, no rate known"] if t.cells_without_rate else []
+    notes += [f"+{plural(t.cells_without_rate, 'cell')}, no rate known"] if t.cells_without_rate else []
     return f" ({'; '.join(notes)})" if notes else ""
 
 

@@ -62,6 +62,7 @@ from toppo.variants import resolve
 
 
 def raw_env_sps(steps_per_env: int, seed: int = 0, benchmark: str = "MT10") -> float:
+    toppo.envs.quiet_box_precision_warnings()
     envs = gym.make_vec(f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True)
     envs.reset()
     envs.action_space.seed(seed)

@@ -20,7 +20,6 @@ import pytest
 envpool = pytest.importorskip(
     "envpool", reason="envpool is not installed (optional backend: pip install envpool==1.2.5)")
 
-import gymnasium as gym  # noqa: E402
 import metaworld  # noqa: E402
 import mujoco  # noqa: E402
 
@@ -32,6 +31,7 @@ from toppo.envpool_envs import (  # noqa: E402
     envpool_task_id,
 )
 from toppo.envpool_oracle import expert_success, oracle_env, step_parity  # noqa: E402
+from toppo.envs import benchmark_env_fns  # noqa: E402
 from toppo.registry import BENCHMARKS  # noqa: E402
 
 ENVPOOL_MUJOCO = "3.6.0"  # envpool 1.2.5's workspace0.bzl: mujoco-3.6.0
@@ -58,9 +58,7 @@ def test_all_fifty_tasks_are_registered_under_metaworlds_names():
 
 
 def test_layout_and_same_step_autoreset_match_the_metaworld_mt_path():
-    mw = gym.make_vec("Meta-World/MT10", seed=0, vector_strategy="sync", use_one_hot=True,
-                      reward_function_version="v2", max_episode_steps=5,
-                      terminate_on_success=False)
+    mw, _ = benchmark_env_fns("MT10", "v2", 0, max_episode_steps=5)  # the MT path's own env
     ep = EnvPoolTrainEnvs("MT10", "v2", 0, envs_per_task=2, max_episode_steps=5)
     try:
         assert ep.obs_dim == mw.single_observation_space.shape[0] == 49

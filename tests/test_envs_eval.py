@@ -1,23 +1,66 @@
-"""Real MT10 envs: evaluation covers every goal once, is repeatable, and copies split goals."""
+"""Real MT10 envs: evaluation covers every goal once, is repeatable, and copies split goals;
+building them shows every warning but gymnasium's Box precision ones."""
 
 import pickle
+import re
+import warnings
 
 import numpy as np
 import pytest
+from gymnasium.spaces import Box
 from metaworld.policies import ENV_POLICY_MAP
 
-from toppo.envs import advance_goal_cycle, make_envs, place_copies
+from toppo.envs import advance_goal_cycle, make_envs, place_copies, quiet_box_precision_warnings
 from toppo.evaluation import evaluate
 
 
 @pytest.fixture(scope="module")
-def short_envs():
-    # 5-step episodes keep 50 evaluation episodes per task cheap
-    train, ev = make_envs("MT10", "v2", seed=7, envs_per_task=2, eval_envs_per_task=5,
-                          async_envs=False, max_episode_steps=5)
-    yield train, ev
+def built_envs():
+    """The envs, and every warning their building raised (each one shown: "always")."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        # 5-step episodes keep 50 evaluation episodes per task cheap
+        train, ev = make_envs("MT10", "v2", seed=7, envs_per_task=2, eval_envs_per_task=5,
+                              async_envs=False, max_episode_steps=5)
+    yield train, ev, caught
     train.close()
     ev.close()
+
+
+@pytest.fixture(scope="module")
+def short_envs(built_envs):
+    return built_envs[:2]
+
+
+def _shown(caught) -> list[tuple[str, str]]:
+    """(module file's name, message without gymnasium's colour codes) of each warning."""
+    return [(w.filename.rsplit("/", 1)[-1], re.sub(r"\x1b\[[0-9;]*m", "", str(w.message)))
+            for w in caught]
+
+
+def test_building_envs_hides_the_box_precision_warnings_and_nothing_else(built_envs):
+    _, ev, caught = built_envs
+    assert _shown(caught) == []  # 20 training and 50 evaluation envs, two warnings each before
+    # the source does warn: one env of the same constructors, built without the filter
+    with warnings.catch_warnings(record=True) as raw:
+        warnings.simplefilter("always")
+        ev.copies[0].env_fns[0]().close()
+    assert _shown(raw) == [
+        ("box.py", "WARN: Box low's precision lowered by casting to float32, current low.dtype=float64"),
+        ("box.py", "WARN: Box high's precision lowered by casting to float32, current high.dtype=float64")]
+    # and with the filter every other warning still shows: the same module's other messages
+    # (float16, a cast), the same message from another module
+    with warnings.catch_warnings(record=True) as others:
+        warnings.simplefilter("always")
+        quiet_box_precision_warnings()
+        Box(np.zeros(2, np.float32), np.ones(2, np.float32), dtype=np.float16)
+        Box(np.zeros(2), np.ones(2), dtype=np.float32).contains([0.5, 0.5])  # only the cast shows
+        warnings.warn("Box low's precision lowered by casting to float32 (not gymnasium's)", UserWarning)
+    assert _shown(others) == [
+        ("box.py", "WARN: Box low's precision lowered by casting to float16, current low.dtype=float32"),
+        ("box.py", "WARN: Box high's precision lowered by casting to float16, current high.dtype=float32"),
+        ("box.py", "WARN: Casting input x to numpy array."),
+        ("test_envs_eval.py", "Box low's precision lowered by casting to float32 (not gymnasium's)")]
 
 
 def _goal(env) -> tuple:

@@ -270,6 +270,38 @@ def test_retrain_sets_a_finished_run_aside(tmp_path, fake_trainer, capsys):
     assert {n: (aside / n).read_bytes() for n in record} == record
 
 
+def test_a_retrain_sets_train_log_aside_as_the_finished_run_left_it(tmp_path, fake_trainer,
+                                                                    monkeypatch):
+    """The job script appends this attempt's `[workflow ...]` lines to train.log before the
+    trainer sets the run aside (issue 28: they ended up in the set-aside copy); it tells the
+    trainer the file's size before them, and the copy is exactly those bytes."""
+    out = write_finished_run(tmp_path / "run", TINY_CFG())
+    before = (b"[workflow 2026-12-05T01:00:00Z] train run on vm, config abc\n[toppo 01:00:01] done\n"
+              b"[workflow 2026-12-05T01:03:00Z] exit status 0\n")
+    attempt = (b"[workflow 2026-12-06T01:00:00Z] train run on vm, config abc\n"
+               b"[workflow 2026-12-06T01:00:00Z] $ python -m toppo.train ... --retrain\n")
+    (out / "train.log").write_bytes(before + attempt)
+    (out / "benchmark.tsv").write_text("s\th:m:s\n180.0\t0:03:00\n")
+    monkeypatch.setenv(rundir.JOB_LOG_BYTES_ENV, str(len(before)))
+    assert train_mod.main(cli(out, "--retrain")) == 0
+    (aside,) = (out / "superseded").iterdir()
+    assert (aside / "train.log").read_bytes() == before  # byte for byte, none of this attempt
+    assert (out / "train.log").read_bytes() == before + attempt  # the cell's log keeps every attempt
+    assert (aside / "benchmark.tsv").exists() and not (out / "benchmark.tsv").exists()
+    # a trainer started by hand (no job script), or a size the file never had: the whole file
+    for value in (None, str(len(before + attempt) + 1), "x"):
+        out = write_finished_run(tmp_path / f"by_hand_{value}", TINY_CFG())
+        (out / "train.log").write_bytes(before + attempt)
+        if value is None:
+            monkeypatch.delenv(rundir.JOB_LOG_BYTES_ENV)
+        else:
+            monkeypatch.setenv(rundir.JOB_LOG_BYTES_ENV, value)
+        assert train_mod.main(cli(out, "--retrain")) == 0
+        (aside,) = (out / "superseded").iterdir()
+        assert (aside / "train.log").read_bytes() == before + attempt
+        assert (aside / "train.log").stat().st_mtime == (out / "train.log").stat().st_mtime
+
+
 # ---------------------------------------------------------------------- the lock
 HOLD = textwrap.dedent("""\
     import multiprocessing, sys, time
@@ -517,7 +549,8 @@ def test_report_typo_and_unknown_names_are_refused_by_python_m_analysis(tmp_path
 
     base = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
     for change, message in [
-        (lambda r: r["table3"].__setitem__("protocl", "final/iqm/std"), "'protocl' was unexpected"),
+        (lambda r: r["table3"].__setitem__("protocl", "final/iqm/std"),
+         "report.table3.protocl: unknown key (known keys: "),
         (lambda r: r["table3"].__setitem__("protocol", "final/iqm/sd"),
          r"report.table3.protocol: 'final/iqm/sd' does not match"),
         (lambda r: r["table3"]["blocks"][0]["ours"].append("topo"), "unknown variant 'topo'"),

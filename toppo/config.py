@@ -155,6 +155,16 @@ class TrainConfig:
     def num_updates(self) -> int:
         return -(-self.total_steps // self.steps_per_update)
 
+    def eval_due(self, update: int) -> bool:
+        """Whether the trainer evaluates after update ``update`` (1-based): when the step
+        count crosses a multiple of ``eval_every_steps``, and after the last update."""
+        every, per = self.eval_every_steps, self.steps_per_update
+        return update == self.num_updates or update * per // every > (update - 1) * per // every
+
+    @property
+    def num_evaluations(self) -> int:
+        return sum(map(self.eval_due, range(1, self.num_updates + 1)))
+
     @property
     def minibatch_per_task(self) -> int:
         """Samples of each task in one stratified minibatch."""

@@ -27,6 +27,7 @@ from metaworld.policies import ENV_POLICY_MAP
 from metaworld.wrappers import AutoTerminateOnSuccessWrapper, OneHotWrapper
 
 from toppo.envpool_envs import StdMt19937Uniform, env_seeds
+from toppo.envs import quiet_box_precision_warnings
 
 
 def oracle_env(task_name: str, env_seed: int, task_index: int, num_tasks: int,
@@ -37,6 +38,7 @@ def oracle_env(task_name: str, env_seed: int, task_index: int, num_tasks: int,
     ``get_body_com`` results, i.e. views of ``data.xpos`` that follow the pads (7 tasks' V2
     rewards read them); EnvPool keeps copies taken at construction. True gives the twin
     EnvPool's copies (after every reset), to show that this is the whole reward difference."""
+    quiet_box_precision_warnings()
     env = metaworld.ALL_V3_ENVIRONMENTS[task_name](reward_function_version="v2")
     pads = env.init_left_pad.copy(), env.init_right_pad.copy()  # at construction
     # what set_task does for an MT task (partially_observable=False), minus the frozen goal

@@ -20,12 +20,31 @@ from __future__ import annotations
 
 import functools
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import gymnasium as gym
 import metaworld
 import numpy as np
+
+# gymnasium's Box warns (gym.logger.warn: a UserWarning attributed to gymnasium.spaces.box)
+# whenever a space's float64 bounds are cast to its float32 dtype, which metaworld's spaces do
+# twice per env built ("Box low's ..." and "Box high's precision lowered by casting to
+# float32"): 20 lines for MT10, 100 for MT50, at the top of every train.log. The bounds only
+# describe the space; the trainer casts every observation itself (StepBatch.cast).
+BOX_PRECISION_MESSAGE = r".*Box (?:low|high)'s precision lowered by casting to float32"
+BOX_PRECISION_MODULE = r"gymnasium\.spaces\.box\Z"
+
+
+def quiet_box_precision_warnings() -> None:
+    """Ignore gymnasium's Box precision warnings, matched by message, category and module, so
+    every other warning still shows. Called by each function that builds metaworld envs, in
+    whatever process builds them (filters are per process, and pytest resets them per test);
+    a repeated call replaces its own filter, so calling it again costs nothing."""
+    warnings.filterwarnings("ignore", message=BOX_PRECISION_MESSAGE, category=UserWarning,
+                            module=BOX_PRECISION_MODULE)
+
 
 # Seed offsets keep the random streams of the copies and of evaluation apart.
 _COPY_SEED_STRIDE = 10_007
@@ -187,6 +206,7 @@ def benchmark_env_fns(benchmark: str, reward_version: str, seed: int, max_episod
                       ) -> tuple[gym.vector.SyncVectorEnv, list[functools.partial]]:
     """The package's own vector env for ``benchmark`` (goals generated from ``seed``: the slow
     part on MT50) and its per-task constructors, which carry the goals and pickle."""
+    quiet_box_precision_warnings()
     base = gym.make_vec(
         f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True,
         reward_function_version=reward_version, max_episode_steps=max_episode_steps,
@@ -210,6 +230,7 @@ def make_eval_envs(eval_fns: list[functools.partial], copies: int, async_envs: b
     snapshot and places copy c at its own offset of the shared goal cycle (``place_copies``),
     so the copies split the goals. Each env is built from its task's constructor alone, so a
     slice's envs are the same envs as in the whole set."""
+    quiet_box_precision_warnings()
     tasks = tasks if tasks is not None else range(len(eval_fns))
     vec_cls = _vector_class(async_envs)
     evals = [vec_cls([eval_fns[k] for k in tasks], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

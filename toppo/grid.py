@@ -20,6 +20,7 @@ import yaml
 
 from toppo.config import FIELD_TYPES, ConfigError, TrainConfig, coerce_value
 from toppo.registry import BENCHMARKS, GROUPS, REWARD_VERSIONS, VARIANTS, variant_list
+from toppo.schema import schema_errors, yaml_error_line
 from toppo.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,29 +91,42 @@ def live_settings(config: dict[str, Any]) -> dict[str, Any]:
             **{f"wandb_{key}": wandb[key] for key in ("project", "entity", "mode") if key in wandb}}
 
 
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """One workflow config file as a mapping; a GridError of one line naming the file, and
+    for a YAML syntax error its line and column (Snakemake's own loader names neither)."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except yaml.YAMLError as exc:
+        raise GridError(yaml_error_line(path, exc)) from None
+    except OSError as exc:
+        raise GridError(f"{path}: cannot read the workflow config ({exc.strerror or exc})") from None
+    if not isinstance(data, dict):
+        raise GridError(f"{path}: a workflow config is a mapping of keys")
+    return data
+
+
+def validate_config(config: dict[str, Any], source: str = "") -> None:
+    """Apply the workflow's schema (CONFIG_SCHEMA) as Snakemake's ``validate`` does, its
+    defaults filled in; a config that breaks it is a GridError of one line, each error as
+    ``key path: why`` (toppo.schema), after ``source`` (the config files) where given."""
+    from snakemake.utils import validate
+
+    errors = schema_errors(config, CONFIG_SCHEMA)
+    if errors:
+        raise GridError(f"{source}: {'; '.join(errors)}" if source else "; ".join(errors))
+    validate(config, str(CONFIG_SCHEMA))  # the schema's defaults (no error left to raise)
+
+
 def load_config(configfiles: list[str | Path] = ()) -> dict[str, Any]:
     """The workflow config as Snakemake builds it: ``config/config.yaml`` with each file
     merged over it (mappings key by key, lists replaced), validated by the workflow's
     schema. A file that cannot be read, or a schema error, is a GridError naming it."""
-    from snakemake.utils import update_config, validate
+    from snakemake.utils import update_config
 
-    def read(path: Path) -> dict[str, Any]:
-        try:
-            data = yaml.safe_load(Path(path).read_text())
-        except (OSError, yaml.YAMLError) as exc:
-            raise GridError(f"{path}: cannot read the workflow config ({exc})") from None
-        if not isinstance(data, dict):
-            raise GridError(f"{path}: a workflow config is a mapping of keys")
-        return data
-
-    config = read(DEFAULT_CONFIG)
+    config = read_config_file(DEFAULT_CONFIG)
     for path in configfiles:
-        update_config(config, read(Path(path)))
-    try:
-        validate(config, str(CONFIG_SCHEMA))
-    except Exception as exc:  # snakemake's WorkflowError wraps jsonschema's message
-        raise GridError(f"invalid workflow config ({', '.join(map(str, configfiles)) or DEFAULT_CONFIG}): "
-                        f"{str(exc).splitlines()[0]}") from None
+        update_config(config, read_config_file(path))
+    validate_config(config, ", ".join(map(str, configfiles)) or str(DEFAULT_CONFIG))
     return config
 
 

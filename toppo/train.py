@@ -168,9 +168,7 @@ class Trainer:
                 "mean_train_success": float(roll["train_success"])}
 
     def eval_due(self) -> bool:
-        every = self.cfg.eval_every_steps
-        prev = (self.update_idx - 1) * self.cfg.steps_per_update
-        return self.update_idx == self.cfg.num_updates or self.global_step // every > prev // every
+        return self.cfg.eval_due(self.update_idx)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> None:

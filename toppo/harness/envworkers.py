@@ -46,6 +46,7 @@ from toppo.envs import (
     _task_names,
     benchmark_env_fns,
     eval_env_fns,
+    quiet_box_precision_warnings,
     reduce_step,
     train_env_fns,
 )
@@ -118,6 +119,7 @@ def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tup
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     import gymnasium as gym
 
+    quiet_box_precision_warnings()  # a spawned process: the trainer's filters are not here
     envs = shm = None
     try:
         envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)

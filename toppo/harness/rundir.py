@@ -35,9 +35,13 @@ RUN_FILES = ("config.yaml", "manifest.json", "eval.csv", "train_metrics.csv", "c
              "tensorboard")
 # The workflow's record of the job that trained the run (workflow/scripts/train_cell.py), set
 # aside with it: benchmark.tsv is moved (Snakemake writes the next job's when it ends);
-# train.log, which the running job appends to, is copied as it is at that moment.
+# train.log, which the running job appends to, is copied as the set-aside run left it.
 JOB_FILES_MOVED = ("benchmark.tsv",)
 JOB_FILES_COPIED = ("train.log",)
+# The job script appends each attempt to train.log, its `[workflow ...]` lines first, and
+# tells the trainer the file's size before them in this environment variable: the copy set
+# aside is that many bytes, so it holds none of the lines of the attempt that sets it aside.
+JOB_LOG_BYTES_ENV = "TOPPO_TRAIN_LOG_BYTES"
 # keys a checkpoint must hold, with their types (Trainer.state_dict)
 STATE_KEYS: dict[str, type | tuple[type, ...]] = {
     "config_hash": str, "update_idx": int, "learner": dict, "eval_rows": list,
@@ -162,7 +166,8 @@ def config_changed(out: Path, cfg: TrainConfig) -> str | None:
 def set_aside_run(out: Path, old_hash: str, why: str = "") -> Path:
     """Move config, manifest, logs, checkpoints and event files of the run in ``out``
     together to ``out/superseded/<time>-<old_hash>[-why]/``, with the workflow's
-    benchmark.tsv and a copy of its train.log; returns that folder."""
+    benchmark.tsv and a copy of its train.log as that run left it (``copy_job_log``);
+    returns that folder."""
     dest = Path(out) / SUPERSEDED / "-".join(filter(None, [stamp(), old_hash, why]))
     dest.mkdir(parents=True)
     for name in (*RUN_FILES, *JOB_FILES_MOVED):
@@ -171,8 +176,23 @@ def set_aside_run(out: Path, old_hash: str, why: str = "") -> Path:
             os.replace(src, dest / name)
     for name in JOB_FILES_COPIED:
         if (Path(out) / name).exists():
-            shutil.copy2(Path(out) / name, dest / name)
+            copy_job_log(Path(out) / name, dest / name)
     return dest
+
+
+def copy_job_log(src: Path, dest: Path) -> None:
+    """Copy ``src`` as it was before this attempt of the job: its first $TOPPO_TRAIN_LOG_BYTES
+    bytes (JOB_LOG_BYTES_ENV), the whole file where that is unset (a trainer started by
+    hand) or not a size the file has reached; file times as ``src``'s."""
+    size = src.stat().st_size
+    try:
+        keep = int(os.environ.get(JOB_LOG_BYTES_ENV, ""))
+    except ValueError:
+        keep = size
+    keep = keep if 0 <= keep <= size else size
+    with open(src, "rb") as f, open(dest, "wb") as g:
+        g.write(f.read(keep))
+    shutil.copystat(src, dest)
 
 
 # ---------------------------------------------------------------------- completion

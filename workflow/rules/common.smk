@@ -1,5 +1,6 @@
-"""The grid of cells from the validated config (toppo.grid: the one definition, shared with
-`python -m analysis status` and the tests), and each cell's resolved TrainConfig.
+"""The workflow's config, read and validated with errors of one line naming the file and the
+key; the grid of cells from it (toppo.grid: the one definition, shared with `python -m
+analysis status` and the tests), and each cell's resolved TrainConfig.
 
 toppo.grid.Grid checks what the JSON schema cannot know: variant names, keys of
 trainer_overrides (toppo.config.TrainConfig fields), that every benchmark in the grid has a
@@ -18,7 +19,7 @@ BASE = Path(workflow.basedir)  # repository root: the top-level Snakefile's fold
 if str(BASE) not in sys.path:
     sys.path.insert(0, str(BASE))
 
-from toppo.grid import Grid, GridError  # noqa: E402
+from toppo.grid import Grid, GridError, read_config_file, validate_config  # noqa: E402
 from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS  # noqa: E402
 
 # Jobs are scripts (workflow/scripts/) run with the Python that runs Snakemake, or the conda
@@ -26,15 +27,46 @@ from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS  # noqa: E402
 BASELINES = str(BASE / "analysis" / "data" / "baselines.csv")
 
 
+def invalid_config(exc):
+    """Stop with one line naming the file and the key (toppo.grid's errors), before any job:
+    a WorkflowError raised here would add this file's name and line and a traceback frame."""
+    print(f"Invalid config: {exc}", file=sys.stderr, flush=True)
+    sys.exit(1)
+
+
 def config_error(msg):
+    """A config error found later, while Snakemake builds the DAG (an input function's)."""
     return WorkflowError(f"Invalid config: {msg}")
+
+
+# ------------------------------------------------------------------ the config
+# The workflow's own config (tests run with --directory), read by toppo.grid first: a YAML
+# error names the file, line and column, where Snakemake's loader names neither. (Snakemake
+# reads --configfile files before the Snakefile runs and stops on a YAML error there with
+# "Config file is not valid JSON or YAML", no file named: docs/workflow.md.)
+CONFIGFILE = str(BASE / "config" / "config.yaml")
+try:
+    read_config_file(CONFIGFILE)
+except GridError as exc:
+    invalid_config(exc)
+
+
+configfile: CONFIGFILE
+
+
+# The merged config against workflow/schemas/config.schema.yaml (its defaults filled in); an
+# error is one line, each broken key as `budgets.MT10: -60000 is less than the minimum of 1`.
+try:
+    validate_config(config, ", ".join(map(str, workflow.config_settings.configfiles)) or CONFIGFILE)
+except GridError as exc:
+    invalid_config(exc)
 
 
 # ------------------------------------------------------------------ settings and the grid
 try:
     GRID = Grid(config)
 except GridError as exc:
-    raise config_error(str(exc)) from None
+    invalid_config(exc)
 SCALE = GRID.scale
 DEVICE = GRID.device
 JOB_RESOURCES = GRID.resources
@@ -60,14 +92,14 @@ def resolved_config(benchmark, reward, variant, seed):
         raise config_error(str(exc)) from None
 
 
-# The report: section passed the shared schema (Snakefile's validate); its variant names are
+# The report: section passed the shared schema (validate_config above); its variant names are
 # checked here as `python -m analysis` checks them (analysis.check_report).
 from analysis import check_report  # noqa: E402
 
 try:
     check_report(config["report"], "config")
 except ValueError as exc:
-    raise config_error(str(exc)) from None
+    invalid_config(exc)
 
 
 # ------------------------------------------------------------------ no orphan jobs

@@ -13,8 +13,9 @@ resumed, so a retried job still resumes).
 The trainer's output is appended to the cell's train.log (every attempt, each starting with
 `[workflow ...]` lines naming the config file, its execution settings and the command; the
 trainer's own lines say whether it resumed or retrained; a retrain copies it into superseded/
-with the run) and written to the job's Snakemake log (this attempt only), and its progress
-lines go to the terminal as well; the exit status is the trainer's.
+with the run, as it was before this attempt: the trainer is told its size then,
+toppo.harness.rundir.JOB_LOG_BYTES_ENV) and written to the job's Snakemake log (this attempt
+only), and its progress lines go to the terminal as well; the exit status is the trainer's.
 
 The trainer never outlives its job (docs/design.md, run-directory guarantees; the process
 lifetime code is toppo.harness.procs): it runs in its own process group, which this script
@@ -66,6 +67,7 @@ def main(smk) -> int:
     from toppo.grid import WORKFLOW_KEYS, Cell, Grid
     from toppo.harness import procs
     from toppo.harness.io import write_yaml_atomic
+    from toppo.harness.rundir import JOB_LOG_BYTES_ENV
 
     wc = smk.wildcards
     cell = Cell(wc.benchmark, wc.reward, wc.variant, int(wc.seed))
@@ -85,6 +87,9 @@ def main(smk) -> int:
     env["OMP_NUM_THREADS"] = env["MKL_NUM_THREADS"] = str(threads)
     run_dir.mkdir(parents=True, exist_ok=True)
     with open(run_dir / "train.log", "a") as cell_log, open(smk.log[0], "w") as job_log:
+        # train.log's size before this attempt's lines: a retrain sets aside that much of it
+        env[JOB_LOG_BYTES_ENV] = str(os.fstat(cell_log.fileno()).st_size)
+
         def write(line: str) -> None:
             for f in (cell_log, job_log):
                 f.write(line)
