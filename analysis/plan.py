@@ -18,8 +18,8 @@ Rates, per benchmark, first found (env steps of training per second of the whole
    about a training step, docs/throughput.md), every episode run to the time limit (an upper
    bound: episodes end on success), beside training where the job has a core per eval
    worker, and two env builds (training and evaluation envs). Another machine's rates: the
-   plan says to expect within 2x (the committed CPU study's cells took 0.9x to 1.8x their
-   estimate on the 2-core development machine: tests/test_plan.py), and where the job steps
+   plan says to expect within 2x (the committed CPU study's 33 cells took 0.66x to 1.79x
+   their estimate on the two 2-core development VMs: tests/test_plan.py), and where the job steps
    its envs in env workers, an upper bound (the table's rollouts ran in one process).
 """
 

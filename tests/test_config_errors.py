@@ -27,7 +27,8 @@ BAD = {
                    "or an explicit list of seeds)"),
     "misspelt_key": ("budgetz: {MT10: 60000}\n",
                      "budgetz: unknown key (known keys: benchmark_overrides, budgets, device, "
-                     "grid, report, resources, retrain, scale, tensorboard, trainer_overrides, "
+                     "grid, numerics, report, resources, retrain, scale, tensorboard, "
+                     "trainer_overrides, "
                      "wandb)"),
     "several": ("device: gpu\nreport: {last_m: 2}\ngrid:\n  - {name: main, benchmarks: [MT10], "
                 "reward_versions: [v1], variants: [mtppo, mtppo], seeds: [0, -1]}\n",

@@ -97,8 +97,9 @@ def test_smoke_grid_on_the_two_core_machine():
 
 def test_the_documented_estimate_holds_within_2x_on_the_committed_cpu_study():
     """What "expect within 2x" rests on: each finished cell of the committed CPU study
-    (2-core development machine, two jobs at a time, portable numerics) took 0.9x to 1.8x the
-    model's estimate (its benchmark.tsv against analysis.plan's documented rate)."""
+    (two 2-core development VMs, AMD and Intel, two jobs at a time, portable numerics) took
+    0.66x to 1.79x the model's estimate (its benchmark.tsv against analysis.plan's documented
+    rate)."""
     grid = Grid(load_config([REPO / "config" / "cpu.yaml"]))
     ratios = {}
     for c in grid.cells:
@@ -106,9 +107,9 @@ def test_the_documented_estimate_holds_within_2x_on_the_committed_cpu_study():
         if _complete(run) and (seconds := benchmark_seconds(run / "benchmark.tsv")):
             rate = documented_rate(grid.train_config(c), c.variant, "cpu", portable=True)
             ratios[str(c)] = seconds / (grid.budgets[c.benchmark] / rate.env_steps_per_s)
-    assert len(ratios) >= 13
+    assert len(ratios) == 33
     assert all(0.5 <= r <= 2 for r in ratios.values()), ratios
-    assert 0.8 <= min(ratios.values()) and max(ratios.values()) <= 1.9, ratios
+    assert 0.65 <= min(ratios.values()) and max(ratios.values()) <= 1.8, ratios
 
 
 def test_paper_grid_on_a_two_core_laptop_says_so_and_names_the_smaller_scales():
@@ -127,9 +128,9 @@ def test_rates_of_finished_cells_come_first():
     one = [c for c in grid.cells if c.benchmark == "MT50"][:1]
     text = plan_text(grid, one, root=REPO, gpu=False, cores=2)
     assert "1 cell to train (diagnosis 1)" in text.splitlines()[0]
-    assert "about 9 min at 1 job at once" in text.splitlines()[2]
-    assert ("  MT50 rate 312 env steps/s: the median of 7 finished MT50 cells here (benchmark.tsv, "
-            "env builds and evaluation included); those took 7 min to 14 min each\n") in text
+    assert "about 7 min at 1 job at once" in text.splitlines()[2]
+    assert ("  MT50 rate 386 env steps/s: the median of 21 finished MT50 cells here (benchmark.tsv, "
+            "env builds and evaluation included); those took 5 min to 14 min each\n") in text
     assert "paper-scale" not in text and "No GPU" not in text  # device: cpu
 
 
