@@ -50,6 +50,16 @@ def ablation_rows(spec: dict[str, Any], part: str) -> list[str]:
     return variant_list(spec["ablations"].get(part, part))
 
 
+def reference_check_spec(spec: dict[str, Any]) -> dict[str, Any]:
+    """The ``reference_check`` section of a report spec over the default report's
+    (analysis/default_report.yaml: protocol, gains), its ``variants`` resolved to a list as
+    :func:`ablation_rows` resolves a part (a list of names, or the name of a variant group)."""
+    from toppo.registry import variant_list
+
+    own = {**default_report_spec()["reference_check"], **(spec.get("reference_check") or {})}
+    return {**own, "variants": variant_list(own["variants"])}
+
+
 def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str] | None = None) -> None:
     """Refuse (ValueError naming ``source`` and the key) a ``report:`` section that breaks the
     schema, names a variant or variant group toppo.registry does not define, or (with ``baseline_methods``, the
@@ -58,7 +68,7 @@ def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str
     "--" where the file has no row for them)."""
     errors = report_errors(report)
     if not errors:
-        from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS, variant_list
+        from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
 
         methods = None
         if baseline_methods is not None:
@@ -80,14 +90,13 @@ def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str
                 named.append((f"report.ablations.{part}", ablation_rows(report, part)))
             except KeyError as exc:
                 errors.append(f"report.ablations.{part}: {exc.args[0]}")
-        check = report.get("reference_check") or {}
         try:
-            named.append(("report.reference_check.variants",
-                          variant_list(check.get("variants", "reference_check"))))
+            check = reference_check_spec(report)
+            named.append(("report.reference_check.variants", check["variants"]))
+            named += [(f"report.reference_check.gains[{i}]", pair)
+                      for i, pair in enumerate(check["gains"])]
         except KeyError as exc:
             errors.append(f"report.reference_check.variants: {exc.args[0]}")
-        named += [(f"report.reference_check.gains[{i}]", pair)
-                  for i, pair in enumerate(check.get("gains", []))]
         for where, names in named:
             for name in names:
                 if name not in VARIANTS:

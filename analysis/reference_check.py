@@ -14,7 +14,8 @@ both sides' seeds (``analysis.metrics.gain_ci``) and a verdict:
 ``not separated``       the interval spans 0
 ``no runs``             a side has no runs on that benchmark and reward version
 
-Report spec (``report.reference_check``): ``protocol`` (a protocol name: final, last_n, ...),
+Report spec (``report.reference_check``, over analysis/default_report.yaml's:
+``analysis.reference_check_spec``): ``protocol`` (a protocol name: final, last_n, ...),
 ``variants`` (rows: names or a variant group) and ``gains`` (pairs [ours, over]).
 :func:`reference_check` returns the rows; :func:`render_all` writes ``reference_check.tex``,
 ``reference_check.csv`` and ``figures/reference_check.{pdf,png}``.
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from analysis import logs, metrics
+from analysis import logs, metrics, reference_check_spec
 from analysis.partial import write_coverage
 from analysis.protocol_spec import Protocol
 from analysis.protocols import RunSet, score_matrix
@@ -69,18 +70,6 @@ def gain_verdict(low: float | None, high: float | None) -> str:
     return ABOVE if low > 0 else BELOW if high < 0 else NOT_SEPARATED
 
 
-def spec_of(spec: dict) -> dict:
-    """The report's ``reference_check`` section with its defaults (the variant group of that
-    name, the final protocol, TOPPO over each MT-PPO)."""
-    from toppo.registry import variant_list
-
-    own = dict(spec.get("reference_check") or {})
-    own["variants"] = variant_list(own.get("variants", "reference_check"))
-    own.setdefault("protocol", "final")
-    own.setdefault("gains", [["toppo", "mtppo"], ["toppo", "mtppo_ref"], ["toppo_ref", "mtppo_ref"]])
-    return own
-
-
 def statistics(spec: dict, num_tasks: int) -> list[str]:
     return ["mean", "iqm", *(f"worst-{k}" for k in spec.get("worst_k", []) if k < num_tasks)]
 
@@ -88,9 +77,11 @@ def statistics(spec: dict, num_tasks: int) -> list[str]:
 def reference_check(runs: RunSet, spec: dict) -> list[Row]:
     """The rows of the report, benchmark and reward version by benchmark and reward version
     (those where any row of the check has runs)."""
-    own = spec_of(spec)
+    own = reference_check_spec(spec)
     wanted = set(own["variants"]) | {v for pair in own["gains"] for v in pair}
     settings = sorted({(b, r) for b, r, v in runs.groups() if v in wanted})
+    # each row's statistic with its own CI; the gains' scores (their CI is gain_ci's)
+    with_ci, point = (Protocol(own["protocol"], "mean", d) for d in ("ci95", "none"))
     out: list[Row] = []
     for bench, rv in settings:
         hist = {v: runs.history(bench, rv, v) for v in wanted}
@@ -99,8 +90,7 @@ def reference_check(runs: RunSet, spec: dict) -> list[Row]:
         for variant in own["variants"]:
             h = hist[variant]
             for stat in stats:
-                p = Protocol(own["protocol"], "mean", "ci95")
-                rep = None if h is None else runs.report(bench, rv, variant, p, statistic=stat)
+                rep = None if h is None else runs.report(bench, rv, variant, with_ci, statistic=stat)
                 out.append(Row("variant", bench, rv, variant, "", stat, own["protocol"],
                                None if rep is None else float(rep["value"]),
                                None if rep is None else float(rep["ci_low"]),
@@ -112,9 +102,8 @@ def reference_check(runs: RunSet, spec: dict) -> list[Row]:
             for stat in stats:
                 gain = low = high = None
                 if a is not None and b is not None:
-                    p = Protocol(own["protocol"], "mean", "none")
-                    x = 100.0 * score_matrix(a, p, stat)[0]
-                    y = 100.0 * score_matrix(b, p, stat)[0]
+                    x = 100.0 * score_matrix(a, point, stat)[0]
+                    y = 100.0 * score_matrix(b, point, stat)[0]
                     gain, low, high = metrics.gain_ci(x, y, stat, reps=runs.reps, seed=runs.seed)
                 reached = [h.budget_reached for h in (a, b) if h is not None]
                 out.append(Row("gain", bench, rv, ours, over, stat, own["protocol"], gain, low, high,
@@ -193,7 +182,7 @@ def render_tex(rows: Sequence[Row], spec: dict, scale: str, runs: RunSet) -> str
                                               for s in stats), latex_escape(verdict)])
     if not rows:
         table.rows.append(["no runs of the reference check's rows", "--", *["--"] * len(stats), "--"])
-    own = spec_of(spec)
+    own = reference_check_spec(spec)
     used = [runs.history(b, r, v) for b, r, v in runs.groups() if v in own["variants"]]
     table.caption = (
         "Reference check: TOPPO's gain over MT-PPO as the paper configured it (per-task $\\sigma$, "
@@ -239,7 +228,7 @@ def figure(rows: Sequence[Row], spec: dict, scale: str, runs: RunSet):
             else:
                 ax.set_xlabel("mean success (%)")
                 ax.set_title(f"{bench} {rv.upper()}", fontsize=9)
-    own = spec_of(spec)
+    own = reference_check_spec(spec)
     used = [runs.history(b, r, v) for b, r, v in runs.groups() if v in own["variants"]]
     finish(fig, "Reference check: TOPPO's gain over each MT-PPO",
            [f"{own['protocol']} protocol, mean success, 95% bootstrap CIs", runs.summary(used)],
@@ -273,5 +262,5 @@ def render_all(run_paths: Sequence[str | Path], spec: dict, baselines_path: str 
 
 
 __all__ = ["ABOVE", "BELOW", "CSV_COLUMNS", "NOT_SEPARATED", "NO_RUNS", "OUTPUT_FILES", "Row", "figure",
-           "gain_verdict", "reference_check", "render_all", "render_csv", "render_tex", "spec_of",
+           "gain_verdict", "reference_check", "render_all", "render_csv", "render_tex",
            "verdict_lines"]
