@@ -119,6 +119,9 @@ def test_wandb_offline_resume_continues_the_same_run(tmp_path, monkeypatch):
     live.log_update(row(1, 1.0))
     live.log_eval(10_000, [0.5] * 10)
     live.close()
+    # wandb names an offline run's folder by the second it starts (a second start in the same
+    # second gets a "-1" suffix): start the resumed run in the next second
+    time.sleep(1.0 - time.time() % 1.0 + 0.01)
     live = LiveLog.start(tmp_path, cfg, "toppo", [row(1, 1.0)], [], log=said.append)
     live.log_update(row(2, 2.0))
     live.close()
