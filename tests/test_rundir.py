@@ -304,12 +304,15 @@ def test_a_retrain_sets_train_log_aside_as_the_finished_run_left_it(tmp_path, fa
 
 # ---------------------------------------------------------------------- the lock
 HOLD = textwrap.dedent("""\
-    import multiprocessing, sys, time
+    import multiprocessing, os, sys, time
     from toppo.harness.io import RunLock
+
+    def child():  # runs after the fork hooks, so its line says the child dropped the lock
+        print(os.getpid(), flush=True)
+        time.sleep(120)
+
     lock = RunLock(sys.argv[1]).acquire()
-    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(120,))
-    child.start()
-    print(child.pid, flush=True)
+    multiprocessing.get_context("fork").Process(target=child).start()
     time.sleep(120)
     """)
 
