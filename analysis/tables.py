@@ -40,7 +40,7 @@ from analysis.protocols import (
     phrase,
     score_matrix,
 )
-from toppo.registry import COMBINER_GRID, LABELS
+from toppo.registry import COMBINER_PAIRS, LABELS
 
 TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task", "diagnosis")
 DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ over seeds",
@@ -408,10 +408,11 @@ def ablation_cumulative(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
 def ablation_combiners(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                        manifests: pd.DataFrame | None = None) -> str:
     """The actor-combiner x critic-combiner grid under ``spec['ablations']``: the cells of
-    ``COMBINER_GRID`` whose variants ``spec['ablations']['combiners']`` names."""
+    ``COMBINER_PAIRS`` (every pair of registered combiners) whose variants
+    ``spec['ablations']['combiners']`` names."""
     runs, bench, rv, p = _ablation_setup(evals, spec, manifests)
     shown = set(ablation_rows(spec, "combiners"))
-    grid = {cell: v for cell, v in COMBINER_GRID.items() if v in shown}
+    grid = {cell: v for cell, v in COMBINER_PAIRS.items() if v in shown}
     actors = list(dict.fromkeys(a for a, _ in grid))
     critics = list(dict.fromkeys(c for _, c in grid))
     reports = {cell: runs.report(bench, rv, v, p) for cell, v in grid.items()}
