@@ -2,8 +2,10 @@
 each added in the one place the page names, and the rest of the harness follows."""
 
 import filecmp
+import importlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -137,6 +139,37 @@ def test_the_recipe_adds_a_combiner_and_a_row_in_three_files_and_the_paper_grid_
     row = resolve("mtppo", {"benchmark": "MT50"}).to_dict()
     assert {k for k in row if row[k] != out["row"][k]} == {"critic_combiner", "stratified_minibatches"}
     assert out["direction"] == [2.0, 4.0]
+
+
+def _resolve(dotted: str) -> object:
+    """The object a ``module.symbol`` path names: the longest importable module, then
+    attributes (an AttributeError or ImportError when it names nothing)."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_every_symbol_the_page_cites_exists():
+    """docs/extending.md cites symbols, never line numbers: every `module.symbol`, every
+    `tests/file.py::test` and every repository path it names exists."""
+    page = (REPO / "docs" / "extending.md").read_text()
+    symbols = set(re.findall(r"`((?:toppo|analysis)(?:\.\w+)+)`", page))
+    tests = set(re.findall(r"`(tests/\w+\.py)::(\w+)`", page))
+    paths = set(re.findall(r"`((?:[\w.-]+/)+[\w.-]*)`", page))
+    assert len(symbols) > 20 and len(tests) > 5 and "toppo.registry.COMBINERS" in symbols
+    for dotted in sorted(symbols):
+        _resolve(dotted)
+    for path, test in sorted(tests):
+        assert re.search(rf"^def {test}\(", (REPO / path).read_text(), re.M), f"{path}::{test}"
+    assert [p for p in sorted(paths) if not (REPO / p).exists()] == []
+    assert not re.search(r"\blines? \d", page)
 
 
 def test_a_benchmark_is_one_registry_entry(monkeypatch):
