@@ -167,7 +167,7 @@ def test_a_config_asks_for_a_combiner_grid_by_its_combiners():
     """`variants: {combiners: [...]}` in a grid group (or a report's ablation rows): the grid
     crossing those combiners, each on each side; an unregistered one is refused by name."""
     from analysis import check_report
-    from toppo.grid import Grid, GridError, load_config
+    from toppo.grid import Grid, GridError, load_config, validate_config
 
     two = registry.variant_list({"combiners": ["sum", "fairgrad"]})
     assert two == ["grid_a-sum_c-sum", "grid_a-sum_c-fairgrad", "grid_a-fairgrad_c-sum",
@@ -177,6 +177,7 @@ def test_a_config_asks_for_a_combiner_grid_by_its_combiners():
     config = load_config()
     config["grid"] = [{"name": "mine", "benchmarks": ["MT50"], "reward_versions": ["v2"],
                        "variants": {"combiners": ["sum", "fairgrad"]}, "seeds": 2}]
+    validate_config(config)  # the workflow's schema takes the form
     assert [c.variant for c in Grid(config).cells] == sorted(two * 2)
     config["grid"][0]["variants"]["combiners"].append("mine")
     with pytest.raises(GridError, match="grid group 'mine': unknown combiner.s. 'mine'; registered "
