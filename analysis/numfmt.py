@@ -4,6 +4,13 @@ pandas, so the status command starts fast)."""
 from __future__ import annotations
 
 import math
+import numbers
+from typing import Any
+
+
+def is_missing(x: Any) -> bool:
+    """No number: None, or a NaN (a float, a numpy float, or any other real)."""
+    return x is None or (isinstance(x, numbers.Real) and math.isnan(x))
 
 
 def fmt_count(n: float | None) -> str:

@@ -31,9 +31,13 @@ import numpy as np
 import pandas as pd
 
 from analysis import metrics
+from analysis.conversion import protocol_unstated, row_protocol
 from analysis.metrics import Statistic
-from analysis.numfmt import fmt_count  # noqa: F401  (re-exported: tables, figures, reproduction)
-from analysis.protocol_spec import PROTOCOL_NAMES, Protocol
+from analysis.numfmt import (
+    fmt_count,  # noqa: F401  (re-exported: tables, figures, reproduction)
+    is_missing,
+)
+from analysis.protocol_spec import PROTOCOL_NAMES, Protocol, worst_k_of
 
 
 class ProtocolError(ValueError):
@@ -432,3 +436,70 @@ def curve(h: History, protocol: Protocol | str, reps: int = metrics.DEFAULT_REPS
             spread = per_seed.std(axis=0, ddof=1) / (np.sqrt(pct.shape[0]) if p.dispersion == "sem" else 1.0)
             lower, upper = value - spread, value + spread
     return {"steps": h.steps, "value": value, "lower": lower, "upper": upper}
+
+
+# ---------------------------------------------------------------- published rows
+# Which published number (analysis/data/baselines.csv) may stand beside one of ours: the
+# protocol a row reports (analysis.conversion.row_protocol) against the one we compute.
+UNSTATED_TEXT = "protocol not stated by the source"
+
+
+def published_protocol(row: pd.Series) -> Protocol | None:
+    """The protocol a published row reports (``analysis.conversion.row_protocol``); None when
+    it has none we know (``unstated``, an empty cell, or an unparseable row)."""
+    try:
+        return row_protocol(row)
+    except ValueError:
+        return None
+
+
+def published_unstated(row: pd.Series) -> bool:
+    """Whether the source does not state the row's protocol (``unstated`` or an empty cell)."""
+    return protocol_unstated(row) or is_missing(row.get("protocol"))
+
+
+def published_protocol_text(row: pd.Series) -> str:
+    """A published row's protocol as a footnote names it: ``name/aggregator``, or why not."""
+    q = published_protocol(row)
+    if q is not None:
+        return f"{q.name}/{q.aggregator}"
+    return UNSTATED_TEXT if published_unstated(row) else f"unknown protocol {row.get('protocol')}"
+
+
+def same_protocol(row: pd.Series, protocol) -> bool:
+    """Whether a published row reports the same statistic under the same protocol as ours
+    (dispersion aside: a different spread is footnoted, not excluded)."""
+    p, q = as_protocol(protocol), published_protocol(row)
+    return q is not None and (q.name, q.aggregator) == (p.name, p.aggregator) and \
+        (p.name != "last_n" or q.last_n == p.last_n)
+
+
+def _worst_k_row(row: pd.Series) -> bool:
+    return worst_k_of(str(row.get("aggregator", ""))) is not None
+
+
+def pick_published(baselines: pd.DataFrame, method: str, benchmark: str, reward_version: str,
+                   budget: int | None, protocol, prefer_source: str | None = None) -> pd.Series | None:
+    """The published row of ``method`` to show: from a source containing ``prefer_source`` if
+    there is one; same budget as ours if there is one, else the largest budget; among those the
+    one with our protocol if there is one. A worst-k row is shown only under a worst-k protocol
+    (a table of aggregates over all tasks never shows a tail statistic). None if absent."""
+    rows = baselines[(baselines["method"].astype(str) == method)
+                     & (baselines["benchmark"].astype(str).str.upper() == benchmark.upper())
+                     & (baselines["reward_version"].astype(str).str.lower() == reward_version.lower())]
+    if worst_k_of(as_protocol(protocol).aggregator) is None and not rows.empty:
+        rows = rows[[not _worst_k_row(r) for _, r in rows.iterrows()]]
+    if prefer_source and "source" in rows:
+        preferred = rows[rows["source"].astype(str).str.contains(prefer_source, regex=False)]
+        if not preferred.empty:
+            rows = preferred
+    if rows.empty:
+        return None
+    steps = pd.to_numeric(rows["budget_steps"], errors="coerce")
+    same = np.isclose(steps, budget, rtol=0.02) if budget else np.zeros(len(rows), bool)
+    if same.any():
+        rows = rows[same]
+    elif steps.notna().any():
+        rows = rows[steps == steps.max()]
+    matching = [i for i, (_, r) in enumerate(rows.iterrows()) if same_protocol(r, protocol)]
+    return rows.iloc[matching[0] if matching else 0]

@@ -158,7 +158,7 @@ def _cell(r: Row, signed: bool = False) -> str:
 
 def render_tex(rows: Sequence[Row], spec: dict, scale: str, runs: RunSet) -> str:
     """Per benchmark and reward version: the rows of the check, then the gains with verdicts."""
-    from analysis.tables import Table, latex_escape
+    from analysis.latex import Table, latex_escape
     from toppo.registry import LABELS
 
     stats = list(dict.fromkeys(r.statistic for r in rows)) or ["mean", "iqm"]

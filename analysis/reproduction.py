@@ -245,8 +245,8 @@ def _value(e: Entry, x: float | None) -> str:
 
 
 def render_tex(entries: Sequence[Entry], scale: str, runs: RunSet) -> str:
-    """The report as a booktabs table (``analysis.tables.Table``), one block per paper method."""
-    from analysis.tables import DAGGER, SECTION, Table, latex_escape
+    """The report as a booktabs table (``analysis.latex.Table``), one block per paper method."""
+    from analysis.latex import DAGGER, SECTION, Table, latex_escape
 
     table = Table("llllll", ["Number", "Paper", "Ours [95\\% CI]", "Ours $-$ paper", "Verdict", "Line"],
                   caption="", label="tab:reproduction", size="\\scriptsize\\setlength{\\tabcolsep}{3pt}")

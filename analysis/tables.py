@@ -12,138 +12,59 @@ Published baselines whose protocol differs from the table's are shown marked wit
 and a footnote ("different protocol: ..."), never bolded or compared; so are those whose
 source does not state its protocol (``unstated`` in the baselines file; footnote "protocol
 not stated by the source"). A baseline named in the spec without a row for that benchmark
-and reward version is listed in a footnote.
+and reward version is listed in a footnote. Which published row stands beside ours is
+``analysis.protocols.pick_published``; the LaTeX (escaping, cells, the ``table``
+environment) is ``analysis.latex``.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from analysis import ablation_rows, logs, metrics
 from analysis import diagnosis as diag
-from analysis.conversion import protocol_unstated, row_protocol
+from analysis.latex import (
+    DAGGER,
+    DDAGGER,
+    PILCROW,
+    SECTION,
+    Table,
+    best_flags,
+    fmt_cell,
+    fmt_num,
+    fmt_sci,
+    latex_escape,
+    report_cell,
+    tt,
+)
+from analysis.numfmt import is_missing
 from analysis.partial import write_coverage
-from analysis.protocol_spec import PROTOCOL_NAMES, Protocol, worst_k_of
+from analysis.protocol_spec import PROTOCOL_NAMES, Protocol
 from analysis.protocols import (
+    UNSTATED_TEXT,
     RunSet,
     as_protocol,
     describe,
     fmt_count,
     phrase,
+    pick_published,
+    published_protocol_text,
+    published_unstated,
+    same_protocol,
     score_matrix,
 )
-from toppo.registry import COMBINER_GRID, LABELS
+from toppo.registry import COMBINER_PAIRS, LABELS
 
 TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task", "diagnosis")
 DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ over seeds",
                      "ci95": " with its 95\\% stratified-bootstrap CI over seeds", "none": ""}
 DISPERSION_HEADS = {"std": "$\\pm$ std", "sem": "$\\pm$ s.e.m.", "ci95": "[95\\% CI]", "none": ""}
-DAGGER, DDAGGER = "$^\\dagger$", "$^\\ddagger$"
-SECTION, PILCROW = "$^\\S$", "$^\\P$"
 NO_RUNS = "no runs"
-
-
-# ---------------------------------------------------------------- formatting
-_LATEX_SPECIAL = {"\\": "\\textbackslash{}", "&": "\\&", "%": "\\%", "$": "\\$", "#": "\\#", "_": "\\_",
-                  "{": "\\{", "}": "\\}", "~": "\\textasciitilde{}", "^": "\\textasciicircum{}"}
-
-
-def latex_escape(text: Any) -> str:
-    """``text`` with LaTeX's special characters escaped (method names, task names, paths)."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def _missing(x: Any) -> bool:
-    return x is None or (isinstance(x, float | np.floating) and math.isnan(x))
-
-
-def fmt_num(x: float | None, digits: int = 1) -> str:
-    return "--" if _missing(x) else f"{x:.{digits}f}"
-
-
-def fmt_cell(value: float | None, dispersion: float | None = None, kind: str = "std",
-             ci: tuple[float, float] | None = None, bold: bool = False, digits: int = 1) -> str:
-    """``value $\\pm$ dispersion`` (``[lo, hi]`` for ci95), the value bold if asked."""
-    if _missing(value):
-        return "--"
-    v = fmt_num(value, digits)
-    v = f"\\textbf{{{v}}}" if bold else v
-    if kind == "ci95" and ci is not None and not any(_missing(c) for c in ci):
-        return f"{v} [{fmt_num(ci[0], digits)}, {fmt_num(ci[1], digits)}]"
-    if (kind in ("std", "sem") or (kind == "ci95" and ci is None)) and not _missing(dispersion):
-        return f"{v} $\\pm$ {fmt_num(dispersion, digits)}"
-    return v
-
-
-def report_cell(rep: dict | None, bold: bool = False) -> str:
-    """:func:`fmt_cell` of a protocols.report dict ("--" when there are no runs)."""
-    if rep is None:
-        return "--"
-    return fmt_cell(rep["value"], rep["dispersion"], rep["dispersion_kind"],
-                    (rep["ci_low"], rep["ci_high"]), bold=bold)
-
-
-def best_flags(values: Sequence[float | None], digits: int = 1, lower_is_better: bool = False) -> list[bool]:
-    """Which entries tie for best once rounded as displayed (missing entries never)."""
-    shown = [None if _missing(v) else round(float(v), digits) for v in values]
-    present = [v for v in shown if v is not None]
-    if not present:
-        return [False] * len(values)
-    best = min(present) if lower_is_better else max(present)
-    return [v is not None and v == best for v in shown]
-
-
-MIDRULE = object()
-
-
-@dataclass
-class Table:
-    """A booktabs table: rows are cell lists, ``MIDRULE``, or ``("group", title)`` headings."""
-
-    colspec: str
-    header: list[str]
-    caption: str
-    label: str
-    rows: list[Any] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-    size: str = ""
-
-    def group(self, title: str) -> None:
-        if self.rows:
-            self.rows.append(MIDRULE)
-        self.rows.append(("group", title))
-
-    def render(self) -> str:
-        ncol = len(self.header)
-        out = ["% Generated by analysis.tables; do not edit by hand.", "\\begin{table}[t]", "\\centering"]
-        if self.size:
-            out.append(self.size)
-        out += [f"\\caption{{{self.caption}}}", f"\\label{{{self.label}}}",
-                f"\\begin{{tabular}}{{{self.colspec}}}", "\\toprule", " & ".join(self.header) + " \\\\", "\\midrule"]
-        for row in self.rows:
-            if row is MIDRULE:
-                out.append("\\midrule")
-            elif isinstance(row, tuple) and row[0] == "group":
-                out.append(f"\\multicolumn{{{ncol}}}{{l}}{{\\textit{{{row[1]}}}}} \\\\")
-            else:
-                if len(row) != ncol:
-                    raise ValueError(f"table {self.label}: row has {len(row)} cells, header {ncol}: {row}")
-                out.append(" & ".join(row) + " \\\\")
-        out += ["\\bottomrule", "\\end{tabular}"]
-        if self.notes:
-            out += ["\\par\\smallskip", "{\\footnotesize\\raggedright"]
-            out += [note + "\\par" for note in self.notes]
-            out.append("}")
-        out.append("\\end{table}")
-        return "\n".join(out) + "\n"
 
 
 # ---------------------------------------------------------------- shared pieces
@@ -161,89 +82,22 @@ def _label(variant: str) -> str:
     return latex_escape(LABELS.get(variant, variant))
 
 
-def _tt(text: str) -> str:
-    return f"\\texttt{{{latex_escape(text)}}}"
-
-
 def _scale(scale: str, runs: RunSet | None = None) -> str:
     """The caption's scale, a partial report's cells and budget (analysis.partial), and the
     runs trained on another env backend than metaworld's (RunSet.backend_note)."""
     notes = [] if runs is None else [n for n in (runs.partial_note(), runs.backend_note()) if n]
-    return f"scale {_tt(scale)}." + "".join(f" {latex_escape(n[0].upper() + n[1:])}." for n in notes)
+    return f"scale {tt(scale)}." + "".join(f" {latex_escape(n[0].upper() + n[1:])}." for n in notes)
 
 
 def _protocol_words(protocol) -> str:
     """"IQM $\\pm$ std over seeds of the success rate (\\%) at the final evaluation (protocol ...)"."""
     p = as_protocol(protocol)
     stat = metrics.statistic(p.aggregator).label
-    return f"{stat}{DISPERSION_PHRASES[p.dispersion]} of the success rate (\\%) {phrase(p)} (protocol {_tt(describe(p))})"
+    return f"{stat}{DISPERSION_PHRASES[p.dispersion]} of the success rate (\\%) {phrase(p)} (protocol {tt(describe(p))})"
 
 
 def _norm(x: Any) -> str:
-    return "" if _missing(x) else str(x).strip().lower()
-
-
-UNSTATED_TEXT = "protocol not stated by the source"
-
-
-def _published_protocol(row: pd.Series) -> Protocol | None:
-    """The protocol a published row reports (``analysis.conversion.row_protocol``); None when
-    it has none we know (``unstated``, an empty cell, or an unparseable row)."""
-    try:
-        return row_protocol(row)
-    except ValueError:
-        return None
-
-
-def _protocol_unstated(row: pd.Series) -> bool:
-    """Whether the source does not state the row's protocol (``unstated`` or an empty cell)."""
-    return protocol_unstated(row) or _missing(row.get("protocol"))
-
-
-def _protocol_text(row: pd.Series) -> str:
-    q = _published_protocol(row)
-    if q is not None:
-        return f"{q.name}/{q.aggregator}"
-    return UNSTATED_TEXT if _protocol_unstated(row) else f"unknown protocol {row.get('protocol')}"
-
-
-def same_protocol(row: pd.Series, protocol) -> bool:
-    """Whether a published row reports the same statistic under the same protocol as ours
-    (dispersion aside: a different spread is footnoted, not excluded)."""
-    p, q = as_protocol(protocol), _published_protocol(row)
-    return q is not None and (q.name, q.aggregator) == (p.name, p.aggregator) and \
-        (p.name != "last_n" or q.last_n == p.last_n)
-
-
-def _worst_k_row(row: pd.Series) -> bool:
-    return worst_k_of(str(row.get("aggregator", ""))) is not None
-
-
-def pick_published(baselines: pd.DataFrame, method: str, benchmark: str, reward_version: str,
-                   budget: int | None, protocol, prefer_source: str | None = None) -> pd.Series | None:
-    """The published row of ``method`` to show: from a source containing ``prefer_source`` if
-    there is one; same budget as ours if there is one, else the largest budget; among those the
-    one with our protocol if there is one. A worst-k row is shown only under a worst-k protocol
-    (a table of aggregates over all tasks never shows a tail statistic). None if absent."""
-    rows = baselines[(baselines["method"].astype(str) == method)
-                     & (baselines["benchmark"].astype(str).str.upper() == benchmark.upper())
-                     & (baselines["reward_version"].astype(str).str.lower() == reward_version.lower())]
-    if worst_k_of(as_protocol(protocol).aggregator) is None and not rows.empty:
-        rows = rows[[not _worst_k_row(r) for _, r in rows.iterrows()]]
-    if prefer_source and "source" in rows:
-        preferred = rows[rows["source"].astype(str).str.contains(prefer_source, regex=False)]
-        if not preferred.empty:
-            rows = preferred
-    if rows.empty:
-        return None
-    steps = pd.to_numeric(rows["budget_steps"], errors="coerce")
-    same = np.isclose(steps, budget, rtol=0.02) if budget else np.zeros(len(rows), bool)
-    if same.any():
-        rows = rows[same]
-    elif steps.notna().any():
-        rows = rows[steps == steps.max()]
-    matching = [i for i, (_, r) in enumerate(rows.iterrows()) if same_protocol(r, protocol)]
-    return rows.iloc[matching[0] if matching else 0]
+    return "" if is_missing(x) else str(x).strip().lower()
 
 
 # ---------------------------------------------------------------- table 3
@@ -294,24 +148,24 @@ def table3(evals: pd.DataFrame | RunSet, baselines_df: pd.DataFrame | None, spec
             elif value_kind == "unverified":
                 mark += PILCROW
                 unverified.append(f"{latex_escape(method)} ({bench} {rv})")
-            if same and kind != p.dispersion and not _missing(row.get("dispersion")):
+            if same and kind != p.dispersion and not is_missing(row.get("dispersion")):
                 mark += DDAGGER
                 other_disp.append(f"{latex_escape(method)} ({bench}): {latex_escape(kind)}"
                                   + ("" if not own_setting else f" (block: {p.dispersion})"))
-            if not same and _protocol_unstated(row):
+            if not same and published_unstated(row):
                 unstated.append(f"{latex_escape(method)} ({bench})")
             elif not same:
-                other_protocol.append(f"{latex_escape(method)} ({bench}): {_tt(_protocol_text(row))}")
+                other_protocol.append(f"{latex_escape(method)} ({bench}): {tt(published_protocol_text(row))}")
             # published spreads are shown as "+- number" whatever their kind (the footnote names it)
             rep = {"value": float(row["value"]), "dispersion": pd.to_numeric(row.get("dispersion"), errors="coerce"),
                    "dispersion_kind": "std", "ci_low": None, "ci_high": None}
             n_seeds = row.get("n_seeds")
-            sources.append(f"{latex_escape(method)} {'?' if _missing(n_seeds) else int(n_seeds)}")
+            sources.append(f"{latex_escape(method)} {'?' if is_missing(n_seeds) else int(n_seeds)}")
             entries.append(([latex_escape(method) + mark, fmt_count(row.get("param_count")),
                              fmt_count(row.get("budget_steps"))], rep, same))
         heading = f"{latex_escape(bench)} ({latex_escape(rv.upper())} rewards)"
         if own_setting:
-            heading += f", {_tt(describe(p))}"
+            heading += f", {tt(describe(p))}"
             other_blocks.append(f"{heading}: {_protocol_words(p)}")
         table.group(heading)
         flags = best_flags([r["value"] if (r is not None and ok) else None for _, r, ok in entries])
@@ -408,19 +262,20 @@ def ablation_cumulative(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
 def ablation_combiners(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                        manifests: pd.DataFrame | None = None) -> str:
     """The actor-combiner x critic-combiner grid under ``spec['ablations']``: the cells of
-    ``COMBINER_GRID`` whose variants ``spec['ablations']['combiners']`` names."""
+    ``COMBINER_PAIRS`` (every pair of registered combiners) whose variants
+    ``spec['ablations']['combiners']`` names."""
     runs, bench, rv, p = _ablation_setup(evals, spec, manifests)
     shown = set(ablation_rows(spec, "combiners"))
-    grid = {cell: v for cell, v in COMBINER_GRID.items() if v in shown}
+    grid = {cell: v for cell, v in COMBINER_PAIRS.items() if v in shown}
     actors = list(dict.fromkeys(a for a, _ in grid))
     critics = list(dict.fromkeys(c for _, c in grid))
     reports = {cell: runs.report(bench, rv, v, p) for cell, v in grid.items()}
     cells = list(reports)
     flags = dict(zip(cells, best_flags([reports[c]["value"] if reports[c] else None for c in cells]), strict=True))
-    table = Table("l" + "l" * len(critics), ["Actor \\textbackslash{} critic", *[_tt(c) for c in critics]],
+    table = Table("l" + "l" * len(critics), ["Actor \\textbackslash{} critic", *[tt(c) for c in critics]],
                   caption="", label="tab:ablation_combiners")
     for a in actors:
-        table.rows.append([_tt(a), *[report_cell(reports.get((a, c)), bold=flags.get((a, c), False))
+        table.rows.append([tt(a), *[report_cell(reports.get((a, c)), bold=flags.get((a, c), False))
                                      for c in critics]])
     named = [f"({a}, {c}) is {_label(v)}" for (a, c), v in grid.items() if v in LABELS
              and not v.startswith("grid_")]
@@ -471,7 +326,7 @@ def protocol_breakdown(evals: pd.DataFrame | RunSet, spec: dict, scale: str,
                 continue
             n_tasks, n_evals = h.values.shape[1:]
             for p in protocols:
-                row = [_tt(describe(p).split("/")[0])]
+                row = [tt(describe(p).split("/")[0])]
                 if p.name == "last_n" and p.last_n > n_evals:
                     too_few_evals = True
                     table.rows.append(row + ["--"] * len(stats))
@@ -540,7 +395,7 @@ def per_task(evals: pd.DataFrame | RunSet, spec: dict, scale: str, manifests: pd
             table.rows.append([latex_escape(task), *[fmt_cell(v, s, "std", bold=b)
                                                      for v, s, b in zip(vals, sds, flags, strict=True)]])
         table.caption = (f"Per-task success rate (\\%) on {latex_escape(bench)} with {latex_escape(rv.upper())} "
-                         f"rewards: mean $\\pm$ std over seeds {phrase(p)} (protocol {_tt(describe(p))}). "
+                         f"rewards: mean $\\pm$ std over seeds {phrase(p)} (protocol {tt(describe(p))}). "
                          f"{runs.summary(reps)}; {_scale(scale, runs)} Best per task in bold.")
         missing = [_label(v) for v in variants if v not in matrices]
         if missing and tasks:
@@ -548,17 +403,6 @@ def per_task(evals: pd.DataFrame | RunSet, spec: dict, scale: str, manifests: pd
         out.append(table.render())
     return "\n".join(out) if out else Table("l", ["Task"], "Per-task success: no benchmark in the spec.",
                                             "tab:per_task", rows=[[NO_RUNS]]).render()
-
-
-def fmt_sci(x: float) -> str:
-    """``1.4\\times10^{3}`` (math mode) for ratio-like numbers spanning many decades."""
-    if not math.isfinite(x) or x <= 0:
-        return fmt_num(x, 2)
-    exp = math.floor(math.log10(x))
-    mant = x / 10**exp
-    if round(mant, 1) >= 10:
-        mant, exp = mant / 10, exp + 1
-    return f"${mant:.1f}{{\\times}}10^{{{exp}}}$" if not 0 <= exp <= 2 else f"{x:.{max(0, 2 - exp)}f}"
 
 
 def diagnosis_table(runs: RunSet, spec: dict, scale: str) -> str:

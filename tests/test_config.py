@@ -148,17 +148,52 @@ def test_inconsistent_module_switches_are_refused(overrides, key):
 
 
 def test_combiner_grid_covers_all_pairs_without_duplicate_configs():
-    assert len(registry.COMBINER_GRID) == 16
+    """The paper's grid crosses the combiners the paper names (PCGrad, CAGrad, FairGrad and
+    the plain sum), each on each side; every pair of registered combiners is a variant, each
+    its own config."""
+    assert registry.PAPER_COMBINERS == ("sum", "pcgrad", "cagrad", "fairgrad")
+    assert list(registry.COMBINER_GRID) == [(a, c) for a in registry.PAPER_COMBINERS
+                                            for c in registry.PAPER_COMBINERS]
+    assert registry.GROUPS["combiners"] == list(registry.COMBINER_GRID.values())
     assert registry.COMBINER_GRID[("pcgrad", "fairgrad")] == "toppo"
-    configs = [variants.resolve(n) for n in registry.COMBINER_GRID.values()]
-    assert len(set(configs)) == 16
+    assert list(registry.COMBINER_PAIRS) == [(a, c) for a in registry.COMBINERS
+                                             for c in registry.COMBINERS]
+    assert registry.COMBINER_GRID.items() <= registry.COMBINER_PAIRS.items()
+    configs = [variants.resolve(n) for n in registry.COMBINER_PAIRS.values()]
+    assert len(set(configs)) == len(configs)
+
+
+def test_a_config_asks_for_a_combiner_grid_by_its_combiners():
+    """`variants: {combiners: [...]}` in a grid group (or a report's ablation rows): the grid
+    crossing those combiners, each on each side; an unregistered one is refused by name."""
+    from analysis import check_report
+    from toppo.grid import Grid, GridError, load_config, validate_config
+
+    two = registry.variant_list({"combiners": ["sum", "fairgrad"]})
+    assert two == ["grid_a-sum_c-sum", "grid_a-sum_c-fairgrad", "grid_a-fairgrad_c-sum",
+                   "grid_a-fairgrad_c-fairgrad"]
+    assert registry.variant_list({"combiners": list(registry.PAPER_COMBINERS)}) == \
+        registry.GROUPS["combiners"]
+    config = load_config()
+    config["grid"] = [{"name": "mine", "benchmarks": ["MT50"], "reward_versions": ["v2"],
+                       "variants": {"combiners": ["sum", "fairgrad"]}, "seeds": 2}]
+    validate_config(config)  # the workflow's schema takes the form
+    assert [c.variant for c in Grid(config).cells] == sorted(two * 2)
+    config["grid"][0]["variants"]["combiners"].append("mine")
+    with pytest.raises(GridError, match="grid group 'mine': unknown combiner.s. 'mine'; registered "
+                                        "combiners .toppo.registry.COMBINERS.: sum, pcgrad"):
+        Grid(config)
+    report = {**config["report"], "ablations": {**config["report"]["ablations"],
+                                                "combiners": {"combiners": ["sum", "mine"]}}}
+    with pytest.raises(ValueError, match="report.ablations.combiners: unknown combiner.s. 'mine'"):
+        check_report(report, "r.yaml")
 
 
 def test_combiner_grid_names_exactly_the_cells_that_are_named_variants():
     """GRID_NAMED: each named cell is the same config as its grid overrides, and no other cell
     equals any named variant (so no configuration is trained twice under two names)."""
     named = {n: variants.resolve(n) for n in registry.VARIANTS if not n.startswith("grid_")}
-    for (a, c), name in registry.COMBINER_GRID.items():
+    for (a, c), name in registry.COMBINER_PAIRS.items():
         cfg = make_config(registry.grid_overrides(a, c))
         same = [n for n, other in named.items() if other == cfg]
         assert same == ([name] if (a, c) in registry.GRID_NAMED else []), ((a, c), same)

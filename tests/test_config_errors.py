@@ -35,8 +35,9 @@ BAD = {
                 "device: 'gpu' is not one of ['auto', 'cpu', 'cuda']; grid[0].seeds[1]: -1 is "
                 "less than the minimum of 0 (a count n (seeds 0..n-1) or an explicit list of "
                 "seeds); grid[0].variants: ['mtppo', 'mtppo'] has non-unique elements (variant "
-                "names (toppo.registry.VARIANTS), or the name of a variant group "
-                "(toppo.registry.GROUPS), e.g. `variants: cumulative`); report.last_m: unknown "
+                "names (toppo.registry.VARIANTS), the name of a variant group "
+                "(toppo.registry.GROUPS), e.g. `variants: cumulative`, or a combiner grid, e.g. "
+                "`variants: {combiners: [sum, fairgrad]}`); report.last_m: unknown "
                 "key (known keys: ablations, bootstrap_reps, bootstrap_seed, curves_protocol, "
                 "last_n, reference_check, reproduction, table3, worst_k)"),
 }

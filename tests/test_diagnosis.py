@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from analysis import diagnosis as diag
-from analysis import figures, load_report_spec, synthetic, tables
+from analysis import figures, latex, load_report_spec, synthetic, tables
 from analysis.protocols import RunSet
 from toppo.registry import GROUPS, LABELS
 
@@ -73,7 +73,7 @@ def test_run_summary_is_per_seed_median_then_over_seeds(train):
                                      (9.96e3, "$1.0{\\times}10^{4}$"), (66.38, "66.4"), (458.6, "459"),
                                      (5.0, "5.00"), (0.0123, "$1.2{\\times}10^{-2}$")])
 def test_fmt_sci(x, text):
-    assert tables.fmt_sci(x) == text
+    assert latex.fmt_sci(x) == text
 
 
 @pytest.fixture(scope="module")
@@ -113,7 +113,7 @@ def test_diagnosis_table_rows_and_numbers(suite):
     tex = tables.diagnosis_table(runs, spec, "diag")
     s = diag.run_summary(runs.train, "MT50", "v2", "mtppo", diag.SPREAD)
     mtppo = next(line for line in tex.splitlines() if line.startswith("MT-PPO &"))
-    assert mtppo.startswith(f"MT-PPO & 3 & 6 & {tables.fmt_sci(s['center'])} ")
+    assert mtppo.startswith(f"MT-PPO & 3 & 6 & {latex.fmt_sci(s['center'])} ")
     # a cumulative row without runs says so
-    assert f"{tables.latex_escape(LABELS[CUMULATIVE[3]])} & -- & -- & no runs" in tex
+    assert f"{latex.latex_escape(LABELS[CUMULATIVE[3]])} & -- & -- & no runs" in tex
     assert "scale \\texttt{diag}" in tex and "[min, max] over seeds" in tex

@@ -1,10 +1,22 @@
 """docs/extending.md, tested: a combiner, a variant row, a benchmark and a config field are
 each added in the one place the page names, and the rest of the harness follows."""
 
+import filecmp
+import importlib
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
 import pytest
 import torch
 import yaml
 
+from toppo import combiners as combiners_mod
 from toppo import config as config_mod
 from toppo import registry
 from toppo.config import ConfigError, TrainConfig, coerce_value, config_from_dict, make_config
@@ -56,8 +68,108 @@ def test_a_variant_row_is_one_registry_entry(monkeypatch):
     cfg = resolve("mtppo_lna", {"benchmark": "MT50"})
     assert cfg.ln_actor and cfg.config_hash() != resolve("mtppo", {"benchmark": "MT50"}).config_hash()
     grid = Grid(load_config())
-    assert len(grid.groups["single"]) == 8 * 10  # one more row, 10 seeds
+    group = next(g for g in grid.config["grid"] if g["name"] == "single")
+    assert len(grid.groups["single"]) == len(registry.GROUPS["single"]) * group["seeds"]
     assert ("MT50", "v2", "mtppo_lna", 0) in grid.cells
+
+
+def _insert_after(path: Path, line: str, text: str) -> None:
+    """Put ``text`` on the lines after the first line that starts with ``line``."""
+    lines = path.read_text().splitlines(keepends=True)
+    at = next(i for i, x in enumerate(lines) if x.startswith(line))
+    path.write_text("".join([*lines[:at + 1], text, *lines[at + 1:]]))
+
+
+# What the copy reports back: its paper grid, the config that asks for the new combiner's grid,
+# the new row's config, and the combiner's direction on a small G (as the learner calls it).
+REPORT = """
+import json, torch
+from toppo import combiners, registry
+from toppo.grid import Grid, load_config
+from toppo.variants import resolve
+G = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
+print(json.dumps({
+    "registry": registry.__file__,
+    "paper": [str(c) for c in Grid(load_config()).cells],
+    "mine": [str(c) for c in Grid(load_config(["config/mine.yaml"])).cells],
+    "row": resolve("mtppo_meanc", {"benchmark": "MT50"}).to_dict(),
+    "direction": combiners.combine("mean", G).tolist(),
+}))
+"""
+
+
+@pytest.mark.slow
+def test_the_recipe_adds_a_combiner_and_a_row_in_three_files_and_the_paper_grid_stays(tmp_path):
+    """docs/extending.md's recipes, done as a user does them, in a copy of the harness: a
+    combiner (its function, one line in COMBINERS), a variant row (its row and label) and a
+    workflow config that asks for the new combiner's grid: three files. The paper grid keeps
+    every cell, the new config's grid crosses its combiners, the row resolves and the
+    combiner is the learner's."""
+    repo = tmp_path / "repo"
+    for folder in ("toppo", "analysis", "config", "workflow"):
+        shutil.copytree(REPO / folder, repo / folder, ignore=shutil.ignore_patterns("__pycache__"))
+    copy = {m: repo / Path(m.__file__).relative_to(REPO) for m in (registry, combiners_mod)}
+    edited = [copy[combiners_mod], copy[registry], repo / "config" / "mine.yaml"]
+    with open(copy[combiners_mod], "a") as f:  # 1. the function
+        f.write("\n\ndef mean(G: torch.Tensor) -> torch.Tensor:\n    return G.mean(0)\n")
+    _insert_after(copy[registry], "COMBINERS: dict[str, Combiner] = {",  # 2. its registry line
+                  '    "mean": Combiner("toppo.combiners:mean"),\n')
+    _insert_after(copy[registry], "VARIANTS: dict[str, dict[str, Any]] = {",  # 3. a row
+                  '    "mtppo_meanc": {**PAPER_MTPPO, **STRAT, "critic_combiner": "mean"},\n')
+    _insert_after(copy[registry], "LABELS: dict[str, str] = {",
+                  '    "mtppo_meanc": "MT-PPO + mean-c",\n')
+    edited[2].write_text(textwrap.dedent("""\
+        scale: mine
+        grid:
+          - {name: mine, benchmarks: [MT50], reward_versions: [v2],
+             variants: {combiners: [sum, fairgrad, mean]}, seeds: 1}
+          - {name: row, benchmarks: [MT50], reward_versions: [v2], variants: [mtppo_meanc], seeds: 1}
+        """))
+    changed = [f for f in repo.rglob("*") if f.is_file() and not (
+        (REPO / f.relative_to(repo)).is_file() and filecmp.cmp(f, REPO / f.relative_to(repo), shallow=False))]
+    assert sorted(changed) == sorted(edited) and len(edited) <= 3
+    proc = subprocess.run([sys.executable, "-c", REPORT], cwd=repo, capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(repo)}, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(proc.stdout)
+    assert Path(out["registry"]) == copy[registry]  # the copy ran, not this checkout
+    assert out["paper"] == [str(c) for c in Grid(load_config()).cells]  # not one cell more
+    grid = [f"grid_a-{a}_c-{c}" for a in ("sum", "fairgrad", "mean") for c in ("sum", "fairgrad", "mean")]
+    assert out["mine"] == sorted(f"MT50-v2/{v}/seed0" for v in [*grid, "mtppo_meanc"])
+    row = resolve("mtppo", {"benchmark": "MT50"}).to_dict()
+    assert {k for k in row if row[k] != out["row"][k]} == {"critic_combiner", "stratified_minibatches"}
+    assert out["direction"] == [2.0, 4.0]
+
+
+def _resolve(dotted: str) -> object:
+    """The object a ``module.symbol`` path names: the longest importable module, then
+    attributes (an AttributeError or ImportError when it names nothing)."""
+    parts = dotted.split(".")
+    for i in range(len(parts), 0, -1):
+        try:
+            obj = importlib.import_module(".".join(parts[:i]))
+        except ModuleNotFoundError:
+            continue
+        for attr in parts[i:]:
+            obj = getattr(obj, attr)
+        return obj
+    raise ImportError(dotted)
+
+
+def test_every_symbol_the_page_cites_exists():
+    """docs/extending.md cites symbols, never line numbers: every `module.symbol`, every
+    `tests/file.py::test` and every repository path it names exists."""
+    page = (REPO / "docs" / "extending.md").read_text()
+    symbols = set(re.findall(r"`((?:toppo|analysis)(?:\.\w+)+)`", page))
+    tests = set(re.findall(r"`(tests/\w+\.py)::(\w+)`", page))
+    paths = set(re.findall(r"`((?:[\w.-]+/)+[\w.-]*)`", page))
+    assert len(symbols) > 20 and len(tests) > 5 and "toppo.registry.COMBINERS" in symbols
+    for dotted in sorted(symbols):
+        _resolve(dotted)
+    for path, test in sorted(tests):
+        assert re.search(rf"^def {test}\(", (REPO / path).read_text(), re.M), f"{path}::{test}"
+    assert [p for p in sorted(paths) if not (REPO / p).exists()] == []
+    assert not re.search(r"\blines? \d", page)
 
 
 def test_a_benchmark_is_one_registry_entry(monkeypatch):

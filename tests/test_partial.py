@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from analysis import figures, reproduction, tables
+from analysis.latex import latex_escape
 from analysis.partial import PARTIAL_CELLS
 from analysis.protocols import RunSet
 from toppo.harness.io import write_csv_atomic, write_json_atomic
@@ -131,7 +132,7 @@ def test_a_partial_report_of_finished_cells_has_the_full_numbers(tmp_path):
     tables.render_all(paths, SPEC, BASELINES, tmp_path / "part", "cpu", reps=REPS, log=None, partial=True)
     note = RunSet.load(paths, reps=REPS, partial=True).partial_note()
     assert note.startswith("partial report, 33 of 33 cells") and "unfinished:" not in note
-    latex = tables.latex_escape(note[0].upper() + note[1:])
+    latex = latex_escape(note[0].upper() + note[1:])
     for name in tables.TABLE_FILES:
         full = (tmp_path / "full" / f"{name}.tex").read_text()
         part = (tmp_path / "part" / f"{name}.tex").read_text()

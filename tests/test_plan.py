@@ -18,6 +18,7 @@ from analysis.plan import (
 )
 from toppo.config import make_config
 from toppo.grid import Grid, load_config
+from toppo.registry import variant_list
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -47,15 +48,18 @@ def test_paper_grid_on_a_gpu_cluster():
             for v, r, learn in (("toppo", 1482, 0.22), ("mtppo", 1415, 0.13))}
     mt50 = {v: job_s(r, learn, 100e6, 16, 125e6, 45, eval_workers=9)
             for v, r, learn in (("toppo", 1268, 0.26), ("mtppo", 1549, 0.11))}
-    # MT10: 30 mtppo(_ref) and 30 toppo(_ref) cells; MT50: 30 mtppo(_ref) cells and 290 of
-    # the other variants
-    hours = (30 * (mt10["toppo"] + mt10["mtppo"] + mt50["mtppo"]) + 290 * mt50["toppo"]) / 3600
+    # the mtppo rows' rate for mtppo and mtppo_ref cells, the toppo rows' for every other
+    seconds = {"MT10": mt10, "MT50": mt50}
+    hours = sum(seconds[c.benchmark]["mtppo" if c.variant in ("mtppo", "mtppo_ref") else "toppo"]
+                for c in grid.cells) / 3600
+    sizes = {g["name"]: len(g["benchmarks"]) * len(g["reward_versions"])
+             * len(variant_list(g["variants"])) * g["seeds"] for g in grid.config["grid"]}
+    groups = ", ".join(f"{name} {n}" for name, n in sizes.items())
     rates = {v: f"{s:,.0f}" for v, s in [*((f"10{v}", 20e6 / t) for v, t in mt10.items()),
                                          *((f"50{v}", 100e6 / t) for v, t in mt50.items())]}
     assert rates == {"10toppo": "1,309", "10mtppo": "1,316", "50toppo": "1,119", "50mtppo": "1,448"}
     assert text == (
-        "Plan (scale paper, config/config.yaml): 380 cells to train (main 80, cumulative 100, "
-        "single 70, combiners 160, reference_check 80)\n"
+        f"Plan (scale paper, config/config.yaml): {len(grid.cells)} cells to train ({groups})\n"
         "  each job: device cuda (1 GPU); MT10 8 threads, 20M env steps; MT50 16 threads, 100M env steps\n"
         f"  expected: MT10 4.2 h, MT50 19.2 h to 24.8 h per cell; {hours:,.1f} node-hours in all\n"
         "  MT10 rate 1,309 to 1,316 env steps/s: docs/throughput.md (another machine: H200 node, cuda "
@@ -66,7 +70,12 @@ def test_paper_grid_on_a_gpu_cluster():
         "with 16 threads), mtppo and toppo rows, with 100 evaluations (at most 125M env steps), 2 env "
         "builds of 45 s; at most: the table's rollouts ran in one process, these jobs step their "
         "envs in 7 env workers\n")
-    assert f"{hours:,.1f}" == "8,027.3"
+    # docs/workflow.md states the total to tens of node-hours, and the reference_check group's
+    ref_hours = float(plan_text(grid, grid.groups["reference_check"], gpu=True, portable=True)
+                      .split(" node-hours in all")[0].rsplit("; ", 1)[1].replace(",", ""))
+    doc = " ".join((REPO / "docs" / "workflow.md").read_text().split())
+    assert (f"the grid is about {round(hours, -1):,.0f} node-hours, the `reference_check` group's "
+            f"{len(grid.groups['reference_check'])} cells about {round(ref_hours, -1):,.0f}") in doc
 
 
 def test_smoke_grid_on_the_two_core_machine():

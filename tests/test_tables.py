@@ -9,10 +9,11 @@ import pandas as pd
 import pytest
 import yaml
 
-from analysis import load_report_spec, synthetic, tables
+from analysis import latex, load_report_spec, synthetic, tables
 from analysis.__main__ import main
 from analysis.baselines import load_baselines
-from analysis.protocols import RunSet
+from analysis.numfmt import fmt_count
+from analysis.protocols import RunSet, pick_published
 
 K = 50
 STEPS = [50_000_000, 100_000_000]
@@ -151,7 +152,7 @@ def test_table3_footnotes_an_unstated_protocol_as_not_compared(runs, baselines_c
     stated = dict(extra, budget_steps="100000000", protocol="final", aggregator="iqm", value="40.0")
     pd.concat([df, pd.DataFrame([stated])], ignore_index=True).to_csv(tmp_path / "both.csv", index=False)
     both = pd.read_csv(tmp_path / "both.csv")
-    picked = tables.pick_published(both, "SM", "MT50", "v1", 100_000_000, "final/iqm/std")
+    picked = pick_published(both, "SM", "MT50", "v1", 100_000_000, "final/iqm/std")
     assert (picked["protocol"], picked["value"]) == ("final", 40.0)
     tex = tables.table3(runs, both, spec, "testscale")
     assert row(tex, "SM") == "SM & -- & 100M & 40.0 \\\\" and "protocol not stated by the source" not in tex
@@ -261,14 +262,14 @@ def test_incomplete_run_is_refused_by_name(tmp_path, spec):
 
 
 def test_formatting_helpers():
-    assert tables.latex_escape("a_b&c%d$e#f{g}h~i^j\\k") == \
+    assert latex.latex_escape("a_b&c%d$e#f{g}h~i^j\\k") == \
         "a\\_b\\&c\\%d\\$e\\#f\\{g\\}h\\textasciitilde{}i\\textasciicircum{}j\\textbackslash{}k"
-    assert [tables.fmt_count(n) for n in (100e6, 1.5e6, 420_000, 999_999, 5_940, 999, None)] == \
+    assert [fmt_count(n) for n in (100e6, 1.5e6, 420_000, 999_999, 5_940, 999, None)] == \
         ["100M", "1.5M", "420K", "1M", "5.94K", "999", "--"]
-    assert tables.fmt_cell(70.04, 1.26, "std", bold=True) == "\\textbf{70.0} $\\pm$ 1.3"
-    assert tables.fmt_cell(70.0, 5.0, "ci95", ci=(61.23, 77.0)) == "70.0 [61.2, 77.0]"
-    assert tables.fmt_cell(70.0, float("nan"), "std") == "70.0"
-    assert tables.best_flags([70.04, 69.96, None, 12.0]) == [True, True, False, False]  # tie once rounded
+    assert latex.fmt_cell(70.04, 1.26, "std", bold=True) == "\\textbf{70.0} $\\pm$ 1.3"
+    assert latex.fmt_cell(70.0, 5.0, "ci95", ci=(61.23, 77.0)) == "70.0 [61.2, 77.0]"
+    assert latex.fmt_cell(70.0, float("nan"), "std") == "70.0"
+    assert latex.best_flags([70.04, 69.96, None, 12.0]) == [True, True, False, False]  # tie once rounded
 
 
 def test_cli_tables(root, baselines_csv, tmp_path, capsys):

@@ -25,7 +25,7 @@ from analysis.reference_check import OUTPUT_FILES as REFERENCE_CHECK_FILES
 from analysis.tables import TABLE_FILES
 from toppo import numerics
 from toppo.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
-from toppo.registry import COMBINER_GRID, GROUPS, VARIANTS
+from toppo.registry import COMBINER_GRID, GROUPS, PAPER_COMBINERS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -34,12 +34,15 @@ SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 CPU = yaml.safe_load((REPO / "config" / "cpu.yaml").read_text())
 ENVPOOL_PARITY = yaml.safe_load((REPO / "config" / "envpool_parity.yaml").read_text())
 
-# The paper grid, counted by hand: main 2 benchmarks x 2 rewards x 2 variants x 10 seeds = 80;
-# on MT50-v2 the cumulative rows add 4 variants (multi-head critic, PopArt, LN-c, FairGrad-c),
-# the single-module rows 4 more and the combiner grid 13 (its other 3 cells are named
-# variants already listed) -> 21 x 10 = 210 more.
-PAPER_TRAIN_JOBS = 380
-PAPER_AGGREGATES = 4  # MT10-v1, MT10-v2, MT50-v1, MT50-v2
+# The paper grid, counted from its config and the registry's groups (not by toppo.grid): on
+# each (benchmark, reward version) the distinct variants its groups name, 10 seeds each
+# (test_paper_config_names_the_variant_groups checks both); one aggregate per pair.
+PAPER_VARIANTS: dict[tuple[str, str], set[str]] = {}
+for _group in PAPER["grid"]:
+    for _pair in ((b, r) for b in _group["benchmarks"] for r in _group["reward_versions"]):
+        PAPER_VARIANTS.setdefault(_pair, set()).update(GROUPS[_group["variants"]])
+PAPER_TRAIN_JOBS = 10 * sum(map(len, PAPER_VARIANTS.values()))
+PAPER_AGGREGATES = len(PAPER_VARIANTS)  # MT10-v1, MT10-v2, MT50-v1, MT50-v2
 
 
 def snakemake(workdir: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
@@ -115,11 +118,24 @@ def test_paper_config_names_the_variant_groups():
     assert variants["single"] == ["mtppo", "mtppo_popart", "mtppo_lnc", "mtppo_fgc", "mtppo_pcga",
                                   "mtppo_strat", "mtppo_mhc"]
     assert variants["reference_check"] == ["mtppo", "toppo", "mtppo_ref", "toppo_ref"]
-    assert set(variants["combiners"]) == set(COMBINER_GRID.values()) == set(GROUPS["combiners"])
-    assert len(variants["combiners"]) == len(COMBINER_GRID) == 16
+    assert variants["combiners"] == list(COMBINER_GRID.values())  # the paper's combiners only
+    assert len(variants["combiners"]) == len(PAPER_COMBINERS) ** 2
     assert {v for vs in variants.values() for v in vs} <= set(VARIANTS)
     assert PAPER["budgets"] == {"MT10": 20_000_000, "MT50": 100_000_000}
     assert all(g["seeds"] == 10 for g in PAPER["grid"])
+
+
+def test_the_workflow_doc_states_the_paper_grid_as_counted():
+    """docs/workflow.md's table of the paper grid (each group's cells) and its job count per
+    (benchmark, reward version), against the config and the registry."""
+    doc = (REPO / "docs" / "workflow.md").read_text()
+    table = doc[doc.index("The paper grid (10 seeds everywhere):"):doc.index("After removing duplicates")]
+    stated = dict(re.findall(r"^\| `(\w+)` \|.*\| (\d+) \|$", table, re.M))
+    assert stated == {g["name"]: str(len(g["benchmarks"]) * len(g["reward_versions"])
+                                     * len(GROUPS[g["variants"]]) * g["seeds"]) for g in PAPER["grid"]}
+    per_pair = "; ".join(f"{b}-{r}: {10 * len(v)}" for (b, r), v in sorted(PAPER_VARIANTS.items()))
+    assert f"**{PAPER_TRAIN_JOBS} training jobs** ({per_pair}," in " ".join(doc.split())
+    assert f"plus {PAPER_AGGREGATES} aggregates" in " ".join(doc.split())
 
 
 def test_schema_accepts_the_configs_and_the_default_report():

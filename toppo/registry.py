@@ -6,7 +6,9 @@
     VARIANTS         named variant -> overrides on TrainConfig's defaults (a variant row)
     LABELS           named variant -> its row label in tables and figures
     GROUPS           named variant groups (the workflow config's grid and the report name them)
-    COMBINER_GRID    (actor combiner, critic combiner) -> the variant of that grid cell
+    PAPER_COMBINERS  the combiners the paper's combiner grid crosses, named (not every registered one)
+    COMBINER_GRID    the paper's grid: (actor combiner, critic combiner) -> the variant of that cell
+    COMBINER_PAIRS   the same for every pair of registered combiners (each one a variant)
 
 Readers: ``toppo.config`` (validation), ``toppo.variants`` (resolving a name), the trainer's
 CLI choices, ``toppo.grid`` (the workflow config's names, which its JSON schema leaves to it),
@@ -21,7 +23,7 @@ named by ``module:attribute`` and imported when it is first used (``Combiner.loa
 from __future__ import annotations
 
 import importlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -167,13 +169,19 @@ LABELS: dict[str, str] = {
     "mtppo_mhc": "MT-PPO + multi-head critic",
 }
 
-# Per-side combiner grid on the paper's MT-PPO with PopArt and LN-c, every registered combiner
-# on each side. The cell that is a named variant keeps its name (GRID_NAMED;
-# tests/test_config.py checks that it is the same config as its cell and that no other cell
-# equals a named variant), so no configuration is trained twice; the others are
-# grid_a-<actor>_c-<critic>.
+# Per-side combiner grids on the paper's MT-PPO with PopArt and LN-c. Every pair of registered
+# combiners is a variant (COMBINER_PAIRS), so a config can name any cell; a grid trains only the
+# cells a config asks for. The paper's grid crosses PAPER_COMBINERS (COMBINER_GRID, the group
+# `combiners`); another grid is a grid group's `variants: {combiners: [...]}` (variant_list).
+# The cell that is a named variant keeps its name (GRID_NAMED; tests/test_config.py checks that
+# it is the same config as its cell and that no other cell equals a named variant), so no
+# configuration is trained twice; the others are grid_a-<actor>_c-<critic>.
 GRID_BASE: dict[str, Any] = {**PAPER_MTPPO, **POPART, **LNC}
 GRID_NAMED: dict[tuple[str, str], str] = {("pcgrad", "fairgrad"): "toppo"}
+# The combiners of the paper's grid (its Table D.2, "Per-side combiner asymmetry on MT50"): the
+# three it ports to PPO ("PCGrad, CAGrad, FairGrad") and the plain gradient, sum. Named here,
+# not read from COMBINERS: registering a combiner leaves the paper's grid as it is.
+PAPER_COMBINERS: tuple[str, ...] = ("sum", "pcgrad", "cagrad", "fairgrad")
 
 
 def grid_overrides(actor: str, critic: str) -> dict[str, Any]:
@@ -184,15 +192,24 @@ def grid_overrides(actor: str, critic: str) -> dict[str, Any]:
     return out
 
 
-COMBINER_GRID: dict[tuple[str, str], str] = {}
-for _a in COMBINERS:
-    for _c in COMBINERS:
-        _name = GRID_NAMED.get((_a, _c), f"grid_a-{_a}_c-{_c}")
-        if _name not in VARIANTS:
-            VARIANTS[_name] = grid_overrides(_a, _c)
-            LABELS[_name] = f"actor {_a} / critic {_c}"
-        COMBINER_GRID[(_a, _c)] = _name
+def combiner_grid(combiners: Iterable[str]) -> dict[tuple[str, str], str]:
+    """The grid crossing ``combiners`` on each side: (actor, critic) -> the variant of that
+    cell, actor-major in the given order. A name not in COMBINERS is a KeyError naming them."""
+    combiners = list(combiners)
+    unknown = [c for c in combiners if c not in COMBINERS]
+    if unknown:
+        raise KeyError(f"unknown combiner(s) {', '.join(map(repr, unknown))}; registered "
+                       f"combiners (toppo.registry.COMBINERS): {', '.join(COMBINERS)}")
+    return {(a, c): GRID_NAMED.get((a, c), f"grid_a-{a}_c-{c}") for a in combiners for c in combiners}
+
+
+COMBINER_PAIRS: dict[tuple[str, str], str] = combiner_grid(COMBINERS)
+for (_a, _c), _name in COMBINER_PAIRS.items():
+    if _name not in VARIANTS:
+        VARIANTS[_name] = grid_overrides(_a, _c)
+        LABELS[_name] = f"actor {_a} / critic {_c}"
 del _a, _c, _name
+COMBINER_GRID: dict[tuple[str, str], str] = combiner_grid(PAPER_COMBINERS)
 
 # Named variant groups: a workflow config's grid group and the report spec's ablation rows
 # may name one instead of listing its variants.
@@ -209,9 +226,13 @@ GROUPS: dict[str, list[str]] = {
 }
 
 
-def variant_list(spec: str | list[str]) -> list[str]:
-    """A list of variant names, or the name of a group (GROUPS) as its list. An unknown group
-    name is a KeyError naming the known ones; the variant names themselves are not checked."""
+def variant_list(spec: str | list[str] | Mapping[str, list[str]]) -> list[str]:
+    """A list of variant names; the name of a group (GROUPS) as its list; or
+    ``{"combiners": [...]}``, the variants of the grid crossing those combiners on each side
+    (combiner_grid). An unknown group or combiner name is a KeyError naming the known ones;
+    the variant names themselves are not checked."""
+    if isinstance(spec, Mapping):
+        return list(combiner_grid(spec["combiners"]).values())
     if isinstance(spec, str):
         if spec not in GROUPS:
             raise KeyError(f"unknown variant group {spec!r}; known groups (toppo.registry.GROUPS): "
