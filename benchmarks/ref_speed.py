@@ -4,9 +4,9 @@ Meta-World+'s reference JAX MT-PPO, each pinned to one core, both at once (issue
 Ours: ``python -m toppo.train --variant ref_mt10 --benchmark MT10 --reward-version v2
 --seed 7 --total-steps 2000000 --numerics MODE torch_threads=1`` under ``taskset -c CPU``,
 stopped once ``train_metrics.csv`` holds ``--updates`` rows; per update it prints the
-trainer's ``update_time_s`` (rollout + PPO update) and the step of ``wall_time_s`` (that plus
-the previous update's checkpoint). No evaluation falls in the timed updates: the first is
-due after update 10 (1M steps), on both sides.
+trainer's ``update_time_s`` (rollout + PPO update; the checkpoint after it is not counted,
+about 0.1 s here) with its rollout and learner parts. No evaluation falls in the timed
+updates: the first is due after update 10 (1M steps), on both sides.
 
 The reference (optional): a shell command in ``--ref-cmd`` or ``REF_CMD``, run under
 ``taskset -c REF_CPU`` at the same time as ours, stopped after the same number of updates.
@@ -76,8 +76,9 @@ def stop(proc: subprocess.Popen) -> None:
 
 def read_reference(proc: subprocess.Popen, log: Path, steps_per_update: int, updates: int,
                    out: dict[str, list]) -> None:
-    """Follow the reference's output: ``out['marks']`` gets (update, wall clock, CPU seconds)."""
-    marks = out["marks"]
+    """Follow the reference's output: ``out['marks']`` gets (update, wall clock, CPU seconds)
+    at the ends of updates, ``out['steps']`` (env steps, wall clock) at every step line."""
+    marks, steps = out["marks"], out["steps"]
     with open(log, "w") as f:
         for line in proc.stdout:
             now = time.monotonic()
@@ -85,11 +86,29 @@ def read_reference(proc: subprocess.Popen, log: Path, steps_per_update: int, upd
             f.flush()
             if not marks and SPS.search(line):
                 marks.append((0, now, session_cpu_s(proc.pid)))
-            elif (m := MARK.search(line)) and int(m[1]) % steps_per_update == 0 and int(m[1]):
+            elif m := MARK.search(line):
+                steps.append((int(m[1]), now))
+                if int(m[1]) % steps_per_update:
+                    continue
                 marks.append((int(m[1]) // steps_per_update, now, session_cpu_s(proc.pid)))
                 if marks[-1][0] >= updates:
                     stop(proc)
                     return
+
+
+def reference_learn_s(steps: list[tuple[int, float]], steps_per_update: int) -> dict[int, float]:
+    """Per update, the seconds of the reference's PPO update, estimated from its step lines: the
+    interval that ends the update holds the update, the others rollout only, so the update is
+    that interval less the median of the others."""
+    learn = {}
+    for (s0, t0), (s1, t1) in zip(steps, steps[1:]):
+        if s1 % steps_per_update == 0:
+            k = s1 // steps_per_update
+            rollout = [b[1] - a[1] for a, b in zip(steps, steps[1:])
+                       if (k - 1) * steps_per_update < a[0] and b[0] < k * steps_per_update]
+            if rollout:
+                learn[k] = t1 - t0 - statistics.median(rollout)
+    return learn
 
 
 def ours_rows(path: Path) -> list[dict[str, str]]:
@@ -117,7 +136,7 @@ def run(args: argparse.Namespace) -> int:
           f"{os.cpu_count()} CPUs, uptime: {uptime()}")
     print(f"run directories and logs under {out}")
 
-    ref, ref_out, reader = None, {"marks": []}, None
+    ref, ref_out, reader = None, {"marks": [], "steps": []}, None
     if args.ref_cmd:
         ref = subprocess.Popen(["taskset", "-c", str(args.ref_cpu), "bash", "-c", args.ref_cmd],
                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -157,15 +176,20 @@ def run(args: argparse.Namespace) -> int:
     ours_cpu = [cpu for _, cpu in per_update([(0, 0.0, 0.0)] + ours_marks)]
     print(f"== {time.strftime('%H:%M:%SZ', time.gmtime())} uptime: {uptime()}")
     print(f"ours ({args.numerics}), seconds per update: the trainer's update_time_s (rollout + "
-          f"update), its rollout_time_s, and CPU seconds (update 1's include start-up)")
+          f"PPO update), its rollout_time_s and learn_time_s, and CPU seconds (update 1's "
+          f"include start-up)")
     for r, cpu in zip(rows, ours_cpu):
         print(f"  update {r['update']}: {float(r['update_time_s']):7.1f}  (rollout "
-              f"{float(r['rollout_time_s']):6.1f})  CPU {cpu:7.1f}")
+              f"{float(r['rollout_time_s']):6.1f}, learn {float(r['learn_time_s']):6.1f})  "
+              f"CPU {cpu:7.1f}")
     ref_s = per_update(ref_out["marks"])
     if args.ref_cmd:
-        print("reference, seconds per update: wall clock, CPU seconds (update 1 from its first step)")
+        learn = reference_learn_s(ref_out["steps"], args.ref_steps_per_update)
+        print("reference, seconds per update: wall clock (its PPO update estimated from its step "
+              "lines), CPU seconds (update 1 from its first step)")
         for k, (wall, cpu) in enumerate(ref_s, 1):
-            print(f"  update {k}: {wall:7.1f}  CPU {cpu:7.1f}")
+            print(f"  update {k}: {wall:7.1f}  (learn ~{learn.get(k, float('nan')):6.1f})  "
+                  f"CPU {cpu:7.1f}")
     if len(rows) < 2 or (args.ref_cmd and len(ref_s) < 2):
         print(f"error: fewer than 2 updates measured in {args.timeout:.0f} s "
               f"(ours {len(rows)}, reference {len(ref_s)}); logs under {out}", file=sys.stderr)
