@@ -32,7 +32,6 @@ import csv
 import os
 import re
 import shlex
-import signal
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,8 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+
+from toppo.harness.procs import PROC, ProcessGroup, _stat_fields
 
 OURS_ARGS = ["--variant", "ref_mt10", "--benchmark", "MT10", "--reward-version", "v2",
              "--seed", "7", "--total-steps", "2000000"]
@@ -52,26 +53,18 @@ TICK = os.sysconf("SC_CLK_TCK")
 def session_cpu_s(sid: int) -> float:
     """CPU seconds (user + system) of the processes in session ``sid``, reaped children included."""
     total = 0
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        if int(fields[3]) == sid:  # fields from the state on: session id, then the CPU times
+    for stat in PROC.glob("[0-9]*/stat"):
+        fields = _stat_fields(stat)  # from the state on: session id [3], CPU times [11:15]
+        if fields is not None and int(fields[3]) == sid:
             total += sum(int(f) for f in fields[11:15])
     return total / TICK
 
 
 def stop(proc: subprocess.Popen) -> None:
-    """End ``proc`` and the processes it started (its session): SIGTERM, then SIGKILL."""
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        if proc.poll() is not None:
-            return
-        try:
-            os.killpg(proc.pid, sig)
-            proc.wait(timeout=30)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            pass
+    """End ``proc`` and the processes it started (its own session and process group): SIGTERM,
+    SIGKILL 30 s later."""
+    ProcessGroup(proc, grace_s=30).stop("measured")
+    proc.wait()
 
 
 def read_reference(proc: subprocess.Popen, log: Path, steps_per_update: int, updates: int,
