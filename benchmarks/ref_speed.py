@@ -5,7 +5,7 @@ Ours: ``python -m toppo.train --variant ref_mt10 --benchmark MT10 --reward-versi
 --seed 7 --total-steps 2000000 --numerics MODE torch_threads=1`` under ``taskset -c CPU``,
 stopped once ``train_metrics.csv`` holds ``--updates`` rows; per update it prints the
 trainer's ``update_time_s`` (rollout + PPO update; the checkpoint after it is not counted,
-about 0.1 s here) with its rollout and learner parts. No evaluation falls in the timed
+under 0.1 s here) with its rollout and learner parts. No evaluation falls in the timed
 updates: the first is due after update 10 (1M steps), on both sides.
 
 The reference (optional): a shell command in ``--ref-cmd`` or ``REF_CMD``, run under
@@ -15,7 +15,8 @@ benchmarks/measurements/ref-speed-2026-12-07/README.md for the one we ran). Its 
 be the reference's ``OnPolicyAlgorithm.train`` output, unbuffered (``PYTHONUNBUFFERED=1``):
 its first ``SPS:`` line marks step 0 and its ``global_step=N,`` lines (every 5,000 env steps)
 mark the ends of updates, N a multiple of ``--ref-steps-per-update``. Per update it prints the
-seconds between marks on this script's clock. For both sides it also prints the CPU seconds
+seconds between marks on this script's clock, and its PPO update estimated from the 5,000-step
+lines (``reference_learn_s``). For both sides it also prints the CPU seconds
 each update used (user + system, summed over the side's processes, from /proc): on a
 machine shared with other jobs, wall time counts the waits for the core, CPU time does not.
 The first update of each side includes warm-up (JAX compiles its functions there), so the
