@@ -20,8 +20,8 @@ import numpy as np
 import pandas as pd
 
 from toppo.harness.io import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
-from toppo.logschema import EVAL_COLUMNS  # the contract of docs/design.md
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS
+from toppo.spec.logschema import EVAL_COLUMNS  # the contract of docs/design.md
+from toppo.spec.registry import BENCHMARKS, REWARD_VERSIONS
 
 RUN_KEY = ["variant", "benchmark", "reward_version", "seed"]
 _INT_COLUMNS = ["seed", "step", "task_index", "episodes"]

@@ -29,10 +29,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import torch  # noqa: E402
 
 import toppo.train as _tt  # noqa: E402
-from toppo.config import parse_value  # noqa: E402
-from toppo.learner import Learner  # noqa: E402
+from toppo.algo.learner import Learner  # noqa: E402
+from toppo.spec.config import parse_value  # noqa: E402
+from toppo.spec.variants import resolve  # noqa: E402
 from toppo.train import Trainer  # noqa: E402
-from toppo.variants import resolve  # noqa: E402
 
 
 class _NoEvaluator:  # the sweep never evaluates: skip building eval envs

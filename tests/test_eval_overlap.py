@@ -72,7 +72,7 @@ def test_overlapped_evaluation_resumed_mid_evaluation_writes_the_inline_eval_csv
 
 
 def test_eval_mode_is_validated_and_not_hashed():
-    from toppo.config import ConfigError, make_config
+    from toppo.spec.config import ConfigError, make_config
 
     with pytest.raises(ConfigError, match="eval_mode"):
         make_config(eval_mode="background")
@@ -85,15 +85,15 @@ def test_eval_mode_is_validated_and_not_hashed():
 def test_workers_split_each_evaluation_by_task_and_commit_what_inline_evaluation_gives():
     import torch
 
-    from toppo.config import make_config
-    from toppo.envs import make_train_envs
+    from toppo.algo.envs import make_train_envs
+    from toppo.algo.networks import build_actor
     from toppo.harness.evalworker import (
         EvalSpec,
         EvalWorkerError,
         InlineEvaluator,
         OverlapEvaluator,
     )
-    from toppo.networks import build_actor
+    from toppo.spec.config import make_config
 
     cfg = make_config(_cfg().to_dict(), eval_episodes=3, max_episode_steps=20)
     train, eval_fns = make_train_envs("MT10", "v1", 3, envs_per_task=1, async_envs=False,

@@ -5,12 +5,12 @@ import pytest
 import torch
 import yaml
 
-from toppo import config as config_mod
-from toppo import registry
-from toppo.config import ConfigError, TrainConfig, coerce_value, config_from_dict, make_config
-from toppo.grid import REPO, Grid, load_config
+from toppo.spec import config as config_mod
+from toppo.spec import registry
+from toppo.spec.config import ConfigError, TrainConfig, coerce_value, config_from_dict, make_config
+from toppo.spec.grid import REPO, Grid, load_config
+from toppo.spec.variants import resolve
 from toppo.train import Trainer, main
-from toppo.variants import resolve
 
 TINY = {"benchmark": "MT10", "reward_version": "v1", "seed": 3, "device": "cpu",
         "total_steps": 1000, "rollout_steps_per_task": 100, "num_epochs": 1,

@@ -25,18 +25,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 import torch
 import yaml
 
 import toppo.train as train_mod
-from analysis import load_report_spec, logs, synthetic
+from analysis import load_report_spec, logs
 from analysis.logs import LogError
-from toppo.config import ConfigError, make_config, parse_value
 from toppo.harness import io as tio
 from toppo.harness import rundir
 from toppo.harness.procs import alive
-from toppo.logschema import EVAL_COLUMNS
-from toppo.registry import BENCHMARKS
+from toppo.spec.config import ConfigError, make_config, parse_value
+from toppo.spec.logschema import EVAL_COLUMNS
+from toppo.spec.registry import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
@@ -563,7 +564,7 @@ def test_report_typo_and_unknown_names_are_refused_by_python_m_analysis(tmp_path
         (lambda r: r["ablations"].__setitem__("benchmark", "MT20"),
          "report.ablations.benchmark: unknown 'MT20'"),
         (lambda r: r["table3"]["blocks"][0].__setitem__("reward_version", "v3"),
-         "reward_version: unknown 'v3' (toppo.registry: v1, v2)"),
+         "reward_version: unknown 'v3' (toppo.spec.registry: v1, v2)"),
     ]:
         cfg = copy.deepcopy(base)
         change(cfg["report"])

@@ -6,20 +6,20 @@
 
 The workflow runs the second form: each cell's resolved config, written once as a file
 (workflow/scripts/train_cell.py); a run directory's own config.yaml is such a file too.
-``--numerics portable|native`` picks the CPU kernels (toppo.numerics: the flag, else
+``--numerics portable|native`` picks the CPU kernels (toppo.harness.numerics: the flag, else
 ``TOPPO_NUMERICS``, else native); the workflow passes its config's ``numerics`` key.
 
 One PPO update, top to bottom (``Trainer.train_one_update``); read the modules in this order:
-  1. toppo/rollout.py: ``rollout_steps_per_task`` env steps per task, actions sampled from the
-     policy (toppo/networks.py); episodes end by time-limit truncation, whose final state is
+  1. toppo/algo/rollout.py: ``rollout_steps_per_task`` env steps per task, actions sampled from the
+     policy (toppo/algo/networks.py); episodes end by time-limit truncation, whose final state is
      bootstrapped (``bootstrap_truncation``; the reference treats it as terminal); values from
-     the critic (or the per-task linear baseline), GAE on unnormalised values (toppo/ppo.py);
-  2. toppo/learner.py: PopArt (optional, toppo/popart.py): per-task target statistics updated
+     the critic (or the per-task linear baseline), GAE on unnormalised values (toppo/algo/ppo.py);
+  2. toppo/algo/learner.py: PopArt (optional, toppo/algo/popart.py): per-task target statistics updated
      once, critic head rescaled; ``num_epochs`` x ``num_minibatches`` minibatches (random or
      task-stratified), advantages normalised per ``adv_norm``; each side (actor, critic) gets
-     its gradient -- per-task gradients (toppo/pertask.py) combined on shared parameters with
-     a non-``sum`` combiner (toppo/combiners.py) -- then its own grad-norm clip and Adam step;
-  3. evaluation at the configured cadence (toppo/evaluation.py); checkpoint and logs written
+     its gradient -- per-task gradients (toppo/algo/pertask.py) combined on shared parameters with
+     a non-``sum`` combiner (toppo/algo/combiners.py) -- then its own grad-norm clip and Adam step;
+  3. evaluation at the configured cadence (toppo/algo/evaluation.py); checkpoint and logs written
      atomically. Everything that keeps the run (run directory, lock, atomic files, env and
      evaluation workers, process lifetime, time budget) is toppo/harness/.
 """
@@ -35,12 +35,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toppo import numerics
-from toppo.harness import procs
+from toppo.harness import numerics, procs
 
 if __name__ == "__main__":  # before the slow imports: SIGTERM at any point ends with one line
     procs.exit_quietly_on_sigterm("python -m toppo.train")
-try:  # before torch loads (toppo.numerics); run as a program, its --numerics flag decides
+try:  # before torch loads (toppo.harness.numerics); run as a program, its --numerics flag decides
     numerics.apply(numerics.requested(sys.argv[1:]) if __name__ == "__main__" else None)
 except numerics.NumericsError as exc:  # a bad --numerics or TOPPO_NUMERICS value
     print(f"python -m toppo.train: error: {exc}", file=sys.stderr)
@@ -50,23 +49,10 @@ import numpy as np
 import torch
 import yaml
 
-from toppo import rollout
-from toppo.config import (
-    DEVICES,
-    ConfigError,
-    TrainConfig,
-    config_from_dict,
-    make_config,
-    parse_value,
-)
-from toppo.envpool_envs import make_envpool_train_envs
-from toppo.envs import make_train_envs
-from toppo.harness.cores import (
-    env_worker_count,
-    env_worker_cpus,
-    envpool_parallel_pools,
-    eval_worker_count,
-)
+from toppo.algo import rollout
+from toppo.algo.envpool_envs import make_envpool_train_envs
+from toppo.algo.envs import make_train_envs
+from toppo.algo.learner import Learner, TrainingDiverged
 from toppo.harness.envworkers import EnvWorkerError, make_worker_train_envs
 from toppo.harness.evalrecord import EvalRecord
 from toppo.harness.evalworker import EvalSpec, make_evaluator, snapshot_weights
@@ -92,10 +78,23 @@ from toppo.harness.rundir import (
     set_aside_run,
 )
 from toppo.harness.timebudget import TimeBudget, fmt_time, format_budget
-from toppo.learner import Learner, TrainingDiverged
-from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
-from toppo.variants import resolve
+from toppo.spec.config import (
+    DEVICES,
+    ConfigError,
+    TrainConfig,
+    config_from_dict,
+    make_config,
+    parse_value,
+)
+from toppo.spec.cores import (
+    env_worker_count,
+    env_worker_cpus,
+    envpool_parallel_pools,
+    eval_worker_count,
+)
+from toppo.spec.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.spec.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
+from toppo.spec.variants import resolve
 
 
 def resolve_device(name: str) -> torch.device:
@@ -107,7 +106,7 @@ def resolve_device(name: str) -> torch.device:
 
 
 class Trainer:
-    """One run: the algorithm's parts (envs, toppo.rollout, toppo.learner) in a loop, and the
+    """One run: the algorithm's parts (envs, toppo.algo.rollout, toppo.algo.learner) in a loop, and the
     harness's (evaluations, checkpoints, logs, time budget, live curves) around it."""
 
     def __init__(self, cfg: TrainConfig, out_dir: Path, variant: str = "custom"):
@@ -156,7 +155,7 @@ class Trainer:
         return rollout.collect(self.envs, self.learner, self.cfg, self.task_of_env, self.device)
 
     def train_one_update(self) -> dict[str, Any]:
-        """Rollout and GAE (toppo.rollout), then the PPO epochs (toppo.learner)."""
+        """Rollout and GAE (toppo.algo.rollout), then the PPO epochs (toppo.algo.learner)."""
         t0 = time.perf_counter()
         roll = self.collect_rollout()
         t_roll = time.perf_counter() - t0

@@ -29,8 +29,8 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from toppo.config import TrainConfig
-from toppo.registry import BENCHMARKS
+from toppo.spec.config import TrainConfig
+from toppo.spec.registry import BENCHMARKS
 
 TB_DIR = "tensorboard"  # below the run directory; one of toppo.harness.rundir.RUN_FILES (set aside with the run)
 PER_TASK = re.compile(r"^(actor|critic)_gradnorm_t(\d+)$")

@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from toppo.config import ConfigError, TrainConfig, config_from_dict
+from toppo.spec.config import ConfigError, TrainConfig, config_from_dict
 
 SUPERSEDED = "superseded"  # folder of set-aside runs; analysis does not search below it
 # a run's files, moved together when it is set aside; the live curves' event files

@@ -1,12 +1,12 @@
 """Snakemake script of rule `train`: hand one cell's resolved TrainConfig to the trainer.
 
-The cell's config is resolved by toppo.grid (Grid.train_config: the one definition the DAG's
+The cell's config is resolved by toppo.spec.grid (Grid.train_config: the one definition the DAG's
 config_hash param comes from too) with this job's threads (torch_threads, and the cores that
 env_workers=auto divides between env and eval workers), the device and the live-curve
 settings, written once to `{OUT}/logs/train/<cell>.yaml` beside the job's log, and run as
 `python -m toppo.train --config <that file> --variant <variant> --out-dir <run dir>`
 (`trainer_command`); with config["numerics"] set, `--numerics <mode>` too (the CPU kernels,
-toppo.numerics; unset: the trainer's default); with config["retrain"] true, `--retrain` (a
+toppo.harness.numerics; unset: the trainer's default); with config["retrain"] true, `--retrain` (a
 finished run of this config is set aside and trained again from scratch; an unfinished one is
 resumed, so a retried job still resumes).
 
@@ -45,10 +45,10 @@ def stamp() -> str:
 
 
 def trainer_command(grid, variant: str, cell_file: Path, run_dir: Path) -> list[str]:
-    """The trainer's command line for one cell of ``grid`` (toppo.grid.Grid): its resolved
+    """The trainer's command line for one cell of ``grid`` (toppo.spec.grid.Grid): its resolved
     config file, its variant (the name its logs record), its run directory, and the workflow
     config's ``numerics`` and ``retrain`` settings."""
-    from toppo.numerics import FLAG
+    from toppo.harness.numerics import FLAG
 
     cmd = [sys.executable, "-m", "toppo.train", "--config", str(cell_file),
            "--variant", variant, "--out-dir", str(run_dir)]
@@ -63,11 +63,11 @@ def main(smk) -> int:
     repo = Path(smk.scriptdir).resolve().parents[1]
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
-    from toppo.config import UNHASHED_FIELDS, cli_value
-    from toppo.grid import WORKFLOW_KEYS, Cell, Grid
     from toppo.harness import procs
     from toppo.harness.io import write_yaml_atomic
     from toppo.harness.rundir import JOB_LOG_BYTES_ENV
+    from toppo.spec.config import UNHASHED_FIELDS, cli_value
+    from toppo.spec.grid import WORKFLOW_KEYS, Cell, Grid
 
     wc = smk.wildcards
     cell = Cell(wc.benchmark, wc.reward, wc.variant, int(wc.seed))

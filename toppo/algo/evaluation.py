@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from toppo.envs import EnvCopies, place_copies
+from toppo.algo.envs import EnvCopies, place_copies
 
 
 @dataclass

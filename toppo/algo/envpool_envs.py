@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from toppo.config import ConfigError
-from toppo.envs import StepBatch, TrainEnvs
-from toppo.registry import BENCHMARKS
+from toppo.algo.envs import StepBatch, TrainEnvs
+from toppo.spec.config import ConfigError
+from toppo.spec.registry import BENCHMARKS
 
 MAX_PATH_LENGTH = 500  # metaworld's SawyerXYZEnv.max_path_length; EnvPool's registered limit
 _SEED_TASK_STRIDE = 1_009  # seeds of one run: env_seeds()
@@ -292,7 +292,7 @@ def make_envpool_train_envs(benchmark: str, reward_version: str, seed: int, *, e
     """Training envs of a run with ``env_backend=envpool`` and, as ``toppo.envs.
     make_train_envs`` returns them, metaworld's evaluation constructors of the benchmark
     generated from ``seed``: evaluation runs on the same envs and goals on both backends."""
-    from toppo.envs import _task_names, benchmark_env_fns, eval_env_fns
+    from toppo.algo.envs import _task_names, benchmark_env_fns, eval_env_fns
 
     envs = EnvPoolTrainEnvs(benchmark, reward_version, seed, envs_per_task=envs_per_task,
                             max_episode_steps=max_episode_steps, parallel_pools=parallel_pools)

@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from toppo import ppo
-from toppo.config import TrainConfig
-from toppo.learner import Learner
-from toppo.networks import policy_input
+from toppo.algo import ppo
+from toppo.algo.learner import Learner
+from toppo.algo.networks import policy_input
+from toppo.spec.config import TrainConfig
 
 
 @torch.no_grad()  # grad mode is per thread: the side thread's critic needs its own

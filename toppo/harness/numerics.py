@@ -192,14 +192,14 @@ def check() -> None:
     if _decided != "portable" or got != PORTABLE_CAPABILITY:
         raise NumericsError(
             f"{MODE_VAR}=portable is not in effect in this process (torch's CPU capability "
-            f"{got}, expected {PORTABLE_CAPABILITY}): call toppo.numerics.apply() before torch "
+            f"{got}, expected {PORTABLE_CAPABILITY}): call toppo.harness.numerics.apply() before torch "
             f"is imported, or run native ({FLAG} native, or {MODE_VAR}=native)")
 
 
 def in_effect() -> str:
     """The mode this process runs with, saying so when portable was asked for too late."""
     if _late:
-        return "native (portable asked for, but torch or numpy was imported before toppo.numerics.apply())"
+        return "native (portable asked for, but torch or numpy was imported before toppo.harness.numerics.apply())"
     check()
     return current()
 

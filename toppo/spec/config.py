@@ -4,7 +4,7 @@ The paper's hyperparameter table is not public. Defaults are the Meta-World+ MT-
 reference for MT50 (rainx0r/metaworld-algorithms, ``examples/multi_task/ppo_mt50.py``),
 except where a field's comment names a deliberate difference; ``docs/fidelity.md`` lists
 every field next to the reference's value with file and line. Variants
-(``toppo.registry.VARIANTS``, resolved by ``toppo.variants``) are overrides on these defaults; command-line ``key=value`` pairs
+(``toppo.spec.registry.VARIANTS``, resolved by ``toppo.spec.variants``) are overrides on these defaults; command-line ``key=value`` pairs
 override the variant.
 """
 
@@ -17,7 +17,7 @@ import math
 from dataclasses import dataclass, fields
 from typing import Any
 
-from toppo.registry import BENCHMARKS, COMBINERS, REWARD_VERSIONS
+from toppo.spec.registry import BENCHMARKS, COMBINERS, REWARD_VERSIONS
 
 POPART_MODES = ("welford", "ema")
 ADV_NORMS = ("minibatch", "none", "task")
@@ -62,13 +62,13 @@ class TrainConfig:
     seed: int = 0  # seeds torch, numpy and the environments (and their goals)
     total_steps: int = 20_000_000  # training env steps summed over tasks (MT10 20M, MT50 100M)
     device: str = "auto"  # auto (cuda if available), cpu or cuda
-    torch_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default (1 in portable numerics: toppo.numerics.threads)
+    torch_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default (1 in portable numerics: toppo.harness.numerics.threads)
     cores: int = 0  # CPU cores this job may use (env_workers=auto); 0 = the process's affinity
 
     # --- environments -----------------------------------------------------------------
     envs_per_task: int = 1  # env copies per task stepped in parallel
     env_workers: int | str = "auto"  # 0: step in the trainer; N: N worker processes; auto: the
-    #   job's cores less its eval workers (toppo.harness.cores); the same results for every count
+    #   job's cores less its eval workers (toppo.spec.cores); the same results for every count
     async_envs: bool = False  # gymnasium AsyncVectorEnv, a subprocess per env (env_workers=0)
     max_episode_steps: int = 500  # metaworld's time limit; ends by truncation (bootstrapped)
     env_backend: str = "metaworld"  # training envs only: metaworld's Python envs, or envpool
@@ -129,7 +129,7 @@ class TrainConfig:
     eval_envs_per_task: int = 10  # eval env copies per task stepped together
     eval_mode: str = "overlap"  # overlap: worker process(es) evaluate while training goes on; inline
     eval_workers: int | str = "auto"  # eval worker processes (eval_mode=overlap), each evaluation
-    #   split by task; auto: the cores' share of evaluation work at the cadence (toppo.harness.cores)
+    #   split by task; auto: the cores' share of evaluation work at the cadence (toppo.spec.cores)
 
     # --- diagnostics and bookkeeping ----------------------------------------------------
     diagnostics: bool = True  # per-task grad norms, cosines, Gram cond. (actor and critic bodies)
@@ -291,7 +291,7 @@ class TrainConfig:
 
     def _check_envpool(self, bad) -> None:
         """What EnvPool 1.2.5's Meta-World cannot train (docs/envpool.md), refused by key
-        before any env is built; the same rules as toppo.envpool_envs.check_supported."""
+        before any env is built; the same rules as toppo.algo.envpool_envs.check_supported."""
         if self.reward_version != "v2":
             raise bad("reward_version", "env_backend=envpool has only metaworld's V2 reward "
                       "functions (envpool 1.2.5 ports no V1); use reward_version=v2 or "

@@ -8,8 +8,8 @@
     GROUPS           named variant groups (the workflow config's grid and the report name them)
     COMBINER_GRID    (actor combiner, critic combiner) -> the variant of that grid cell
 
-Readers: ``toppo.config`` (validation), ``toppo.variants`` (resolving a name), the trainer's
-CLI choices, ``toppo.grid`` (the workflow config's names, which its JSON schema leaves to it),
+Readers: ``toppo.spec.config`` (validation), ``toppo.spec.variants`` (resolving a name), the trainer's
+CLI choices, ``toppo.spec.grid`` (the workflow config's names, which its JSON schema leaves to it),
 the Snakemake wildcard constraints (``workflow/rules/common.smk``), the report spec's rows
 (``analysis``), the baselines file's validation, the synthetic logs and the log readers.
 Adding a combiner, a variant row or a benchmark: docs/extending.md.
@@ -58,7 +58,7 @@ def num_tasks(benchmark: str) -> int:
 @dataclass(frozen=True)
 class Combiner:
     """A per-task gradient combiner: ``function(G, **options)`` maps (K tasks, P params)
-    gradients to one (P,) direction (toppo/combiners.py states the contract).
+    gradients to one (P,) direction (toppo/algo/combiners.py states the contract).
 
     function  ``"module:attribute"`` (imported on first use) or the callable itself
     options   the function's keyword -> the TrainConfig field that sets it; a field named
@@ -78,10 +78,10 @@ class Combiner:
 
 
 COMBINERS: dict[str, Combiner] = {
-    "sum": Combiner("toppo.combiners:sum"),
-    "pcgrad": Combiner("toppo.combiners:pcgrad", random=True),
-    "cagrad": Combiner("toppo.combiners:cagrad", {"c": "cagrad_c"}),
-    "fairgrad": Combiner("toppo.combiners:fairgrad", {"alpha": "{side}_fairgrad_alpha"}),
+    "sum": Combiner("toppo.algo.combiners:sum"),
+    "pcgrad": Combiner("toppo.algo.combiners:pcgrad", random=True),
+    "cagrad": Combiner("toppo.algo.combiners:cagrad", {"c": "cagrad_c"}),
+    "fairgrad": Combiner("toppo.algo.combiners:fairgrad", {"alpha": "{side}_fairgrad_alpha"}),
 }
 
 # ---------------------------------------------------------------------- variants
@@ -214,7 +214,7 @@ def variant_list(spec: str | list[str]) -> list[str]:
     name is a KeyError naming the known ones; the variant names themselves are not checked."""
     if isinstance(spec, str):
         if spec not in GROUPS:
-            raise KeyError(f"unknown variant group {spec!r}; known groups (toppo.registry.GROUPS): "
+            raise KeyError(f"unknown variant group {spec!r}; known groups (toppo.spec.registry.GROUPS): "
                            f"{', '.join(GROUPS)}")
         return list(GROUPS[spec])
     return list(spec)
