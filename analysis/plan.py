@@ -190,14 +190,14 @@ def plan_text(grid: Grid, cells: Iterable[Cell], *, root: str | Path = ".", gpu:
     local one was found, or a cluster gives them one); ``cores`` and ``gpus``: this
     machine's, when the jobs run here (None: a cluster's queue decides how many at once);
     ``portable``: the jobs' numerics mode is portable (default: this process's, which the
-    jobs inherit; toppo.harness.numerics)."""
+    jobs inherit; toppo.spec.numerics_mode)."""
     cells = sorted(set(cells))
     if not cells:
         return ""
     if portable is None:
-        from toppo.harness import numerics
+        from toppo.spec import numerics_mode
 
-        portable = numerics.mode() == "portable"
+        portable = numerics_mode.mode() == "portable"
     device = "cuda" if gpu and grid.device != "cpu" else "cpu"
     benches = sorted({c.benchmark for c in cells})
     # Snakemake scales a job's threads down to the cores it is given

@@ -25,7 +25,7 @@
     python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 4
 
 Each runs in the trainer's numerics mode: ``--numerics portable|native``, else
-``TOPPO_NUMERICS``, else native (toppo.harness.numerics), printed on the first line.
+``TOPPO_NUMERICS``, else native (toppo.spec.numerics_mode), printed on the first line.
 """
 
 from __future__ import annotations
@@ -41,10 +41,11 @@ import time
 from pathlib import Path
 
 from toppo.harness import numerics
+from toppo.spec import numerics_mode
 
 try:  # the trainer's kernels (--numerics, else TOPPO_NUMERICS, else native): before torch and numpy load
-    numerics.apply(numerics.requested(sys.argv[1:]))
-except numerics.NumericsError as exc:
+    numerics.apply(numerics_mode.requested(sys.argv[1:]))
+except numerics_mode.NumericsError as exc:
     sys.exit(f"bench_trainer.py: error: {exc}")
 
 import gymnasium as gym
@@ -275,9 +276,9 @@ def minibatch_ms(variant: str, device: torch.device, reps: int, **overrides) -> 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument(numerics.FLAG, choices=numerics.MODES,
-                   help=f"the trainer's CPU kernels (default: {numerics.MODE_VAR}, else "
-                        f"{numerics.DEFAULT_MODE}; toppo.harness.numerics)")
+    p.add_argument(numerics_mode.FLAG, choices=numerics_mode.MODES,
+                   help=f"the trainer's CPU kernels (default: {numerics_mode.MODE_VAR}, else "
+                        f"{numerics_mode.DEFAULT_MODE}; toppo.spec.numerics_mode)")
     p.add_argument("--rollout-steps-per-task", type=int, default=2000)
     p.add_argument("--updates", type=int, default=1)
     p.add_argument("--raw-steps", type=int, default=1000, help="vector steps of the raw env loop")

@@ -100,11 +100,11 @@ def test_the_mode_is_applied_in_the_environment_children_inherit():
     (None, "native", "native"), ("portable", None, "portable"), ("portable", "native", "portable"),
     ("native", "portable", "native")])
 def test_the_flag_wins_over_the_environment_and_native_is_the_default(monkeypatch, flag, env, expected):
-    from toppo.harness import numerics
+    from toppo.spec import numerics_mode
     monkeypatch.delenv("TOPPO_NUMERICS", raising=False)
     if env is not None:
         monkeypatch.setenv("TOPPO_NUMERICS", env)
-    assert numerics.mode(flag) == expected
+    assert numerics_mode.mode(flag) == expected
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -112,8 +112,8 @@ def test_the_flag_wins_over_the_environment_and_native_is_the_default(monkeypatc
     (["--numerics=native", "--out-dir", "x"], "native"), (["--numerics", "native", "--numerics", "portable"], "portable"),
     (["--numerics"], None), (["numerics=portable"], None)])
 def test_the_flag_is_read_before_the_programs_own_parser(argv, expected):
-    from toppo.harness import numerics
-    assert numerics.requested(argv) == expected
+    from toppo.spec import numerics_mode
+    assert numerics_mode.requested(argv) == expected
 
 
 def test_a_flag_read_after_the_mode_was_decided_must_agree(monkeypatch):
@@ -132,14 +132,14 @@ def test_a_flag_read_after_the_mode_was_decided_must_agree(monkeypatch):
     (None, "native"),  # a manifest of before the mode existed: native kernels
     ({"cpu": {}}, "native")])
 def test_the_recorded_mode_is_read_from_the_manifest(machine, expected):
-    from toppo.harness import numerics
-    assert numerics.recorded_mode(machine) == expected
+    from toppo.spec import numerics_mode
+    assert numerics_mode.recorded_mode(machine) == expected
 
 
 def test_an_unknown_recorded_mode_is_an_error_naming_it():
-    from toppo.harness import numerics
-    with pytest.raises(numerics.NumericsError, match="machine.numerics 'fast': not a mode"):
-        numerics.recorded_mode({"numerics": "fast"})
+    from toppo.spec import numerics_mode
+    with pytest.raises(numerics_mode.NumericsError, match="machine.numerics 'fast': not a mode"):
+        numerics_mode.recorded_mode({"numerics": "fast"})
 
 
 def test_applied_after_torch_the_process_and_its_workers_run_native_and_say_so():

@@ -35,6 +35,7 @@ from analysis.logs import LogError
 from toppo.harness import io as tio
 from toppo.harness import rundir
 from toppo.harness.procs import alive
+from toppo.spec import runfiles
 from toppo.spec.config import ConfigError, make_config, parse_value
 from toppo.spec.logschema import EVAL_COLUMNS
 from toppo.spec.registry import BENCHMARKS
@@ -68,11 +69,11 @@ def write_finished_run(out: Path, cfg, variant="toppo") -> Path:
                         "variant": variant, "seed": cfg.seed, "step": u * steps, "task_index": i,
                         "task": names[i], "success_rate": 0.5, "mean_return": 1.0, "episodes": 1}
                        for u in range(1, n + 1) for i in range(k)], columns=EVAL_COLUMNS)
-    tio.write_csv_atomic(out / "eval.csv", ev.to_dict("records"), EVAL_COLUMNS)
-    tio.write_csv_atomic(out / "train_metrics.csv",
-                         [{"update": u, "step": u * steps} for u in range(1, n + 1)])
-    tio.write_yaml_atomic(out / "config.yaml", cfg.to_dict())
-    tio.write_json_atomic(out / "manifest.json", {
+    runfiles.write_csv_atomic(out / "eval.csv", ev.to_dict("records"), EVAL_COLUMNS)
+    runfiles.write_csv_atomic(out / "train_metrics.csv",
+                              [{"update": u, "step": u * steps} for u in range(1, n + 1)])
+    runfiles.write_yaml_atomic(out / "config.yaml", cfg.to_dict())
+    runfiles.write_json_atomic(out / "manifest.json", {
         "status": "complete", "variant": variant, "benchmark": cfg.benchmark,
         "reward_version": cfg.reward_version, "seed": cfg.seed, "config_hash": cfg.config_hash(),
         "env_steps": n * steps, "total_steps": cfg.total_steps, "updates": n,
@@ -386,7 +387,7 @@ def test_two_trainers_on_one_directory(tmp_path):
 def test_atomic_files_respect_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        p = tio.write_text_atomic(tmp_path / "a.csv", "x")
+        p = runfiles.write_text_atomic(tmp_path / "a.csv", "x")
         tio.save_torch_atomic(tmp_path / "c.pt", {"a": 1})
     finally:
         os.umask(old)
@@ -400,7 +401,7 @@ def test_disk_full_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch)
 
     monkeypatch.setattr(tio.os, "fsync", full)
     with pytest.raises(OSError) as exc:
-        tio.write_text_atomic(tmp_path / "eval.csv", "x")
+        runfiles.write_text_atomic(tmp_path / "eval.csv", "x")
     assert str(tmp_path / "eval.csv") in str(exc.value) and "No space left" in str(exc.value)
     assert list(tmp_path.iterdir()) == []
 

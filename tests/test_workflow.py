@@ -23,7 +23,7 @@ from dag_configs import grid_cells, tiny_dag_config
 from analysis.figures import FIGURE_NAMES
 from analysis.reference_check import OUTPUT_FILES as REFERENCE_CHECK_FILES
 from analysis.tables import TABLE_FILES
-from toppo.harness import numerics
+from toppo.spec import numerics_mode
 from toppo.spec.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
 from toppo.spec.registry import COMBINER_GRID, GROUPS, VARIANTS
 
@@ -368,9 +368,9 @@ def test_live_curve_settings_reach_the_trainer_as_execution_only_fields():
 
 def test_the_recorded_studies_run_portable_and_the_paper_grid_the_trainers_default():
     schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
-    assert schema["properties"]["numerics"]["enum"] == list(numerics.MODES)
+    assert schema["properties"]["numerics"]["enum"] == list(numerics_mode.MODES)
     assert CPU["numerics"] == SMOKE["numerics"] == ENVPOOL_PARITY["numerics"] == "portable"
-    assert "numerics" not in PAPER and numerics.DEFAULT_MODE == "native"
+    assert "numerics" not in PAPER and numerics_mode.DEFAULT_MODE == "native"
     assert Grid(PAPER).numerics is None
 
 

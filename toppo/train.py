@@ -36,12 +36,13 @@ from pathlib import Path
 from typing import Any
 
 from toppo.harness import numerics, procs
+from toppo.spec import numerics_mode
 
 if __name__ == "__main__":  # before the slow imports: SIGTERM at any point ends with one line
     procs.exit_quietly_on_sigterm("python -m toppo.train")
 try:  # before torch loads (toppo.harness.numerics); run as a program, its --numerics flag decides
-    numerics.apply(numerics.requested(sys.argv[1:]) if __name__ == "__main__" else None)
-except numerics.NumericsError as exc:  # a bad --numerics or TOPPO_NUMERICS value
+    numerics.apply(numerics_mode.requested(sys.argv[1:]) if __name__ == "__main__" else None)
+except numerics_mode.NumericsError as exc:  # a bad --numerics or TOPPO_NUMERICS value
     print(f"python -m toppo.train: error: {exc}", file=sys.stderr)
     sys.exit(2)
 
@@ -63,9 +64,6 @@ from toppo.harness.io import (
     package_versions,
     remove_stale_temp_files,
     save_torch_atomic,
-    write_csv_atomic,
-    write_json_atomic,
-    write_yaml_atomic,
 )
 from toppo.harness.livelog import LiveLog
 from toppo.harness.rundir import (
@@ -94,6 +92,7 @@ from toppo.spec.cores import (
 )
 from toppo.spec.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
 from toppo.spec.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
+from toppo.spec.runfiles import write_csv_atomic, write_json_atomic, write_yaml_atomic
 from toppo.spec.variants import resolve
 
 
@@ -325,10 +324,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, help="seed for torch, numpy, envs and the benchmark's goals")
     p.add_argument("--total-steps", type=float, help="training env steps summed over tasks")
     p.add_argument("--device", choices=DEVICES, help="auto picks cuda when available")
-    p.add_argument(numerics.FLAG, choices=numerics.MODES,
+    p.add_argument(numerics_mode.FLAG, choices=numerics_mode.MODES,
                    help="CPU kernels: portable gives the same bits on x86-64 CPUs with AVX2 and "
                         "FMA, at a cost per update; native lets torch pick them for this CPU "
-                        f"(default: {numerics.MODE_VAR}, else {numerics.DEFAULT_MODE}; "
+                        f"(default: {numerics_mode.MODE_VAR}, else {numerics_mode.DEFAULT_MODE}; "
                         "docs/reproducibility.md). Not part of the config hash")
     p.add_argument("--out-dir", type=Path, help="run directory (created; resumed if it has a checkpoint)")
     p.add_argument("--list-variants", action="store_true", help="print the variants and exit")
@@ -392,7 +391,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:  # run as a program, applied with this flag already; in a process, it must agree
         numerics.apply(args.numerics)
-    except numerics.NumericsError as exc:
+    except numerics_mode.NumericsError as exc:
         parser.error(str(exc))
     if args.list_variants:
         for name, ov in VARIANTS.items():

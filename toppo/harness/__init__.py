@@ -2,7 +2,7 @@
 cores, and be stopped and resumed anywhere, none of which decides a number it logs.
 
     rundir      a run directory's state: complete?, resume candidates, setting a run aside
-    io          atomic writes (CSV, JSON, YAML, torch), the run directory's lock, provenance
+    io          the run directory's lock, checkpoints written atomically, provenance
     numerics    the numerics mode put in place before torch loads, and the machine described
     envworkers  the training envs stepped in worker processes (shared memory, pipes)
     evalworker  evaluations in worker processes while training goes on, in step order
@@ -11,5 +11,5 @@ cores, and be stopped and resumed anywhere, none of which decides a number it lo
                 trainer outlives its workflow job, SIGTERM ends a trainer with one line
 
 The algorithm (``toppo.algo``) imports nothing from here; ``toppo.train`` joins the
-two. What a run is (its config, its names) is ``toppo.spec``.
+two. What a run is (its config, its names, its files) is ``toppo.spec``.
 """

@@ -31,8 +31,8 @@ from typing import Any
 
 from toppo.spec.config import TrainConfig
 from toppo.spec.registry import BENCHMARKS
+from toppo.spec.runfiles import TB_DIR
 
-TB_DIR = "tensorboard"  # below the run directory; one of toppo.harness.rundir.RUN_FILES (set aside with the run)
 PER_TASK = re.compile(r"^(actor|critic)_gradnorm_t(\d+)$")
 INSTALL_HINT = "pip install -e '.[live]'"
 

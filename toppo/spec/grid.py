@@ -142,7 +142,7 @@ class Grid:
         self.resources: dict[str, dict[str, int]] = config["resources"]
         self.runs_root = f"results/runs/{self.scale}"  # one folder per cell below it
         # every training job's numerics mode, passed as the trainer's --numerics (execution
-        # only, like device); None: the trainer's own default (toppo.harness.numerics.mode)
+        # only, like device); None: the trainer's own default (toppo.spec.numerics_mode.mode)
         self.numerics: str | None = config.get("numerics")
         # trainer_overrides apply to every cell; benchmark_overrides.<benchmark> on top of them
         # to that benchmark's cells, each value in its field's type (toppo.spec.config.coerce_value).
