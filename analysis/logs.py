@@ -19,9 +19,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toppo.spec.logschema import EVAL_COLUMNS  # the contract of docs/design.md
-from toppo.spec.registry import BENCHMARKS, REWARD_VERSIONS
-from toppo.spec.runfiles import (  # noqa: F401  (the writers re-exported)
+from toppo.specs.logschema import EVAL_COLUMNS  # the contract of docs/design.md
+from toppo.specs.registry import BENCHMARKS, REWARD_VERSIONS
+from toppo.specs.runfiles import (  # noqa: F401  (the writers re-exported)
     SUPERSEDED,
     write_bytes_atomic,
     write_text_atomic,

@@ -40,7 +40,7 @@ from analysis.protocols import (
     phrase,
     score_matrix,
 )
-from toppo.spec.registry import COMBINER_GRID, LABELS
+from toppo.specs.registry import COMBINER_GRID, LABELS
 
 TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task", "diagnosis")
 DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ over seeds",

@@ -33,8 +33,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from toppo.spec import numerics_mode
-from toppo.spec.logschema import TIMING_COLUMNS
+from toppo.specs import numerics_mode
+from toppo.specs.logschema import TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,7 +102,7 @@ def machine_line(manifest: dict) -> str:
 
 def record_numerics(run: Path) -> str:
     """The numerics mode the record was computed in, the one its retrain runs in: its
-    manifest's ``machine.numerics`` (toppo.spec.numerics_mode.recorded_mode; no ``machine``: trained
+    manifest's ``machine.numerics`` (toppo.specs.numerics_mode.recorded_mode; no ``machine``: trained
     before the mode existed, native)."""
     manifest = json.loads((run / "manifest.json").read_text())
     try:

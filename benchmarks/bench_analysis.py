@@ -23,7 +23,7 @@ import synthetic
 
 from analysis import figures, load_report_spec, tables
 from analysis.protocols import RunSet
-from toppo.spec.registry import GROUPS
+from toppo.specs.registry import GROUPS
 
 
 def main() -> None:

@@ -18,8 +18,8 @@ import torch
 
 from toppo.algo import ppo
 from toppo.algo.learner import Learner
-from toppo.spec.registry import BENCHMARKS
-from toppo.spec.variants import resolve
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.variants import resolve
 
 
 def measure(variant: str, benchmark: str, steps: int) -> str:

@@ -21,7 +21,7 @@ they got.
 Env workers: ``env_backend=envpool`` steps its envs in the trainer's process on EnvPool's
 own C++ threads, so it is not combined with ``env_workers`` (refused above 0; ``auto`` gives
 0). Its parallelism is the pools' threads: with 2 or more cores left after evaluation
-workers the K pools step at once (``toppo.spec.cores.envpool_parallel_pools``), one core per pool
+workers the K pools step at once (``toppo.specs.cores.envpool_parallel_pools``), one core per pool
 at most; this benchmark pins one core, so it measures the per-core gain.
 """
 
@@ -88,7 +88,7 @@ def rollout_rate(backend: str, seconds: float) -> float:
     import torch
 
     from toppo.algo.learner import Learner
-    from toppo.spec.variants import resolve
+    from toppo.specs.variants import resolve
     torch.set_num_threads(1)
     cfg = resolve("mtppo", {"benchmark": "MT10", "device": "cpu", "torch_threads": 1,
                             "num_epochs": 8, "rollout_steps_per_task": 2500,
@@ -131,8 +131,8 @@ def trainer_updates(backend: str, updates: int) -> dict[str, float]:
     import tempfile
     from pathlib import Path
 
-    from toppo.spec.grid import Grid, load_config
-    from toppo.train import Trainer
+    from toppo.specs.grid import Grid, load_config
+    from toppo.trainer import Trainer
     repo = Path(__file__).resolve().parents[1]
     cell = ("MT10", "v2", "mtppo", 0)
     cfg = Grid(load_config([repo / "config" / "cpu.yaml"])).train_config(cell)

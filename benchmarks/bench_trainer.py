@@ -25,7 +25,7 @@
     python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 4
 
 Each runs in the trainer's numerics mode: ``--numerics portable|native``, else
-``TOPPO_NUMERICS``, else native (toppo.spec.numerics_mode), printed on the first line.
+``TOPPO_NUMERICS``, else native (toppo.specs.numerics_mode), printed on the first line.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 from toppo.harness import numerics
-from toppo.spec import numerics_mode
+from toppo.specs import numerics_mode
 
 try:  # the trainer's kernels (--numerics, else TOPPO_NUMERICS, else native): before torch and numpy load
     numerics.apply(numerics_mode.requested(sys.argv[1:]))
@@ -56,10 +56,10 @@ import toppo.algo.envs
 from toppo.algo.learner import Learner
 from toppo.algo.ppo import stratified_minibatches
 from toppo.harness.timebudget import format_budget
-from toppo.spec.cores import auto_env_workers, available_cores
-from toppo.spec.registry import BENCHMARKS
-from toppo.spec.variants import resolve
-from toppo.train import Trainer
+from toppo.specs.cores import auto_env_workers, available_cores
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.variants import resolve
+from toppo.trainer import Trainer
 
 
 def raw_env_sps(steps_per_env: int, seed: int = 0, benchmark: str = "MT10") -> float:
@@ -278,7 +278,7 @@ def main() -> None:
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument(numerics_mode.FLAG, choices=numerics_mode.MODES,
                    help=f"the trainer's CPU kernels (default: {numerics_mode.MODE_VAR}, else "
-                        f"{numerics_mode.DEFAULT_MODE}; toppo.spec.numerics_mode)")
+                        f"{numerics_mode.DEFAULT_MODE}; toppo.specs.numerics_mode)")
     p.add_argument("--rollout-steps-per-task", type=int, default=2000)
     p.add_argument("--updates", type=int, default=1)
     p.add_argument("--raw-steps", type=int, default=1000, help="vector steps of the raw env loop")

@@ -25,7 +25,7 @@ import mujoco
 import numpy as np
 from envpool_oracle import expert_success, goal_distribution, step_parity
 
-from toppo.spec.registry import BENCHMARKS
+from toppo.specs.registry import BENCHMARKS
 
 
 def main() -> None:

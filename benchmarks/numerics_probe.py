@@ -67,9 +67,9 @@ def probe(variant: str, updates: int, study: str | None = None) -> dict:
     import numpy as np
     import torch
 
-    from toppo.spec.logschema import TIMING_COLUMNS
-    from toppo.spec.variants import resolve
-    from toppo.train import Trainer
+    from toppo.specs.logschema import TIMING_COLUMNS
+    from toppo.specs.variants import resolve
+    from toppo.trainer import Trainer
 
     if os.environ.get("PROBE_DETERMINISTIC"):
         torch.use_deterministic_algorithms(True)

@@ -1,5 +1,5 @@
 """Microseconds per env step of every Meta-World task, one process: the source of
-``toppo.spec.cores.STEP_COST_US``, which cuts the env workers' slices to about equal stepping time.
+``toppo.specs.cores.STEP_COST_US``, which cuts the env workers' slices to about equal stepping time.
 
 For each task of MT50 (the benchmark's own env, seed 0, V2 rewards): ``--steps`` steps of
 uniform random actions, then ``--steps`` steps of its scripted expert (``metaworld.policies``),

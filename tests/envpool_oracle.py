@@ -236,7 +236,7 @@ def expert_success(backend: str, seed: int, episodes: int, *, benchmark: str = "
     else:
         names = list(task_names) if task_names is not None else None
         if names is None:
-            from toppo.spec.registry import BENCHMARKS
+            from toppo.specs.registry import BENCHMARKS
             names = list(BENCHMARKS[benchmark])
         if backend == "envpool":
             ep = EnvPoolTrainEnvs(benchmark, "v2", seed, task_names=names,
@@ -296,7 +296,7 @@ def goal_distribution(benchmark: str, seed: int, resets: int) -> list[dict[str, 
     import pickle
 
     from toppo.algo.envpool_envs import EnvPoolTrainEnvs
-    from toppo.spec.registry import BENCHMARKS
+    from toppo.specs.registry import BENCHMARKS
 
     names = list(BENCHMARKS[benchmark])
     copies = 50

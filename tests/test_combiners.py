@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 from toppo.algo import combiners
-from toppo.spec.registry import COMBINERS
+from toppo.specs.registry import COMBINERS
 
 
 def _gen(seed: int) -> torch.Generator:

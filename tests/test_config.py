@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from toppo.spec import registry, variants
-from toppo.spec.config import ConfigError, TrainConfig, make_config, parse_value
+from toppo.specs import registry, variants
+from toppo.specs.config import ConfigError, TrainConfig, make_config, parse_value
 from toppo.train import main
 
 
@@ -262,7 +262,7 @@ def test_config_hash_covers_every_field_that_changes_results():
 
 
 def test_resolved_config_written_by_an_older_trainer_is_refused_by_name():
-    from toppo.spec.config import config_from_dict
+    from toppo.specs.config import config_from_dict
 
     d = variants.resolve("mtppo").to_dict()
     assert config_from_dict(d) == variants.resolve("mtppo")
@@ -290,7 +290,7 @@ def test_cuda_requested_without_a_gpu_is_a_clean_error(tmp_path, capsys):
 def test_fairgrad_alpha_is_set_per_side_and_hashed_as_one_field_while_the_sides_agree():
     """``fairgrad_alpha`` was one field for both sides: a recorded config that names it
     gives it to both, and the per-side pair hashes as the old field while they agree."""
-    from toppo.spec.config import config_from_dict
+    from toppo.specs.config import config_from_dict
 
     base = TrainConfig()
     assert make_config(actor_fairgrad_alpha=2.0).config_hash() != base.config_hash()

@@ -11,7 +11,7 @@ import synthetic
 from analysis import diagnosis as diag
 from analysis import figures, load_report_spec, tables
 from analysis.protocols import RunSet
-from toppo.spec.registry import GROUPS, LABELS
+from toppo.specs.registry import GROUPS, LABELS
 
 CUMULATIVE = GROUPS["cumulative"]
 

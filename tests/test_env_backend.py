@@ -15,10 +15,10 @@ import yaml
 from analysis import backend_parity, figures, load_report_spec, reproduction, tables
 from analysis.protocols import RunSet
 from toppo.harness import cores
-from toppo.spec.config import ConfigError, TrainConfig, config_from_dict, make_config
-from toppo.spec.grid import Grid, load_config
-from toppo.spec.registry import GROUPS
-from toppo.spec.variants import resolve
+from toppo.specs.config import ConfigError, TrainConfig, config_from_dict, make_config
+from toppo.specs.grid import Grid, load_config
+from toppo.specs.registry import GROUPS
+from toppo.specs.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -88,7 +88,7 @@ def test_parity_scale_trains_the_cpu_studys_mt10_cells_with_envpool_alone():
 
 
 def test_a_grid_with_envpool_on_mt50_fails_at_start_naming_the_key():
-    from toppo.spec.grid import GridError
+    from toppo.specs.grid import GridError
 
     config = load_config([REPO / "config" / "cpu.yaml"])
     config["trainer_overrides"] = {**config["trainer_overrides"], "env_backend": "envpool"}

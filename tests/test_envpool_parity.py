@@ -31,8 +31,8 @@ from toppo.algo.envpool_envs import (  # noqa: E402
     envpool_task_id,
 )
 from toppo.algo.envs import benchmark_env_fns  # noqa: E402
-from toppo.spec.config import ConfigError  # noqa: E402
-from toppo.spec.registry import BENCHMARKS  # noqa: E402
+from toppo.specs.config import ConfigError  # noqa: E402
+from toppo.specs.registry import BENCHMARKS  # noqa: E402
 
 ENVPOOL_MUJOCO = "3.6.0"  # envpool 1.2.5's workspace0.bzl: mujoco-3.6.0
 SAME_ENGINE = mujoco.__version__ == ENVPOOL_MUJOCO
@@ -277,7 +277,7 @@ def test_trainer_trains_on_envpool_and_evaluates_on_metaworlds_benchmark_goals(t
 
     from toppo.algo.envpool_envs import make_envpool_train_envs
     from toppo.algo.envs import make_train_envs
-    from toppo.spec.variants import resolve
+    from toppo.specs.variants import resolve
     from toppo.train import train_in
 
     ep, ep_fns = make_envpool_train_envs("MT10", "v2", 1, envs_per_task=1, max_episode_steps=50,

@@ -18,8 +18,8 @@ import pandas as pd
 import pytest
 
 from toppo.harness.procs import alive, children
-from toppo.spec.config import ConfigError, make_config, parse_value
-from toppo.spec.cores import (
+from toppo.specs.config import ConfigError, make_config, parse_value
+from toppo.specs.cores import (
     STEP_COST_US,
     auto_env_workers,
     auto_eval_workers,
@@ -29,7 +29,7 @@ from toppo.spec.cores import (
     eval_steps_per_train_step,
     eval_worker_count,
 )
-from toppo.spec.logschema import TRAIN_METRIC_COLUMNS
+from toppo.specs.logschema import TRAIN_METRIC_COLUMNS
 
 TIMING = ["wall_time_s", "env_sps", "rollout_time_s", "learn_time_s", "update_time_s",
           "diagnostics_time_s"]

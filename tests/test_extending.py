@@ -5,12 +5,13 @@ import pytest
 import torch
 import yaml
 
-from toppo.spec import config as config_mod
-from toppo.spec import registry
-from toppo.spec.config import ConfigError, TrainConfig, coerce_value, config_from_dict, make_config
-from toppo.spec.grid import REPO, Grid, load_config
-from toppo.spec.variants import resolve
-from toppo.train import Trainer, main
+from toppo.specs import config as config_mod
+from toppo.specs import registry
+from toppo.specs.config import ConfigError, TrainConfig, coerce_value, config_from_dict, make_config
+from toppo.specs.grid import REPO, Grid, load_config
+from toppo.specs.variants import resolve
+from toppo.train import main
+from toppo.trainer import Trainer
 
 TINY = {"benchmark": "MT10", "reward_version": "v1", "seed": 3, "device": "cpu",
         "total_steps": 1000, "rollout_steps_per_task": 100, "num_epochs": 1,

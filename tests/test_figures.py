@@ -10,7 +10,7 @@ import synthetic
 from analysis import figures, load_report_spec
 from analysis.__main__ import main
 from analysis.protocols import RunSet
-from toppo.spec.registry import GROUPS, LABELS, VARIANTS
+from toppo.specs.registry import GROUPS, LABELS, VARIANTS
 
 CUMULATIVE = GROUPS["cumulative"]
 
@@ -123,7 +123,7 @@ def test_variant_colours_are_fixed_and_distinct_among_rows_drawn_together():
     # a variant's colour depends on the variant only, not on which figure or panel draws it
     colours = [figures._color(v) for v in CUMULATIVE]
     order = list(VARIANTS)
-    assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.spec.registry order
+    assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.specs.registry order
     assert len(set(colours)) == len(CUMULATIVE)  # distinct among the rows drawn together
 
 

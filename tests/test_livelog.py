@@ -13,9 +13,9 @@ import pandas as pd
 import pytest
 
 from toppo.harness.livelog import LiveLog, wandb_run_id
-from toppo.spec.config import make_config
-from toppo.spec.registry import BENCHMARKS
-from toppo.spec.runfiles import TB_DIR
+from toppo.specs.config import make_config
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.runfiles import TB_DIR
 
 TASKS = BENCHMARKS["MT10"]
 STEP = 10_000  # env steps per update of CFG

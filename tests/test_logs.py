@@ -12,7 +12,7 @@ import synthetic
 
 from analysis import logs
 from analysis.logs import LogError
-from toppo.spec.logschema import TRAIN_METRIC_COLUMNS
+from toppo.specs.logschema import TRAIN_METRIC_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -21,7 +21,7 @@ from toppo.harness import numerics
 numerics.apply()
 import hashlib, torch
 from toppo.algo.learner import Learner
-from toppo.spec.variants import resolve
+from toppo.specs.variants import resolve
 numerics.configure_torch(1)
 torch.manual_seed(0)
 cfg = resolve("toppo", {"benchmark": "MT10", "hidden_sizes": (64, 64), "rollout_steps_per_task": 64,
@@ -100,7 +100,7 @@ def test_the_mode_is_applied_in_the_environment_children_inherit():
     (None, "native", "native"), ("portable", None, "portable"), ("portable", "native", "portable"),
     ("native", "portable", "native")])
 def test_the_flag_wins_over_the_environment_and_native_is_the_default(monkeypatch, flag, env, expected):
-    from toppo.spec import numerics_mode
+    from toppo.specs import numerics_mode
     monkeypatch.delenv("TOPPO_NUMERICS", raising=False)
     if env is not None:
         monkeypatch.setenv("TOPPO_NUMERICS", env)
@@ -112,7 +112,7 @@ def test_the_flag_wins_over_the_environment_and_native_is_the_default(monkeypatc
     (["--numerics=native", "--out-dir", "x"], "native"), (["--numerics", "native", "--numerics", "portable"], "portable"),
     (["--numerics"], None), (["numerics=portable"], None)])
 def test_the_flag_is_read_before_the_programs_own_parser(argv, expected):
-    from toppo.spec import numerics_mode
+    from toppo.specs import numerics_mode
     assert numerics_mode.requested(argv) == expected
 
 
@@ -132,12 +132,12 @@ def test_a_flag_read_after_the_mode_was_decided_must_agree(monkeypatch):
     (None, "native"),  # a manifest of before the mode existed: native kernels
     ({"cpu": {}}, "native")])
 def test_the_recorded_mode_is_read_from_the_manifest(machine, expected):
-    from toppo.spec import numerics_mode
+    from toppo.specs import numerics_mode
     assert numerics_mode.recorded_mode(machine) == expected
 
 
 def test_an_unknown_recorded_mode_is_an_error_naming_it():
-    from toppo.spec import numerics_mode
+    from toppo.specs import numerics_mode
     with pytest.raises(numerics_mode.NumericsError, match="machine.numerics 'fast': not a mode"):
         numerics_mode.recorded_mode({"numerics": "fast"})
 
@@ -207,7 +207,7 @@ from concurrent.futures import ThreadPoolExecutor
 import torch
 from toppo.algo.learner import Learner
 from toppo.algo.rollout import critic_value
-from toppo.spec.variants import resolve
+from toppo.specs.variants import resolve
 numerics.configure_torch(1)
 torch.manual_seed(0)
 learner = Learner(resolve("toppo", {"benchmark": "MT10"}), 49, 4, torch.device("cpu"))

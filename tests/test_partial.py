@@ -15,7 +15,7 @@ import yaml
 from analysis import figures, reproduction, tables
 from analysis.partial import PARTIAL_CELLS
 from analysis.protocols import RunSet
-from toppo.spec.runfiles import write_csv_atomic, write_json_atomic
+from toppo.specs.runfiles import write_csv_atomic, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "results" / "runs" / "cpu"

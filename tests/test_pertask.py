@@ -8,8 +8,8 @@ import torch
 
 from toppo.algo import pertask
 from toppo.algo.learner import Learner
-from toppo.spec.config import make_config
-from toppo.spec.variants import resolve
+from toppo.specs.config import make_config
+from toppo.specs.variants import resolve
 
 
 def _learner(**overrides) -> Learner:
@@ -196,7 +196,7 @@ def test_sigma_rows_stay_outside_every_combiner(monkeypatch):
     task-shared parameters θa, θc feed the per-side combiner": with a combiner that returns
     zeros, the shared actor parameters get no gradient and the (K, A) log-std rows still get
     exactly their own task's gradient."""
-    from toppo.spec import registry
+    from toppo.specs import registry
 
     def zeros(G: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(G[0])

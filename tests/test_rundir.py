@@ -35,10 +35,10 @@ from analysis.logs import LogError
 from toppo.harness import io as tio
 from toppo.harness import rundir
 from toppo.harness.procs import alive
-from toppo.spec import runfiles
-from toppo.spec.config import ConfigError, make_config, parse_value
-from toppo.spec.logschema import EVAL_COLUMNS
-from toppo.spec.registry import BENCHMARKS
+from toppo.specs import runfiles
+from toppo.specs.config import ConfigError, make_config, parse_value
+from toppo.specs.logschema import EVAL_COLUMNS
+from toppo.specs.registry import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
@@ -85,7 +85,7 @@ def write_finished_run(out: Path, cfg, variant="toppo") -> Path:
 
 
 class FakeTrainer:
-    """Stands in for toppo.train.Trainer: records what main() hands it, builds no env."""
+    """Stands in for toppo.trainer.Trainer: records what main() hands it, builds no env."""
     built: list["FakeTrainer"] = []
 
     def __init__(self, cfg, out, variant="custom"):
@@ -565,7 +565,7 @@ def test_report_typo_and_unknown_names_are_refused_by_python_m_analysis(tmp_path
         (lambda r: r["ablations"].__setitem__("benchmark", "MT20"),
          "report.ablations.benchmark: unknown 'MT20'"),
         (lambda r: r["table3"]["blocks"][0].__setitem__("reward_version", "v3"),
-         "reward_version: unknown 'v3' (toppo.spec.registry: v1, v2)"),
+         "reward_version: unknown 'v3' (toppo.specs.registry: v1, v2)"),
     ]:
         cfg = copy.deepcopy(base)
         change(cfg["report"])

@@ -23,9 +23,9 @@ from dag_configs import grid_cells, tiny_dag_config
 from analysis.figures import FIGURE_NAMES
 from analysis.reference_check import OUTPUT_FILES as REFERENCE_CHECK_FILES
 from analysis.tables import TABLE_FILES
-from toppo.spec import numerics_mode
-from toppo.spec.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
-from toppo.spec.registry import COMBINER_GRID, GROUPS, VARIANTS
+from toppo.specs import numerics_mode
+from toppo.specs.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
+from toppo.specs.registry import COMBINER_GRID, GROUPS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -355,7 +355,7 @@ def test_bad_config_is_a_clear_error(tmp_path, text, expected):
 
 
 def test_live_curve_settings_reach_the_trainer_as_execution_only_fields():
-    from toppo.spec.grid import Grid, live_settings
+    from toppo.specs.grid import Grid, live_settings
 
     assert live_settings(PAPER) == {"tensorboard": True}
     live = {**PAPER, "tensorboard": False, "wandb": {"project": "toppo", "mode": "offline"}}

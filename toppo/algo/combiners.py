@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.optimize import least_squares, minimize
 
-from toppo.spec.registry import COMBINERS
+from toppo.specs.registry import COMBINERS
 
 
 def _gram(G: torch.Tensor) -> np.ndarray:

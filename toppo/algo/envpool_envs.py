@@ -40,8 +40,8 @@ from typing import Any
 import numpy as np
 
 from toppo.algo.envs import StepBatch, TrainEnvs
-from toppo.spec.config import ConfigError
-from toppo.spec.registry import BENCHMARKS
+from toppo.specs.config import ConfigError
+from toppo.specs.registry import BENCHMARKS
 
 MAX_PATH_LENGTH = 500  # metaworld's SawyerXYZEnv.max_path_length; EnvPool's registered limit
 _SEED_TASK_STRIDE = 1_009  # seeds of one run: env_seeds()

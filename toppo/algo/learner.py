@@ -20,7 +20,7 @@ import torch
 from toppo.algo import combiners, pertask, ppo
 from toppo.algo.networks import body_param_names, build_actor, build_critic, param_count
 from toppo.algo.popart import PopArt
-from toppo.spec.config import TrainConfig
+from toppo.specs.config import TrainConfig
 
 
 class TrainingDiverged(RuntimeError):

@@ -25,7 +25,7 @@ import torch
 from toppo.algo import ppo
 from toppo.algo.learner import Learner
 from toppo.algo.networks import policy_input
-from toppo.spec.config import TrainConfig
+from toppo.specs.config import TrainConfig
 
 
 @torch.no_grad()  # grad mode is per thread: the side thread's critic needs its own

@@ -10,6 +10,7 @@ cores, and be stopped and resumed anywhere, none of which decides a number it lo
     procs       process lifetime, the one copy of it: no worker outlives its trainer, no
                 trainer outlives its workflow job, SIGTERM ends a trainer with one line
 
-The algorithm (``toppo.algo``) imports nothing from here; ``toppo.train`` joins the
-two. What a run is (its config, its names, its files) is ``toppo.spec``.
+The algorithm (``toppo.algo``) imports nothing from here; the trainer (``toppo.trainer``,
+``toppo.train``) joins the two. What a run is (its config, names, file format) is
+``toppo.specs``.
 """

@@ -1,7 +1,7 @@
 """Training envs stepped by persistent worker processes (``env_workers`` = N > 0).
 
 Worker w owns a contiguous slice of the run's env indices (``copy * K + task``), the slices
-cut to about equal stepping time by each task's measured cost (``toppo.spec.cores``), and steps it
+cut to about equal stepping time by each task's measured cost (``toppo.specs.cores``), and steps it
 as one ``gymnasium.vector.SyncVectorEnv`` with same-step autoreset, exactly as the trainer's
 own process does with ``env_workers=0``: the same constructors (``toppo.algo.envs.train_env_fns``),
 the same env seeds, the same float64 arithmetic. All workers step in lockstep: the trainer
@@ -20,7 +20,7 @@ killed.
 
 Workers import no torch: they step envs only, started in the trainer's numerics mode
 (``toppo.harness.numerics.for_workers``: numpy's OpenBLAS kernel changes MT50 stepping). How many
-there are: ``toppo.spec.cores``.
+there are: ``toppo.specs.cores``.
 """
 
 from __future__ import annotations
@@ -51,7 +51,7 @@ from toppo.algo.envs import (
 )
 from toppo.harness import numerics
 from toppo.harness.procs import die_with_parent, exit_description
-from toppo.spec.cores import STEP_COST_US, balanced_slices
+from toppo.specs.cores import STEP_COST_US, balanced_slices
 
 
 class EnvWorkerError(RuntimeError):
@@ -170,7 +170,7 @@ class EnvWorkerPool(TrainEnvs):
     ``fns``: every env's constructor in index order (``toppo.algo.envs.train_env_fns``);
     ``like``: a vector env of the same benchmark (one env per task), for the spaces and the
     task names; ``cpus``: worker w runs on ``cpus[w % len(cpus)]`` (None: anywhere;
-    ``toppo.spec.cores.env_worker_cpus``)."""
+    ``toppo.specs.cores.env_worker_cpus``)."""
 
     def __init__(self, fns: list[functools.partial], like, workers: int,
                  cpus: list[int] | None = None):

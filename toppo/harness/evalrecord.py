@@ -11,7 +11,7 @@ import torch
 
 from toppo.harness.livelog import LiveLog
 from toppo.harness.timebudget import TimeBudget
-from toppo.spec.config import TrainConfig
+from toppo.specs.config import TrainConfig
 
 
 class EvalRecord:

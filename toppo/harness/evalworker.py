@@ -47,8 +47,8 @@ from toppo.algo.envs import EnvCopies, make_eval_envs
 from toppo.algo.evaluation import EvalResult, concat_results, evaluate
 from toppo.algo.networks import build_actor, policy_input
 from toppo.harness.procs import die_with_parent, exit_description
-from toppo.spec.config import TrainConfig
-from toppo.spec.cores import eval_worker_count
+from toppo.specs.config import TrainConfig
+from toppo.specs.cores import eval_worker_count
 
 
 @dataclass

@@ -1,6 +1,6 @@
 """The run directory's lock, checkpoints written atomically, stale temp files removed, and
 run provenance. The file names and the atomic writes themselves are the run directory's
-format, ``toppo.spec.runfiles``."""
+format, ``toppo.specs.runfiles``."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from toppo.spec.runfiles import LOCK_NAME, TMP_SUFFIX, with_filename, write_bytes_atomic
+from toppo.specs.runfiles import LOCK_NAME, TMP_SUFFIX, with_filename, write_bytes_atomic
 
 
 def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:

@@ -29,9 +29,9 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from toppo.spec.config import TrainConfig
-from toppo.spec.registry import BENCHMARKS
-from toppo.spec.runfiles import TB_DIR
+from toppo.specs.config import TrainConfig
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.runfiles import TB_DIR
 
 PER_TASK = re.compile(r"^(actor|critic)_gradnorm_t(\d+)$")
 INSTALL_HINT = "pip install -e '.[live]'"

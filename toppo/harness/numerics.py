@@ -12,7 +12,7 @@ the same run on two CPUs can differ from the first update. Two modes (docs/repro
   workflow configs say ``numerics: portable``.
 * ``native`` (the default): torch's own choice for this CPU, and whatever the environment sets.
 
-Which mode a process asks for is decided in one place, ``toppo.spec.numerics_mode.mode``:
+Which mode a process asks for is decided in one place, ``toppo.specs.numerics_mode.mode``:
 the trainer's ``--numerics`` flag, else the environment variable ``TOPPO_NUMERICS``, else
 ``native``. The workflow passes its config's ``numerics`` key to every training job as the
 flag, and ``verify`` passes the record's own mode (``numerics_mode.recorded_mode``).
@@ -38,7 +38,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-from toppo.spec.numerics_mode import FLAG, MODE_VAR, NumericsError, mode
+from toppo.specs.numerics_mode import FLAG, MODE_VAR, NumericsError, mode
 
 # Set (overriding the environment) before torch and numpy load, in portable mode. Which of them change
 # results is measured in docs/reproducibility.md; all are fixed, since a knob that does not

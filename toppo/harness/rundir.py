@@ -26,8 +26,8 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from toppo.spec.config import ConfigError, TrainConfig, config_from_dict
-from toppo.spec.runfiles import (
+from toppo.specs.config import ConfigError, TrainConfig, config_from_dict
+from toppo.specs.runfiles import (
     JOB_FILES_COPIED,
     JOB_FILES_MOVED,
     JOB_LOG_BYTES_ENV,

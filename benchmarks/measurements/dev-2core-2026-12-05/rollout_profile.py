@@ -13,8 +13,8 @@ from pathlib import Path
 from toppo.harness import numerics
 
 numerics.apply()
-from toppo.spec.variants import resolve  # noqa: E402
-from toppo.train import Trainer  # noqa: E402
+from toppo.specs.variants import resolve  # noqa: E402
+from toppo.trainer import Trainer  # noqa: E402
 
 
 def cpu_s(pid):

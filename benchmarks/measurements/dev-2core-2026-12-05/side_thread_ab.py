@@ -17,8 +17,8 @@ from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import toppo.algo.rollout as rollout  # noqa: E402
-from toppo.spec.variants import resolve  # noqa: E402
-from toppo.train import Trainer  # noqa: E402
+from toppo.specs.variants import resolve  # noqa: E402
+from toppo.trainer import Trainer  # noqa: E402
 
 
 class Inline:

@@ -3,7 +3,7 @@ analysis that read it (docs/design.md, "Run directory"): the names of its files 
 and atomic writes, the one way any file of a run or a report is written (a temp file in the
 same folder, then os.replace: a reader sees the old file or the complete new one).
 
-The columns of its log tables are ``toppo.spec.logschema``; what the trainer guarantees of a
+The columns of its log tables are ``toppo.specs.logschema``; what the trainer guarantees of a
 run directory (complete, resumed, set aside, locked) is ``toppo.harness.rundir`` and
 ``toppo.harness.io``."""
 

@@ -8,8 +8,8 @@
     GROUPS           named variant groups (the workflow config's grid and the report name them)
     COMBINER_GRID    (actor combiner, critic combiner) -> the variant of that grid cell
 
-Readers: ``toppo.spec.config`` (validation), ``toppo.spec.variants`` (resolving a name), the trainer's
-CLI choices, ``toppo.spec.grid`` (the workflow config's names, which its JSON schema leaves to it),
+Readers: ``toppo.specs.config`` (validation), ``toppo.specs.variants`` (resolving a name), the trainer's
+CLI choices, ``toppo.specs.grid`` (the workflow config's names, which its JSON schema leaves to it),
 the Snakemake wildcard constraints (``workflow/rules/common.smk``), the report spec's rows
 (``analysis``), the baselines file's validation, the synthetic logs and the log readers.
 Adding a combiner, a variant row or a benchmark: docs/extending.md.
@@ -214,7 +214,7 @@ def variant_list(spec: str | list[str]) -> list[str]:
     name is a KeyError naming the known ones; the variant names themselves are not checked."""
     if isinstance(spec, str):
         if spec not in GROUPS:
-            raise KeyError(f"unknown variant group {spec!r}; known groups (toppo.spec.registry.GROUPS): "
+            raise KeyError(f"unknown variant group {spec!r}; known groups (toppo.specs.registry.GROUPS): "
                            f"{', '.join(GROUPS)}")
         return list(GROUPS[spec])
     return list(spec)
