@@ -14,7 +14,7 @@ import yaml
 
 from analysis import backend_parity, figures, load_report_spec, reproduction, tables
 from analysis.protocols import RunSet
-from toppo.harness import cores
+from toppo.specs import cores
 from toppo.specs.config import ConfigError, TrainConfig, config_from_dict, make_config
 from toppo.specs.grid import Grid, load_config
 from toppo.specs.registry import GROUPS
