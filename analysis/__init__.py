@@ -32,8 +32,8 @@ REPORT_SCHEMA_PATH = Path(__file__).with_name("report.schema.yaml")
 
 def report_errors(report: Any) -> list[str]:
     """Every way ``report`` breaks :data:`REPORT_SCHEMA_PATH`, as ``report.<key path>: why``
-    (toppo.schema: the one reading of schema errors, shared with the workflow config's)."""
-    from toppo.schema import schema_errors
+    (toppo.specs.schema: the one reading of schema errors, shared with the workflow config's)."""
+    from toppo.specs.schema import schema_errors
 
     return schema_errors(report, REPORT_SCHEMA_PATH, root="report")
 
@@ -44,8 +44,8 @@ ABLATION_PARTS = ("cumulative", "single", "combiners")
 def ablation_rows(spec: dict[str, Any], part: str) -> list[str]:
     """The variants of ablation part ``part`` (ABLATION_PARTS) of a report spec: its
     ``ablations.<part>``, a list of variant names as table 3's ``ours`` or the name of a
-    variant group (toppo.registry.GROUPS); absent, the group named ``part``."""
-    from toppo.registry import variant_list
+    variant group (toppo.specs.registry.GROUPS); absent, the group named ``part``."""
+    from toppo.specs.registry import variant_list
 
     return variant_list(spec["ablations"].get(part, part))
 
@@ -54,7 +54,7 @@ def reference_check_spec(spec: dict[str, Any]) -> dict[str, Any]:
     """The ``reference_check`` section of a report spec over the default report's
     (analysis/default_report.yaml: protocol, gains), its ``variants`` resolved to a list as
     :func:`ablation_rows` resolves a part (a list of names, or the name of a variant group)."""
-    from toppo.registry import variant_list
+    from toppo.specs.registry import variant_list
 
     own = {**default_report_spec()["reference_check"], **(spec.get("reference_check") or {})}
     return {**own, "variants": variant_list(own["variants"])}
@@ -62,13 +62,13 @@ def reference_check_spec(spec: dict[str, Any]) -> dict[str, Any]:
 
 def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str] | None = None) -> None:
     """Refuse (ValueError naming ``source`` and the key) a ``report:`` section that breaks the
-    schema, names a variant or variant group toppo.registry does not define, or (with ``baseline_methods``, the
+    schema, names a variant or variant group toppo.specs.registry does not define, or (with ``baseline_methods``, the
     methods of the baselines file in use) a baseline that is neither one of those methods nor
     one of the default report's table-3 baselines (the paper's comparison methods, shown as
     "--" where the file has no row for them)."""
     errors = report_errors(report)
     if not errors:
-        from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
+        from toppo.specs.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS
 
         methods = None
         if baseline_methods is not None:
@@ -81,7 +81,7 @@ def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str
         for where, part in settings:
             for key, known in (("benchmark", BENCHMARKS), ("reward_version", REWARD_VERSIONS)):
                 if key in part and part[key] not in known:
-                    errors.append(f"{where}.{key}: unknown {part[key]!r} (toppo.registry: "
+                    errors.append(f"{where}.{key}: unknown {part[key]!r} (toppo.specs.registry: "
                                   f"{', '.join(known)})")
         named = [(f"report.table3.blocks[{i}].ours", block.get("ours", []))
                  for i, block in enumerate(report["table3"]["blocks"])]
@@ -101,7 +101,7 @@ def check_report(report: Any, source: str | Path, baseline_methods: Iterable[str
             for name in names:
                 if name not in VARIANTS:
                     errors.append(f"{where}: unknown variant {name!r} "
-                                  f"(toppo.registry: {', '.join(VARIANTS)})")
+                                  f"(toppo.specs.registry: {', '.join(VARIANTS)})")
         for i, block in enumerate(report["table3"]["blocks"]):
             for name in block.get("baselines", []) if methods is not None else []:
                 if name not in methods:
@@ -158,7 +158,7 @@ def load_report_spec(config: str | Path | None = None) -> dict[str, Any]:
     except OSError as e:
         raise ValueError(f"{path}: cannot read: {e.strerror or e}") from e
     except yaml.YAMLError as e:
-        from toppo.schema import yaml_error_line
+        from toppo.specs.schema import yaml_error_line
 
         raise ValueError(yaml_error_line(path, e)) from None
     report = doc.get("report") if isinstance(doc, dict) else None

@@ -146,7 +146,7 @@ def _render(args: argparse.Namespace) -> int:
 
 def _status(args: argparse.Namespace) -> int:
     from analysis.status import grid_status, render_text
-    from toppo.grid import Grid, GridError, load_config
+    from toppo.specs.grid import Grid, GridError, load_config
 
     try:
         status = grid_status(Grid(load_config(args.configfile)), args.directory)

@@ -249,7 +249,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     from analysis.figures import save_figure
     from analysis.logs import LogError
-    from toppo.harness.io import write_text_atomic
+    from toppo.specs.runfiles import write_text_atomic
 
     try:
         mw, ep = load_side("metaworld", args.metaworld), load_side("envpool", args.envpool)

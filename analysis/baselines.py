@@ -49,7 +49,7 @@ from analysis.protocol_spec import (
     is_aggregator,
     worst_k_of,
 )
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS, num_tasks
+from toppo.specs.registry import BENCHMARKS, REWARD_VERSIONS, num_tasks
 
 DEFAULT_PATH = Path(__file__).with_name("data") / "baselines.csv"
 

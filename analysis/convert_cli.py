@@ -38,7 +38,7 @@ from analysis.baselines import (
 )
 from analysis.conversion import ConversionRefused, convert_published
 from analysis.protocol_spec import FORMAT_HELP, Protocol, ProtocolSpecError
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS
+from toppo.specs.registry import BENCHMARKS, REWARD_VERSIONS
 
 PROG = "python -m analysis convert"
 DESCRIPTION = """\

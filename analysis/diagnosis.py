@@ -1,7 +1,7 @@
 """The critic-side diagnosis over training, from ``train_metrics.csv`` (one row per PPO update).
 
 The trainer logs, per update, statistics of the per-task gradients of the critic body
-(``toppo.learner``, on a random sample of each task's rollout): the spread of their norms
+(``toppo.algo.learner``, on a random sample of each task's rollout): the spread of their norms
 (max/min over tasks: "scale spread"), their pairwise cosines and the condition number of
 their Gram matrix ("co-linear collapse" when it explodes), and how well the critic fits the
 returns (explained variance before the update). These functions summarise one column of one

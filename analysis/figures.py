@@ -43,7 +43,7 @@ from analysis.protocols import (
     score_matrix,
 )
 from analysis.tables import load_baselines_or_none
-from toppo.registry import LABELS, VARIANTS
+from toppo.specs.registry import LABELS, VARIANTS
 
 FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap", "diagnosis")
 GRADNORM_VARIANTS = ("mtppo", "toppo")
@@ -96,7 +96,7 @@ def _label(variant: str) -> str:
 
 
 def _color(variant: str) -> str:
-    """One colour per variant in every figure (its place in toppo.registry.VARIANTS, tab10 cycle)."""
+    """One colour per variant in every figure (its place in toppo.specs.registry.VARIANTS, tab10 cycle)."""
     order = list(VARIANTS)
     return f"C{(order.index(variant) if variant in order else len(order)) % 10}"
 

@@ -19,9 +19,13 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from toppo.harness.io import write_bytes_atomic, write_text_atomic  # noqa: F401  (re-exported)
-from toppo.logschema import EVAL_COLUMNS  # the contract of docs/design.md
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS
+from toppo.specs.logschema import EVAL_COLUMNS  # the contract of docs/design.md
+from toppo.specs.registry import BENCHMARKS, REWARD_VERSIONS
+from toppo.specs.runfiles import (  # noqa: F401  (the writers re-exported)
+    SUPERSEDED,
+    write_bytes_atomic,
+    write_text_atomic,
+)
 
 RUN_KEY = ["variant", "benchmark", "reward_version", "seed"]
 _INT_COLUMNS = ["seed", "step", "task_index", "episodes"]
@@ -42,7 +46,6 @@ def _as_list(paths: PathLike | Iterable[PathLike]) -> list[Path]:
     return [Path(p) for p in paths]
 
 
-SUPERSEDED = "superseded"  # runs the trainer set aside (toppo.harness.rundir); never searched
 
 
 def find_run_dirs(paths: PathLike | Iterable[PathLike]) -> list[Path]:

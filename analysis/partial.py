@@ -26,11 +26,11 @@ import pandas as pd
 
 from analysis import logs
 from analysis.numfmt import fmt_count, plural
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS
+from toppo.specs.registry import BENCHMARKS, REWARD_VERSIONS
 
 PARTIAL_CELLS = "partial_cells.csv"  # written beside a partial report's files
 LISTED = 12  # captions name the cells that are not complete up to this many, else count them
-CELL_PATH = re.compile(rf"({'|'.join(BENCHMARKS)})-({'|'.join(REWARD_VERSIONS)})/([^/]+)/seed(\d+)/?$")  # toppo.grid.Cell's layout
+CELL_PATH = re.compile(rf"({'|'.join(BENCHMARKS)})-({'|'.join(REWARD_VERSIONS)})/([^/]+)/seed(\d+)/?$")  # toppo.specs.grid.Cell's layout
 
 
 @dataclass(frozen=True)

@@ -35,9 +35,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from analysis.numfmt import fmt_count, plural
-from toppo.config import TrainConfig
-from toppo.grid import REPO, Cell, Grid
-from toppo.registry import BENCHMARKS
+from toppo.specs.config import TrainConfig
+from toppo.specs.grid import REPO, Cell, Grid
+from toppo.specs.registry import BENCHMARKS
 
 THROUGHPUT_DOC = REPO / "docs" / "throughput.md"
 # a row of its "Update cost" table:
@@ -142,7 +142,7 @@ def documented_seconds(cfg: TrainConfig, row: DocRow, portable: bool) -> float:
     scaled to the cell's epochs (and the portable numerics' cost on a CPU update), and its
     evaluations, every episode to the time limit, beside training where each eval worker has
     a core of its own, else after it."""
-    from toppo.harness.cores import eval_worker_count, job_cores
+    from toppo.specs.cores import eval_worker_count, job_cores
 
     step_s = 1 / row.rollout_sps + row.learn_s / DOC_UPDATE_STEPS * cfg.num_epochs / DOC_EPOCHS
     if portable and row.device == "cpu":
@@ -164,7 +164,7 @@ def documented_rate(cfg: TrainConfig, variant: str, device: str, portable: bool,
                     doc: Path = THROUGHPUT_DOC) -> Rate | None:
     """The rate of a job training ``cfg`` of ``variant`` (its threads: ``cfg.cores``) on
     ``device``, from the docs/throughput.md model (``documented_seconds``); None without a row."""
-    from toppo.harness.cores import env_worker_count
+    from toppo.specs.cores import env_worker_count
 
     row = documented_row(cfg.benchmark, variant, device, cfg.cores, doc)
     if row is None:
@@ -190,14 +190,14 @@ def plan_text(grid: Grid, cells: Iterable[Cell], *, root: str | Path = ".", gpu:
     local one was found, or a cluster gives them one); ``cores`` and ``gpus``: this
     machine's, when the jobs run here (None: a cluster's queue decides how many at once);
     ``portable``: the jobs' numerics mode is portable (default: this process's, which the
-    jobs inherit; toppo.numerics)."""
+    jobs inherit; toppo.specs.numerics_mode)."""
     cells = sorted(set(cells))
     if not cells:
         return ""
     if portable is None:
-        from toppo import numerics
+        from toppo.specs import numerics_mode
 
-        portable = numerics.mode() == "portable"
+        portable = numerics_mode.mode() == "portable"
     device = "cuda" if gpu and grid.device != "cpu" else "cpu"
     benches = sorted({c.benchmark for c in cells})
     # Snakemake scales a job's threads down to the cores it is given

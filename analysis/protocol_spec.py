@@ -28,7 +28,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from toppo.registry import REWARD_VERSIONS
+from toppo.specs.registry import REWARD_VERSIONS
 
 PROTOCOL_NAMES: tuple[str, ...] = ("final", "max_over_time", "curve_peak", "seed_peak", "last_n")
 AGGREGATORS: tuple[str, ...] = ("mean", "iqm", "median")

@@ -3,7 +3,7 @@ Meta-World+'s reference MT-PPO, side by side.
 
 A weak base makes a fake gain. The paper's rows (``mtppo``, ``toppo``) follow its text, which
 puts PPO's value clip in raw return units on its MT-PPO; the reference rows (``mtppo_ref``,
-``toppo_ref``) are Meta-World+'s MT-PPO and TOPPO's modules on it (toppo/registry.py). This
+``toppo_ref``) are Meta-World+'s MT-PPO and TOPPO's modules on it (toppo/specs/registry.py). This
 report shows every row of the check under one protocol -- mean and IQM over tasks and seeds,
 and the per-seed worst-k, each with a 95% bootstrap CI -- and, for each pair of the spec's
 ``gains`` (``[toppo, mtppo]``: TOPPO's gain over the paper's MT-PPO; ``[toppo, mtppo_ref]``:
@@ -114,7 +114,7 @@ def reference_check(runs: RunSet, spec: dict) -> list[Row]:
 
 def verdict_lines(rows: Sequence[Row]) -> list[str]:
     """One plain-text line per gain (its mean statistic): the README's and the caption's."""
-    from toppo.registry import LABELS
+    from toppo.specs.registry import LABELS
 
     lines = []
     for r in rows:
@@ -159,7 +159,7 @@ def _cell(r: Row, signed: bool = False) -> str:
 def render_tex(rows: Sequence[Row], spec: dict, scale: str, runs: RunSet) -> str:
     """Per benchmark and reward version: the rows of the check, then the gains with verdicts."""
     from analysis.latex import Table, latex_escape
-    from toppo.registry import LABELS
+    from toppo.specs.registry import LABELS
 
     stats = list(dict.fromkeys(r.statistic for r in rows)) or ["mean", "iqm"]
     header = ["", "Seeds", *(latex_escape(metrics.statistic(s).label) + " [95\\% CI]" for s in stats),
@@ -202,7 +202,7 @@ def figure(rows: Sequence[Row], spec: dict, scale: str, runs: RunSet):
     import matplotlib.pyplot as plt
 
     from analysis.figures import finish, no_data
-    from toppo.registry import LABELS
+    from toppo.specs.registry import LABELS
 
     settings = list(dict.fromkeys((r.benchmark, r.reward_version) for r in rows)) or [("", "")]
     fig, axes = plt.subplots(2, len(settings), figsize=(4.6 * len(settings), 5.6), squeeze=False,

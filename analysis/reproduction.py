@@ -154,13 +154,13 @@ def _order(row: pd.Series) -> tuple:
 
 def reproduction(runs: RunSet, baselines: pd.DataFrame, spec: dict) -> list[Entry]:
     """The rows of the report (see the module docstring), paper method by paper method."""
-    from toppo.registry import VARIANTS
+    from toppo.specs.registry import VARIANTS
 
     methods = (spec.get("reproduction") or {}).get("methods") or {}
     for method, variant in methods.items():
         if variant not in VARIANTS:
             raise ValueError(f"report.reproduction.methods[{method!r}]: unknown variant {variant!r} "
-                             f"(toppo.registry: {', '.join(VARIANTS)})")
+                             f"(toppo.specs.registry: {', '.join(VARIANTS)})")
         if not (baselines["method"].astype(str) == method).any():
             raise ValueError(f"report.reproduction.methods: {method!r} is not a method of the baselines file")
     out: list[Entry] = []

@@ -1,6 +1,6 @@
 """Where a grid stands: ``python -m analysis status [--configfile FILE ...] [--json]``.
 
-One row per cell of the configured grid (``toppo.grid``: the workflow's own expansion),
+One row per cell of the configured grid (``toppo.specs.grid``: the workflow's own expansion),
 read from the run directories only (no Snakemake, no SLURM), so it runs on a login node
 over the shared filesystem while the jobs run elsewhere. Each cell reads a few small
 files: ``manifest.json``, the header and last row of ``train_metrics.csv`` and the tail of
@@ -53,9 +53,8 @@ from pathlib import Path
 from typing import Any
 
 from analysis.numfmt import fmt_count, plural
-from toppo.grid import Cell, Grid
-from toppo.harness.io import LOCK_NAME
-from toppo.harness.rundir import SUPERSEDED
+from toppo.specs.grid import Cell, Grid
+from toppo.specs.runfiles import LOCK_NAME, SUPERSEDED
 
 STATES = ("complete", "running", "interrupted", "failed", "superseded", "pending")
 STALE_AFTER_S = 30 * 60  # a lock on another host with no newer run file is not trusted
@@ -343,14 +342,14 @@ def _fill_missing_etas(statuses: dict[Cell, CellStatus], grid: Grid) -> None:
     plan's model of the job from docs/throughput.md's rates for its device, evaluation and env
     builds included (analysis.plan.documented_rate, in this process's numerics mode)."""
     from analysis.plan import documented_rate
-    from toppo import numerics
+    from toppo.specs import numerics_mode
 
     rates: dict[str, list[float]] = {}
     for c, s in statuses.items():
         if s.env_sps:
             rates.setdefault(c.benchmark, []).append(s.env_sps)
     device = "cpu" if grid.device == "cpu" else "cuda"
-    portable = numerics.mode() == "portable"
+    portable = numerics_mode.mode() == "portable"
     for c, s in statuses.items():
         if s.state == "complete" or s.eta_s is not None:
             continue

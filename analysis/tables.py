@@ -58,7 +58,7 @@ from analysis.protocols import (
     same_protocol,
     score_matrix,
 )
-from toppo.registry import COMBINER_PAIRS, LABELS
+from toppo.specs.registry import COMBINER_PAIRS, LABELS
 
 TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task", "diagnosis")
 DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ over seeds",

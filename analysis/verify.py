@@ -33,8 +33,8 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from toppo import numerics
-from toppo.logschema import TIMING_COLUMNS
+from toppo.specs import numerics_mode
+from toppo.specs.logschema import TIMING_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -102,12 +102,12 @@ def machine_line(manifest: dict) -> str:
 
 def record_numerics(run: Path) -> str:
     """The numerics mode the record was computed in, the one its retrain runs in: its
-    manifest's ``machine.numerics`` (toppo.numerics.recorded_mode; no ``machine``: trained
+    manifest's ``machine.numerics`` (toppo.specs.numerics_mode.recorded_mode; no ``machine``: trained
     before the mode existed, native)."""
     manifest = json.loads((run / "manifest.json").read_text())
     try:
-        return numerics.recorded_mode(manifest.get("machine") if isinstance(manifest, dict) else None)
-    except numerics.NumericsError as exc:
+        return numerics_mode.recorded_mode(manifest.get("machine") if isinstance(manifest, dict) else None)
+    except numerics_mode.NumericsError as exc:
         raise VerifyError(f"{run / 'manifest.json'}: {exc}") from None
 
 
@@ -121,7 +121,7 @@ def retrain_command(run: Path, scratch: Path) -> list[str]:
     threads = manifest.get("torch_threads", cfg.get("torch_threads", 0))
     return [sys.executable, "-m", "toppo.train", "--config", str(run / "config.yaml"),
             "--variant", manifest["variant"], "--out-dir", str(scratch),
-            numerics.FLAG, record_numerics(run), f"torch_threads={threads}"]
+            numerics_mode.FLAG, record_numerics(run), f"torch_threads={threads}"]
 
 
 def compare(run: Path, retrained: Path, log=print) -> bool:

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_analysis.py [--seeds 10] [--evals 100] [--reps 2000] [--keep DIR]
 
-Writes synthetic run directories (analysis.synthetic) for the default report spec: MT50 and
+Writes synthetic run directories (tests/synthetic.py, the tests' fixture) for the default report spec: MT50 and
 MT10 with V1 rewards for TOPPO and MT-PPO (table 3), and MT50 with V2 rewards for the
 cumulative, single-module and combiner-grid variants (ablations), each with
 ``--seeds`` seeds x ``--evals`` evaluations and train metrics; then times each stage.
@@ -17,10 +17,13 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' fixtures
 
-from analysis import figures, load_report_spec, synthetic, tables
+import synthetic
+
+from analysis import figures, load_report_spec, tables
 from analysis.protocols import RunSet
-from toppo.registry import GROUPS
+from toppo.specs.registry import GROUPS
 
 
 def main() -> None:

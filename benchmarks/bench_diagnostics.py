@@ -16,10 +16,10 @@ import time
 
 import torch
 
-from toppo import ppo
-from toppo.learner import Learner
-from toppo.registry import BENCHMARKS
-from toppo.variants import resolve
+from toppo.algo import ppo
+from toppo.algo.learner import Learner
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.variants import resolve
 
 
 def measure(variant: str, benchmark: str, steps: int) -> str:

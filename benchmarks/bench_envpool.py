@@ -1,6 +1,6 @@
 """Per-core raw env stepping of the two training backends on MT10 and MT50: metaworld's
-Python envs as the trainer builds them (``toppo.envs.make_train_envs``, synchronous) and
-EnvPool's native Meta-World through ``toppo.envpool_envs.EnvPoolTrainEnvs`` (one pool per
+Python envs as the trainer builds them (``toppo.algo.envs.make_train_envs``, synchronous) and
+EnvPool's native Meta-World through ``toppo.algo.envpool_envs.EnvPoolTrainEnvs`` (one pool per
 task, one EnvPool thread per pool), random actions, episodes of 500 steps with their
 resets. The whole process is pinned to one core (``os.sched_setaffinity``, inherited by
 EnvPool's threads), so the numbers are per core.
@@ -21,7 +21,7 @@ they got.
 Env workers: ``env_backend=envpool`` steps its envs in the trainer's process on EnvPool's
 own C++ threads, so it is not combined with ``env_workers`` (refused above 0; ``auto`` gives
 0). Its parallelism is the pools' threads: with 2 or more cores left after evaluation
-workers the K pools step at once (``toppo.harness.cores.envpool_parallel_pools``), one core per pool
+workers the K pools step at once (``toppo.specs.cores.envpool_parallel_pools``), one core per pool
 at most; this benchmark pins one core, so it measures the per-core gain.
 """
 
@@ -60,7 +60,7 @@ def _cpu_s() -> float:
 
 
 def bench_metaworld(benchmark: str, seconds: float) -> float:
-    from toppo.envs import make_train_envs
+    from toppo.algo.envs import make_train_envs
     envs, _ = make_train_envs(benchmark, "v2", 0, envs_per_task=1, async_envs=False,
                               max_episode_steps=500)
     try:
@@ -71,7 +71,7 @@ def bench_metaworld(benchmark: str, seconds: float) -> float:
 
 
 def bench_envpool(benchmark: str, seconds: float, envs_per_task: int) -> float:
-    from toppo.envpool_envs import EnvPoolTrainEnvs
+    from toppo.algo.envpool_envs import EnvPoolTrainEnvs
     envs = EnvPoolTrainEnvs(benchmark, "v2", 0, envs_per_task=envs_per_task, num_threads=1,
                             allow_drifting_goals=True)  # MT50: speed only
     try:
@@ -87,21 +87,21 @@ def rollout_rate(backend: str, seconds: float) -> float:
     on MT10 with config/cpu.yaml's MT10 settings, on either backend."""
     import torch
 
-    from toppo.learner import Learner
-    from toppo.variants import resolve
+    from toppo.algo.learner import Learner
+    from toppo.specs.variants import resolve
     torch.set_num_threads(1)
     cfg = resolve("mtppo", {"benchmark": "MT10", "device": "cpu", "torch_threads": 1,
                             "num_epochs": 8, "rollout_steps_per_task": 2500,
                             "num_minibatches": 8})
     if backend == "metaworld":
-        from toppo.envs import make_train_envs
+        from toppo.algo.envs import make_train_envs
         envs, _ = make_train_envs("MT10", "v2", 0, envs_per_task=1, async_envs=False,
                                   max_episode_steps=500)
 
         def step(a):  # noqa: ANN001, ANN202
             return envs.step(a)[0]
     else:
-        from toppo.envpool_envs import EnvPoolTrainEnvs
+        from toppo.algo.envpool_envs import EnvPoolTrainEnvs
         envs = EnvPoolTrainEnvs("MT10", "v2", 0)
 
         def step(a):  # noqa: ANN001, ANN202
@@ -131,8 +131,8 @@ def trainer_updates(backend: str, updates: int) -> dict[str, float]:
     import tempfile
     from pathlib import Path
 
-    from toppo.grid import Grid, load_config
-    from toppo.train import Trainer
+    from toppo.specs.grid import Grid, load_config
+    from toppo.trainer import Trainer
     repo = Path(__file__).resolve().parents[1]
     cell = ("MT10", "v2", "mtppo", 0)
     cfg = Grid(load_config([repo / "config" / "cpu.yaml"])).train_config(cell)
@@ -155,7 +155,7 @@ def trainer_updates(backend: str, updates: int) -> dict[str, float]:
 def bench_one_pool(task: str, num_envs: int, seconds: float) -> float:
     import envpool
 
-    from toppo.envpool_envs import envpool_task_id
+    from toppo.algo.envpool_envs import envpool_task_id
     pool = envpool.make_gymnasium(envpool_task_id(task), num_envs=num_envs, num_threads=1,
                                   partially_observable=False, seed=0)
     try:

@@ -25,7 +25,7 @@
     python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 4
 
 Each runs in the trainer's numerics mode: ``--numerics portable|native``, else
-``TOPPO_NUMERICS``, else native (toppo.numerics), printed on the first line.
+``TOPPO_NUMERICS``, else native (toppo.specs.numerics_mode), printed on the first line.
 """
 
 from __future__ import annotations
@@ -40,29 +40,30 @@ import tempfile
 import time
 from pathlib import Path
 
-from toppo import numerics
+from toppo.harness import numerics
+from toppo.specs import numerics_mode
 
 try:  # the trainer's kernels (--numerics, else TOPPO_NUMERICS, else native): before torch and numpy load
-    numerics.apply(numerics.requested(sys.argv[1:]))
-except numerics.NumericsError as exc:
+    numerics.apply(numerics_mode.requested(sys.argv[1:]))
+except numerics_mode.NumericsError as exc:
     sys.exit(f"bench_trainer.py: error: {exc}")
 
 import gymnasium as gym
 import metaworld  # noqa: F401
 import torch
 
-import toppo.envs
-from toppo.harness.cores import auto_env_workers, available_cores
+import toppo.algo.envs
+from toppo.algo.learner import Learner
+from toppo.algo.ppo import stratified_minibatches
 from toppo.harness.timebudget import format_budget
-from toppo.learner import Learner
-from toppo.ppo import stratified_minibatches
-from toppo.registry import BENCHMARKS
-from toppo.train import Trainer
-from toppo.variants import resolve
+from toppo.specs.cores import auto_env_workers, available_cores
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.variants import resolve
+from toppo.trainer import Trainer
 
 
 def raw_env_sps(steps_per_env: int, seed: int = 0, benchmark: str = "MT10") -> float:
-    toppo.envs.quiet_box_precision_warnings()
+    toppo.algo.envs.quiet_box_precision_warnings()
     envs = gym.make_vec(f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True)
     envs.reset()
     envs.action_space.seed(seed)
@@ -143,14 +144,14 @@ def load_average() -> str:
 def reuse_benchmarks() -> None:
     """Generate each benchmark's goals once for the whole sweep (MT50's take ~45 s): later
     trainers get a fresh copy-0 env from the same constructors. Benchmark-only."""
-    original = toppo.envs.benchmark_env_fns
+    original = toppo.algo.envs.benchmark_env_fns
     generate = functools.lru_cache(maxsize=None)(lambda *key: original(*key)[1])
 
     def cached(benchmark, reward_version, seed, max_episode_steps):
         fns = generate(benchmark, reward_version, seed, max_episode_steps)
         return gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP), fns
 
-    toppo.envs.benchmark_env_fns = cached
+    toppo.algo.envs.benchmark_env_fns = cached
 
 
 def scaling(args: argparse.Namespace, device: torch.device) -> None:
@@ -275,9 +276,9 @@ def minibatch_ms(variant: str, device: torch.device, reps: int, **overrides) -> 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
-    p.add_argument(numerics.FLAG, choices=numerics.MODES,
-                   help=f"the trainer's CPU kernels (default: {numerics.MODE_VAR}, else "
-                        f"{numerics.DEFAULT_MODE}; toppo.numerics)")
+    p.add_argument(numerics_mode.FLAG, choices=numerics_mode.MODES,
+                   help=f"the trainer's CPU kernels (default: {numerics_mode.MODE_VAR}, else "
+                        f"{numerics_mode.DEFAULT_MODE}; toppo.specs.numerics_mode)")
     p.add_argument("--rollout-steps-per-task", type=int, default=2000)
     p.add_argument("--updates", type=int, default=1)
     p.add_argument("--raw-steps", type=int, default=1000, help="vector steps of the raw env loop")

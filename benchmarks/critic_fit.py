@@ -8,7 +8,7 @@ policy, then runs one update (``num_epochs`` x ``num_minibatches``) and prints, 
 the mean |V(s) - R| and the explained variance of the critic over the *whole* rollout
 before and after it (R: the GAE returns the update regresses on, unnormalised units),
 with the time each part took. It only uses the trainer's public entry points
-(``toppo.variants.resolve``, ``toppo.train.Trainer``, ``Learner.update``/``value``), so
+(``toppo.specs.variants.resolve``, ``toppo.trainer.Trainer``, ``Learner.update``/``value``), so
 the same file measures an older checkout of the package: put that checkout first on
 ``PYTHONPATH`` (``docs/fidelity.md`` shows the before/after this way).
 """
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import torch
 
-from toppo.config import parse_value
-from toppo.train import Trainer
-from toppo.variants import resolve
+from toppo.specs.config import parse_value
+from toppo.specs.variants import resolve
+from toppo.trainer import Trainer
 
 
 @torch.no_grad()

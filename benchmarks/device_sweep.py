@@ -1,4 +1,4 @@
-"""Device sweep: the real trainer's update (toppo.train.Trainer.train_one_update) on one
+"""Device sweep: the real trainer's update (toppo.trainer.Trainer.train_one_update) on one
 benchmark for several (variant, device, torch_threads) configs, on one machine, so CUDA and
 CPU numbers are same-machine ratios (docs/throughput.md, "Measured on a GPU machine").
 
@@ -28,11 +28,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 import torch  # noqa: E402
 
-import toppo.train as _tt  # noqa: E402
-from toppo.config import parse_value  # noqa: E402
-from toppo.learner import Learner  # noqa: E402
-from toppo.train import Trainer  # noqa: E402
-from toppo.variants import resolve  # noqa: E402
+import toppo.trainer as _tt  # noqa: E402
+from toppo.algo.learner import Learner  # noqa: E402
+from toppo.specs.config import parse_value  # noqa: E402
+from toppo.specs.variants import resolve  # noqa: E402
+from toppo.trainer import Trainer  # noqa: E402
 
 
 class _NoEvaluator:  # the sweep never evaluates: skip building eval envs

@@ -45,7 +45,7 @@ def one(steps: int) -> str:
     import numpy as np
 
     sys.path.insert(0, str(ROOT))
-    from toppo.envs import benchmark_env_fns
+    from toppo.algo.envs import benchmark_env_fns
 
     vec, _ = benchmark_env_fns("MT50", "v2", 0, 500)
     t0 = time.process_time()

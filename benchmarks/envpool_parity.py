@@ -1,7 +1,7 @@
 """EnvPool's native Meta-World against metaworld, per task: step parity from matched states
-(metaworld on EnvPool's goal stream, ``toppo.envpool_oracle``) and scripted-expert success
-rates on EnvPool, on metaworld with EnvPool's goals, and on the harness's metaworld
-training envs (the benchmark's 50 fixed goals per task).
+(metaworld on EnvPool's goal stream: the tests' fixture ``tests/envpool_oracle.py``) and
+scripted-expert success rates on EnvPool, on metaworld with EnvPool's goals, and on the
+harness's metaworld training envs (the benchmark's 50 fixed goals per task).
 
     PYTHONPATH=. .venv/bin/python benchmarks/envpool_parity.py --benchmark MT10 \
         --steps 1000 --expert-episodes 20
@@ -14,14 +14,18 @@ from __future__ import annotations
 import argparse
 import importlib.metadata
 import platform
+import sys
 import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))  # the tests' fixtures
 
 import envpool
 import mujoco
 import numpy as np
+from envpool_oracle import expert_success, goal_distribution, step_parity
 
-from toppo.envpool_oracle import expert_success, goal_distribution, step_parity
-from toppo.registry import BENCHMARKS
+from toppo.specs.registry import BENCHMARKS
 
 
 def main() -> None:

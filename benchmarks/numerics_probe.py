@@ -61,15 +61,15 @@ STUDY = {
 
 
 def probe(variant: str, updates: int, study: str | None = None) -> dict:
-    from toppo import numerics
+    from toppo.harness import numerics
 
     numerics.apply()
     import numpy as np
     import torch
 
-    from toppo.logschema import TIMING_COLUMNS
-    from toppo.train import Trainer
-    from toppo.variants import resolve
+    from toppo.specs.logschema import TIMING_COLUMNS
+    from toppo.specs.variants import resolve
+    from toppo.trainer import Trainer
 
     if os.environ.get("PROBE_DETERMINISTIC"):
         torch.use_deterministic_algorithms(True)

@@ -1,5 +1,5 @@
 """Microseconds per env step of every Meta-World task, one process: the source of
-``toppo.harness.cores.STEP_COST_US``, which cuts the env workers' slices to about equal stepping time.
+``toppo.specs.cores.STEP_COST_US``, which cuts the env workers' slices to about equal stepping time.
 
 For each task of MT50 (the benchmark's own env, seed 0, V2 rewards): ``--steps`` steps of
 uniform random actions, then ``--steps`` steps of its scripted expert (``metaworld.policies``),
@@ -17,7 +17,7 @@ import time
 import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 
-from toppo.envs import _task_names, benchmark_env_fns
+from toppo.algo.envs import _task_names, benchmark_env_fns
 
 
 def step_us(env, act, steps: int) -> float:

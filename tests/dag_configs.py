@@ -2,9 +2,9 @@
 env steps, tiny networks, evaluated at 10,000 and 20,000 steps. Shared by the local
 end-to-end test (tests/test_workflow.py) and the real-SLURM test (tests/test_slurm.py).
 
-``grid_cells`` (every cell of a workflow config's grid) is the workflow's own, toppo.grid."""
+``grid_cells`` (every cell of a workflow config's grid) is the workflow's own, toppo.specs.grid."""
 
-from toppo.grid import grid_cells  # noqa: F401  (re-exported for the tests)
+from toppo.specs.grid import grid_cells  # noqa: F401  (re-exported for the tests)
 
 
 def tiny_dag_config(scale: str, *, rollout_steps_per_task: int, num_minibatches: int,

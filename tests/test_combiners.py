@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from toppo import combiners
-from toppo.registry import COMBINERS, PAPER_COMBINERS
+from toppo.algo import combiners
+from toppo.specs.registry import COMBINERS, PAPER_COMBINERS
 
 
 def _gen(seed: int) -> torch.Generator:

@@ -4,8 +4,8 @@ import re
 
 import pytest
 
-from toppo import registry, variants
-from toppo.config import ConfigError, TrainConfig, make_config, parse_value
+from toppo.specs import registry, variants
+from toppo.specs.config import ConfigError, TrainConfig, make_config, parse_value
 from toppo.train import main
 
 
@@ -167,7 +167,7 @@ def test_a_config_asks_for_a_combiner_grid_by_its_combiners():
     """`variants: {combiners: [...]}` in a grid group (or a report's ablation rows): the grid
     crossing those combiners, each on each side; an unregistered one is refused by name."""
     from analysis import check_report
-    from toppo.grid import Grid, GridError, load_config, validate_config
+    from toppo.specs.grid import Grid, GridError, load_config, validate_config
 
     two = registry.variant_list({"combiners": ["sum", "fairgrad"]})
     assert two == ["grid_a-sum_c-sum", "grid_a-sum_c-fairgrad", "grid_a-fairgrad_c-sum",
@@ -181,7 +181,7 @@ def test_a_config_asks_for_a_combiner_grid_by_its_combiners():
     assert [c.variant for c in Grid(config).cells] == sorted(two * 2)
     config["grid"][0]["variants"]["combiners"].append("mine")
     with pytest.raises(GridError, match="grid group 'mine': unknown combiner.s. 'mine'; registered "
-                                        "combiners .toppo.registry.COMBINERS.: sum, pcgrad"):
+                                        "combiners .toppo.specs.registry.COMBINERS.: sum, pcgrad"):
         Grid(config)
     report = {**config["report"], "ablations": {**config["report"]["ablations"],
                                                 "combiners": {"combiners": ["sum", "mine"]}}}
@@ -297,7 +297,7 @@ def test_config_hash_covers_every_field_that_changes_results():
 
 
 def test_resolved_config_written_by_an_older_trainer_is_refused_by_name():
-    from toppo.config import config_from_dict
+    from toppo.specs.config import config_from_dict
 
     d = variants.resolve("mtppo").to_dict()
     assert config_from_dict(d) == variants.resolve("mtppo")
@@ -325,7 +325,7 @@ def test_cuda_requested_without_a_gpu_is_a_clean_error(tmp_path, capsys):
 def test_fairgrad_alpha_is_set_per_side_and_hashed_as_one_field_while_the_sides_agree():
     """``fairgrad_alpha`` was one field for both sides: a recorded config that names it
     gives it to both, and the per-side pair hashes as the old field while they agree."""
-    from toppo.config import config_from_dict
+    from toppo.specs.config import config_from_dict
 
     base = TrainConfig()
     assert make_config(actor_fairgrad_alpha=2.0).config_hash() != base.config_hash()
@@ -348,7 +348,7 @@ def test_popart_on_a_shared_head_keeps_statistics_only():
     statistics; with per-task heads each row is rescaled so outputs are preserved."""
     import torch
 
-    from toppo.popart import PopArt
+    from toppo.algo.popart import PopArt
 
     targets = torch.tensor([[1.0, 3.0, 5.0], [100.0, 300.0, 500.0]])
     shared, per_task = PopArt(2), PopArt(2)

@@ -1,6 +1,6 @@
 """A workflow config that breaks the schema, or is not YAML, is one line naming the file and
 the key (or the line and column), from Snakemake and from ``python -m analysis status`` alike
-(toppo.schema reads every schema error: the workflow config's and the report section's)."""
+(toppo.specs.schema reads every schema error: the workflow config's and the report section's)."""
 
 import os
 import subprocess
@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from toppo.grid import GridError, load_config
-from toppo.schema import key_path, yaml_error_line
+from toppo.specs.grid import GridError, load_config
+from toppo.specs.schema import key_path, yaml_error_line
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")]))}
@@ -35,8 +35,8 @@ BAD = {
                 "device: 'gpu' is not one of ['auto', 'cpu', 'cuda']; grid[0].seeds[1]: -1 is "
                 "less than the minimum of 0 (a count n (seeds 0..n-1) or an explicit list of "
                 "seeds); grid[0].variants: ['mtppo', 'mtppo'] has non-unique elements (variant "
-                "names (toppo.registry.VARIANTS), the name of a variant group "
-                "(toppo.registry.GROUPS), e.g. `variants: cumulative`, or a combiner grid, e.g. "
+                "names (toppo.specs.registry.VARIANTS), the name of a variant group "
+                "(toppo.specs.registry.GROUPS), e.g. `variants: cumulative`, or a combiner grid, e.g. "
                 "`variants: {combiners: [sum, fairgrad]}`); report.last_m: unknown "
                 "key (known keys: ablations, bootstrap_reps, bootstrap_seed, curves_protocol, "
                 "last_n, reference_check, reproduction, table3, worst_k)"),

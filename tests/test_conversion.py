@@ -414,8 +414,9 @@ def test_cli_help_documents_every_option_with_real_examples(capsys):
 
 
 def test_cli_ours_reports_our_runs_under_the_external_protocol(tmp_path, capsys):
+    from synthetic import write_run
+
     from analysis.__main__ import main as analysis_main
-    from analysis.synthetic import write_run
 
     root = tmp_path / "runs"
     success = {0: [[0.2, 0.4], [0.6, 1.0]], 1: [[0.4, 0.6], [0.8, 0.6]]}  # (evals, tasks) per seed

@@ -14,8 +14,8 @@ import yaml
 from dag_configs import grid_cells
 
 from analysis import tables
-from toppo.config import UNHASHED_FIELDS, cli_value, config_from_dict, parse_value
-from toppo.variants import resolve
+from toppo.specs.config import UNHASHED_FIELDS, cli_value, config_from_dict, parse_value
+from toppo.specs.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = yaml.safe_load((REPO / "config" / "cpu.yaml").read_text())

@@ -6,11 +6,12 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 
 from analysis import diagnosis as diag
-from analysis import figures, latex, load_report_spec, synthetic, tables
+from analysis import figures, latex, load_report_spec, tables
 from analysis.protocols import RunSet
-from toppo.registry import GROUPS, LABELS
+from toppo.specs.registry import GROUPS, LABELS
 
 CUMULATIVE = GROUPS["cumulative"]
 

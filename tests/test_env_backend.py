@@ -9,15 +9,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import synthetic
 import yaml
 
-from analysis import backend_parity, figures, load_report_spec, reproduction, synthetic, tables
+from analysis import backend_parity, figures, load_report_spec, reproduction, tables
 from analysis.protocols import RunSet
-from toppo.config import ConfigError, TrainConfig, config_from_dict, make_config
-from toppo.grid import Grid, load_config
-from toppo.harness import cores
-from toppo.registry import GROUPS
-from toppo.variants import resolve
+from toppo.specs import cores
+from toppo.specs.config import ConfigError, TrainConfig, config_from_dict, make_config
+from toppo.specs.grid import Grid, load_config
+from toppo.specs.registry import GROUPS
+from toppo.specs.variants import resolve
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -87,7 +88,7 @@ def test_parity_scale_trains_the_cpu_studys_mt10_cells_with_envpool_alone():
 
 
 def test_a_grid_with_envpool_on_mt50_fails_at_start_naming_the_key():
-    from toppo.grid import GridError
+    from toppo.specs.grid import GridError
 
     config = load_config([REPO / "config" / "cpu.yaml"])
     config["trainer_overrides"] = {**config["trainer_overrides"], "env_backend": "envpool"}

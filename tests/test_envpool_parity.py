@@ -1,6 +1,6 @@
-"""EnvPool's native Meta-World (``toppo.envpool_envs``) against metaworld's own envs.
+"""EnvPool's native Meta-World (``toppo.algo.envpool_envs``) against metaworld's own envs.
 
-The reference is metaworld put in EnvPool's states (``toppo.envpool_oracle``: metaworld's
+The reference is metaworld put in EnvPool's states (``tests/envpool_oracle.py``: metaworld's
 env classes drawing EnvPool's goal stream, wrapped as the MT path wraps them). What is
 compared, step by step, is what the trainer consumes: observation (goal and one-hot
 included), reward, success, termination, truncation at 500, the same-step autoreset's final
@@ -22,17 +22,17 @@ envpool = pytest.importorskip(
 
 import metaworld  # noqa: E402
 import mujoco  # noqa: E402
+from envpool_oracle import expert_success, oracle_env, step_parity  # noqa: E402
 
-from toppo.config import ConfigError  # noqa: E402
-from toppo.envpool_envs import (  # noqa: E402
+from toppo.algo.envpool_envs import (  # noqa: E402
     EnvPoolTrainEnvs,
     StdMt19937Uniform,
     env_seeds,
     envpool_task_id,
 )
-from toppo.envpool_oracle import expert_success, oracle_env, step_parity  # noqa: E402
-from toppo.envs import benchmark_env_fns  # noqa: E402
-from toppo.registry import BENCHMARKS  # noqa: E402
+from toppo.algo.envs import benchmark_env_fns  # noqa: E402
+from toppo.specs.config import ConfigError  # noqa: E402
+from toppo.specs.registry import BENCHMARKS  # noqa: E402
 
 ENVPOOL_MUJOCO = "3.6.0"  # envpool 1.2.5's workspace0.bzl: mujoco-3.6.0
 SAME_ENGINE = mujoco.__version__ == ENVPOOL_MUJOCO
@@ -275,10 +275,10 @@ def test_trainer_trains_on_envpool_and_evaluates_on_metaworlds_benchmark_goals(t
 
     import pandas as pd
 
-    from toppo.envpool_envs import make_envpool_train_envs
-    from toppo.envs import make_train_envs
+    from toppo.algo.envpool_envs import make_envpool_train_envs
+    from toppo.algo.envs import make_train_envs
+    from toppo.specs.variants import resolve
     from toppo.train import train_in
-    from toppo.variants import resolve
 
     ep, ep_fns = make_envpool_train_envs("MT10", "v2", 1, envs_per_task=1, max_episode_steps=50,
                                          parallel_pools=False)

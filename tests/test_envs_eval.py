@@ -10,8 +10,13 @@ import pytest
 from gymnasium.spaces import Box
 from metaworld.policies import ENV_POLICY_MAP
 
-from toppo.envs import advance_goal_cycle, make_envs, place_copies, quiet_box_precision_warnings
-from toppo.evaluation import evaluate
+from toppo.algo.envs import (
+    advance_goal_cycle,
+    make_envs,
+    place_copies,
+    quiet_box_precision_warnings,
+)
+from toppo.algo.evaluation import evaluate
 
 
 @pytest.fixture(scope="module")

@@ -17,8 +17,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from toppo.config import ConfigError, make_config, parse_value
-from toppo.harness.cores import (
+from toppo.harness.procs import alive, children
+from toppo.specs.config import ConfigError, make_config, parse_value
+from toppo.specs.cores import (
     STEP_COST_US,
     auto_env_workers,
     auto_eval_workers,
@@ -28,8 +29,7 @@ from toppo.harness.cores import (
     eval_steps_per_train_step,
     eval_worker_count,
 )
-from toppo.harness.procs import alive, children
-from toppo.logschema import TRAIN_METRIC_COLUMNS
+from toppo.specs.logschema import TRAIN_METRIC_COLUMNS
 
 TIMING = ["wall_time_s", "env_sps", "rollout_time_s", "learn_time_s", "update_time_s",
           "diagnostics_time_s"]
@@ -116,7 +116,7 @@ def test_worker_counts_are_counts_or_auto_and_not_hashed():
 def test_pool_steps_exactly_the_envs_of_the_trainers_process():
     import gymnasium as gym
 
-    from toppo.envs import EnvCopies, benchmark_env_fns, train_env_fns
+    from toppo.algo.envs import EnvCopies, benchmark_env_fns, train_env_fns
     from toppo.harness.envworkers import EnvWorkerPool
 
     base, fns = benchmark_env_fns("MT10", "v2", 11, max_episode_steps=30)

@@ -10,7 +10,8 @@ import json
 import pytest
 
 from toppo.harness.evalworker import snapshot_weights
-from toppo.train import Trainer, build_parser, config_from_args
+from toppo.train import build_parser, config_from_args
+from toppo.trainer import Trainer
 
 TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v1", "--seed", "3",
         "--device", "cpu", "--total-steps", "10000", "rollout_steps_per_task=500", "num_epochs=2",
@@ -72,7 +73,7 @@ def test_overlapped_evaluation_resumed_mid_evaluation_writes_the_inline_eval_csv
 
 
 def test_eval_mode_is_validated_and_not_hashed():
-    from toppo.config import ConfigError, make_config
+    from toppo.specs.config import ConfigError, make_config
 
     with pytest.raises(ConfigError, match="eval_mode"):
         make_config(eval_mode="background")
@@ -85,15 +86,15 @@ def test_eval_mode_is_validated_and_not_hashed():
 def test_workers_split_each_evaluation_by_task_and_commit_what_inline_evaluation_gives():
     import torch
 
-    from toppo.config import make_config
-    from toppo.envs import make_train_envs
+    from toppo.algo.envs import make_train_envs
+    from toppo.algo.networks import build_actor
     from toppo.harness.evalworker import (
         EvalSpec,
         EvalWorkerError,
         InlineEvaluator,
         OverlapEvaluator,
     )
-    from toppo.networks import build_actor
+    from toppo.specs.config import make_config
 
     cfg = make_config(_cfg().to_dict(), eval_episodes=3, max_episode_steps=20)
     train, eval_fns = make_train_envs("MT10", "v1", 3, envs_per_task=1, async_envs=False,

@@ -16,13 +16,14 @@ import pytest
 import torch
 import yaml
 
-from toppo import combiners as combiners_mod
-from toppo import config as config_mod
-from toppo import registry
-from toppo.config import ConfigError, TrainConfig, coerce_value, config_from_dict, make_config
-from toppo.grid import REPO, Grid, load_config
-from toppo.train import Trainer, main
-from toppo.variants import resolve
+from toppo.algo import combiners as combiners_mod
+from toppo.specs import config as config_mod
+from toppo.specs import registry
+from toppo.specs.config import ConfigError, TrainConfig, coerce_value, config_from_dict, make_config
+from toppo.specs.grid import REPO, Grid, load_config
+from toppo.specs.variants import resolve
+from toppo.train import main
+from toppo.trainer import Trainer
 
 TINY = {"benchmark": "MT10", "reward_version": "v1", "seed": 3, "device": "cpu",
         "total_steps": 1000, "rollout_steps_per_task": 100, "num_epochs": 1,
@@ -84,9 +85,9 @@ def _insert_after(path: Path, line: str, text: str) -> None:
 # the new row's config, and the combiner's direction on a small G (as the learner calls it).
 REPORT = """
 import json, torch
-from toppo import combiners, registry
-from toppo.grid import Grid, load_config
-from toppo.variants import resolve
+from toppo.algo import combiners, registry
+from toppo.specs.grid import Grid, load_config
+from toppo.specs.variants import resolve
 G = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
 print(json.dumps({
     "registry": registry.__file__,
@@ -113,7 +114,7 @@ def test_the_recipe_adds_a_combiner_and_a_row_in_three_files_and_the_paper_grid_
     with open(copy[combiners_mod], "a") as f:  # 1. the function
         f.write("\n\ndef mean(G: torch.Tensor) -> torch.Tensor:\n    return G.mean(0)\n")
     _insert_after(copy[registry], "COMBINERS: dict[str, Combiner] = {",  # 2. its registry line
-                  '    "mean": Combiner("toppo.combiners:mean"),\n')
+                  '    "mean": Combiner("toppo.algo.combiners:mean"),\n')
     _insert_after(copy[registry], "VARIANTS: dict[str, dict[str, Any]] = {",  # 3. a row
                   '    "mtppo_meanc": {**PAPER_MTPPO, **STRAT, "critic_combiner": "mean"},\n')
     _insert_after(copy[registry], "LABELS: dict[str, str] = {",
@@ -163,7 +164,7 @@ def test_every_symbol_the_page_cites_exists():
     symbols = set(re.findall(r"`((?:toppo|analysis)(?:\.\w+)+)`", page))
     tests = set(re.findall(r"`(tests/\w+\.py)::(\w+)`", page))
     paths = set(re.findall(r"`((?:[\w.-]+/)+[\w.-]*)`", page))
-    assert len(symbols) > 20 and len(tests) > 5 and "toppo.registry.COMBINERS" in symbols
+    assert len(symbols) > 20 and len(tests) > 5 and "toppo.specs.registry.COMBINERS" in symbols
     for dotted in sorted(symbols):
         _resolve(dotted)
     for path, test in sorted(tests):

@@ -5,11 +5,12 @@ import itertools
 import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
+import synthetic
 
-from analysis import figures, load_report_spec, synthetic
+from analysis import figures, load_report_spec
 from analysis.__main__ import main
 from analysis.protocols import RunSet
-from toppo.registry import GROUPS, LABELS, VARIANTS
+from toppo.specs.registry import GROUPS, LABELS, VARIANTS
 
 CUMULATIVE = GROUPS["cumulative"]
 
@@ -122,7 +123,7 @@ def test_variant_colours_are_fixed_and_distinct_among_rows_drawn_together():
     # a variant's colour depends on the variant only, not on which figure or panel draws it
     colours = [figures._color(v) for v in CUMULATIVE]
     order = list(VARIANTS)
-    assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.registry order
+    assert colours == [f"C{order.index(v) % 10}" for v in CUMULATIVE]  # mtppo ... toppo, in toppo.specs.registry order
     assert len(set(colours)) == len(CUMULATIVE)  # distinct among the rows drawn together
 
 

@@ -12,9 +12,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from toppo.config import make_config
-from toppo.harness.livelog import TB_DIR, LiveLog, wandb_run_id
-from toppo.registry import BENCHMARKS
+from toppo.harness.livelog import LiveLog, wandb_run_id
+from toppo.specs.config import make_config
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.runfiles import TB_DIR
 
 TASKS = BENCHMARKS["MT10"]
 STEP = 10_000  # env steps per update of CFG

@@ -1,4 +1,4 @@
-"""analysis.logs and analysis.synthetic: the design.md run-directory contract, read and checked."""
+"""analysis.logs and synthetic (tests/synthetic.py): the design.md run-directory contract, read and checked."""
 
 import json
 import subprocess
@@ -8,10 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 
-from analysis import logs, synthetic
+from analysis import logs
 from analysis.logs import LogError
-from toppo.logschema import TRAIN_METRIC_COLUMNS
+from toppo.specs.logschema import TRAIN_METRIC_COLUMNS
 
 REPO = Path(__file__).resolve().parents[1]
 

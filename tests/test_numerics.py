@@ -1,4 +1,4 @@
-"""toppo.numerics: under the portable mode a learner update gives the same bits whatever CPU
+"""toppo.harness.numerics: under the portable mode a learner update gives the same bits whatever CPU
 kernels the user's environment asks for; without it the same update differs (so the test can
 fail); the manifest's machine description; the mode reaches every process, or says why not;
 which mode a process runs (the --numerics flag, else TOPPO_NUMERICS, else native)."""
@@ -17,11 +17,11 @@ REPO = Path(__file__).resolve().parents[1]
 # synthetic MT10 rollout, in a fresh process that applies the mode before torch loads as the
 # trainer does; prints torch's CPU capability and a hash of the updated weights and stats.
 UPDATE = """
-from toppo import numerics
+from toppo.harness import numerics
 numerics.apply()
 import hashlib, torch
-from toppo.learner import Learner
-from toppo.variants import resolve
+from toppo.algo.learner import Learner
+from toppo.specs.variants import resolve
 numerics.configure_torch(1)
 torch.manual_seed(0)
 cfg = resolve("toppo", {"benchmark": "MT10", "hidden_sizes": (64, 64), "rollout_steps_per_task": 64,
@@ -82,9 +82,9 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_the_mode_is_applied_in_the_environment_children_inherit():
-    code = ("from toppo import numerics; print(numerics.apply()); import os, json; "
+    code = ("from toppo.harness import numerics; print(numerics.apply()); import os, json; "
             "print(json.dumps({k: os.environ.get(k) for k in (*numerics.PORTABLE_ENV, 'TOPPO_NUMERICS')}))")
-    from toppo.numerics import PORTABLE_ENV
+    from toppo.harness.numerics import PORTABLE_ENV
     proc = run_python(code, TOPPO_NUMERICS="portable", ATEN_CPU_CAPABILITY="avx2")
     mode, env = proc.stdout.splitlines()
     assert mode == "portable" and json.loads(env) == {**PORTABLE_ENV, "TOPPO_NUMERICS": "portable"}
@@ -100,11 +100,11 @@ def test_the_mode_is_applied_in_the_environment_children_inherit():
     (None, "native", "native"), ("portable", None, "portable"), ("portable", "native", "portable"),
     ("native", "portable", "native")])
 def test_the_flag_wins_over_the_environment_and_native_is_the_default(monkeypatch, flag, env, expected):
-    from toppo import numerics
+    from toppo.specs import numerics_mode
     monkeypatch.delenv("TOPPO_NUMERICS", raising=False)
     if env is not None:
         monkeypatch.setenv("TOPPO_NUMERICS", env)
-    assert numerics.mode(flag) == expected
+    assert numerics_mode.mode(flag) == expected
 
 
 @pytest.mark.parametrize(("argv", "expected"), [
@@ -112,12 +112,12 @@ def test_the_flag_wins_over_the_environment_and_native_is_the_default(monkeypatc
     (["--numerics=native", "--out-dir", "x"], "native"), (["--numerics", "native", "--numerics", "portable"], "portable"),
     (["--numerics"], None), (["numerics=portable"], None)])
 def test_the_flag_is_read_before_the_programs_own_parser(argv, expected):
-    from toppo import numerics
-    assert numerics.requested(argv) == expected
+    from toppo.specs import numerics_mode
+    assert numerics_mode.requested(argv) == expected
 
 
 def test_a_flag_read_after_the_mode_was_decided_must_agree(monkeypatch):
-    from toppo import numerics
+    from toppo.harness import numerics
     monkeypatch.setattr(numerics, "_decided", "native")  # as apply() decided in this process
     assert numerics.apply() == numerics.apply("native") == "native"
     with pytest.raises(numerics.NumericsError, match="--numerics portable: this process runs native already"):
@@ -132,20 +132,20 @@ def test_a_flag_read_after_the_mode_was_decided_must_agree(monkeypatch):
     (None, "native"),  # a manifest of before the mode existed: native kernels
     ({"cpu": {}}, "native")])
 def test_the_recorded_mode_is_read_from_the_manifest(machine, expected):
-    from toppo import numerics
-    assert numerics.recorded_mode(machine) == expected
+    from toppo.specs import numerics_mode
+    assert numerics_mode.recorded_mode(machine) == expected
 
 
 def test_an_unknown_recorded_mode_is_an_error_naming_it():
-    from toppo import numerics
-    with pytest.raises(numerics.NumericsError, match="machine.numerics 'fast': not a mode"):
-        numerics.recorded_mode({"numerics": "fast"})
+    from toppo.specs import numerics_mode
+    with pytest.raises(numerics_mode.NumericsError, match="machine.numerics 'fast': not a mode"):
+        numerics_mode.recorded_mode({"numerics": "fast"})
 
 
 def test_applied_after_torch_the_process_and_its_workers_run_native_and_say_so():
     """Late, the process runs native and starts its workers native; other processes it
     starts (the environment is untouched) choose their mode themselves."""
-    code = ("import torch, os; from toppo import numerics; print(numerics.apply()); "
+    code = ("import torch, os; from toppo.harness import numerics; print(numerics.apply()); "
             "print(os.environ.get('TOPPO_NUMERICS')); print(numerics.in_effect())\n"
             "with numerics.for_workers(): print(os.environ['TOPPO_NUMERICS'])\n"
             "print(os.environ.get('TOPPO_NUMERICS'), os.environ.get('ATEN_CPU_CAPABILITY'))")
@@ -158,7 +158,7 @@ def test_applied_after_torch_the_process_and_its_workers_run_native_and_say_so()
 
 def test_check_refuses_portable_mode_not_in_effect():
     code = ("import torch, os; os.environ['TOPPO_NUMERICS'] = 'portable'; "
-            "from toppo import numerics; numerics.check()")
+            "from toppo.harness import numerics; numerics.check()")
     proc = run_python(code)
     assert proc.returncode != 0 and "TOPPO_NUMERICS=portable is not in effect" in proc.stderr
 
@@ -174,7 +174,7 @@ def test_a_bad_mode_is_one_line_naming_the_flag_or_the_variable(args, env, named
 
 
 def test_describe_records_the_machine():
-    code = ("from toppo import numerics; numerics.apply(); import torch, json; "
+    code = ("from toppo.harness import numerics; numerics.apply(); import torch, json; "
             "numerics.configure_torch(0); print(json.dumps(numerics.describe()))")
     proc = run_python(code, TOPPO_NUMERICS="portable")
     assert proc.returncode == 0, proc.stderr
@@ -192,22 +192,22 @@ def test_describe_records_the_machine():
 @pytest.mark.parametrize("requested, mode, expected", [(0, "portable", 1), (3, "portable", 3),
                                                         (0, "native", 0), (2, "native", 2)])
 def test_portable_mode_fixes_the_thread_count(monkeypatch, requested, mode, expected):
-    from toppo import numerics
+    from toppo.harness import numerics
     monkeypatch.setattr(numerics, "_decided", mode)  # as apply() decided in this process
     assert numerics.threads(requested) == expected
 
 
-# toppo.rollout values observations on a side thread while the actor samples: the same bits
+# toppo.algo.rollout values observations on a side thread while the actor samples: the same bits
 # as on the trainer's thread only if the thread runs torch's kernels with the same settings
 # (thread count, grad mode): the full-size LayerNorm/PopArt critic, one row count per task
 SIDE_THREAD = """
-from toppo import numerics
+from toppo.harness import numerics
 numerics.apply()
 from concurrent.futures import ThreadPoolExecutor
 import torch
-from toppo.learner import Learner
-from toppo.rollout import critic_value
-from toppo.variants import resolve
+from toppo.algo.learner import Learner
+from toppo.algo.rollout import critic_value
+from toppo.specs.variants import resolve
 numerics.configure_torch(1)
 torch.manual_seed(0)
 learner = Learner(resolve("toppo", {"benchmark": "MT10"}), 49, 4, torch.device("cpu"))

@@ -16,7 +16,7 @@ from analysis import figures, reproduction, tables
 from analysis.latex import latex_escape
 from analysis.partial import PARTIAL_CELLS
 from analysis.protocols import RunSet
-from toppo.harness.io import write_csv_atomic, write_json_atomic
+from toppo.specs.runfiles import write_csv_atomic, write_json_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 STUDY = REPO / "results" / "runs" / "cpu"

@@ -6,10 +6,10 @@ import math
 import pytest
 import torch
 
-from toppo import pertask
-from toppo.config import make_config
-from toppo.learner import Learner
-from toppo.variants import resolve
+from toppo.algo import pertask
+from toppo.algo.learner import Learner
+from toppo.specs.config import make_config
+from toppo.specs.variants import resolve
 
 
 def _learner(**overrides) -> Learner:
@@ -133,7 +133,7 @@ def test_diagnostics_cover_both_sides_bodies_and_do_not_change_training():
 @pytest.mark.parametrize("variant", ["mtppo", "mtppo_mhc", "toppo"])
 def test_diagnostics_use_the_same_parameter_set_in_every_variant(variant):
     """Body only: the heads differ between variants (shared vs per-task), the body does not."""
-    from toppo.networks import body_param_names
+    from toppo.algo.networks import body_param_names
 
     learner = Learner(resolve(variant, {"hidden_sizes": (16, 16)}), 49, 4, torch.device("cpu"))
     for module in learner.sides.values():
@@ -154,7 +154,7 @@ def test_gradient_diagnostics_hand_computed():
 
 
 def test_non_finite_loss_stops_with_the_update_named():
-    from toppo.learner import TrainingDiverged
+    from toppo.algo.learner import TrainingDiverged
 
     learner = _learner()
     mb = _batch()
@@ -196,7 +196,7 @@ def test_sigma_rows_stay_outside_every_combiner(monkeypatch):
     task-shared parameters θa, θc feed the per-side combiner": with a combiner that returns
     zeros, the shared actor parameters get no gradient and the (K, A) log-std rows still get
     exactly their own task's gradient."""
-    from toppo import registry
+    from toppo.specs import registry
 
     def zeros(G: torch.Tensor) -> torch.Tensor:
         return torch.zeros_like(G[0])
@@ -236,7 +236,7 @@ def test_value_clip_acts_in_popart_normalised_units():
     torch.testing.assert_close(data["target"], (ret - learner.popart.mu.float()[:, None])
                                / sigma[:, None])
     # the clipped loss of one task, computed by hand in normalised units
-    from toppo import ppo
+    from toppo.algo import ppo
     v = learner.critic(data["obs"][0], data["task"][0]).detach()
     old, target = data["old_value"][0], data["target"][0]
     clipped = old + (v - old).clamp(-0.2, 0.2)

@@ -16,9 +16,9 @@ from analysis.plan import (
     documented_row,
     plan_text,
 )
-from toppo.config import make_config
-from toppo.grid import Grid, load_config
-from toppo.registry import variant_list
+from toppo.specs.config import make_config
+from toppo.specs.grid import Grid, load_config
+from toppo.specs.registry import variant_list
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -42,7 +42,7 @@ def test_paper_grid_on_a_gpu_cluster():
     # 1549, 0.11; each also its _ref row's. The paper's cells: 16 epochs; 20M (MT10) and 100M
     # (MT50) steps, evaluated every 1M: 20 and 100 evaluations of 50 episodes x 10 and 50
     # tasks x 500 steps (5M and 125M env steps at most), on 2 (MT10, 8 cores) and 9 (MT50,
-    # 16 cores) eval workers of their own (toppo.harness.cores), beside training; env builds
+    # 16 cores) eval workers of their own (toppo.specs.cores), beside training; env builds
     # of 10 s (MT10) and 45 s (MT50).
     mt10 = {v: job_s(r, learn, 20e6, 16, 5e6, 10, eval_workers=2)
             for v, r, learn in (("toppo", 1482, 0.22), ("mtppo", 1415, 0.13))}

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from toppo.networks import Critic
-from toppo.popart import PopArt
+from toppo.algo.networks import Critic
+from toppo.algo.popart import PopArt
 
 
 def test_welford_statistics_match_numpy_over_several_updates():

@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from toppo import ppo
-from toppo.networks import Actor
+from toppo.algo import ppo
+from toppo.algo.networks import Actor
 
 
 def test_gae_hand_computed_two_steps():

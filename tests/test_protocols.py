@@ -2,8 +2,9 @@
 
 import numpy as np
 import pytest
+import synthetic
 
-from analysis import logs, synthetic
+from analysis import logs
 from analysis.protocol_spec import Protocol
 from analysis.protocols import (
     ProtocolError,

@@ -6,8 +6,9 @@ import io
 
 import numpy as np
 import pytest
+import synthetic
 
-from analysis import check_report, load_report_spec, metrics, synthetic
+from analysis import check_report, load_report_spec, metrics
 from analysis import reference_check as rc
 from analysis.protocols import RunSet
 

@@ -7,8 +7,9 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 
-from analysis import figures, load_report_spec, metrics, reproduction, synthetic, tables
+from analysis import figures, load_report_spec, metrics, reproduction, tables
 from analysis.__main__ import main
 from analysis.baselines import COLUMNS, DEFAULT_PATH, load_baselines
 from analysis.protocols import RunSet

@@ -25,18 +25,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 import torch
 import yaml
 
 import toppo.train as train_mod
-from analysis import load_report_spec, logs, synthetic
+from analysis import load_report_spec, logs
 from analysis.logs import LogError
-from toppo.config import ConfigError, make_config, parse_value
 from toppo.harness import io as tio
 from toppo.harness import rundir
 from toppo.harness.procs import alive
-from toppo.logschema import EVAL_COLUMNS
-from toppo.registry import BENCHMARKS
+from toppo.specs import runfiles
+from toppo.specs.config import ConfigError, make_config, parse_value
+from toppo.specs.logschema import EVAL_COLUMNS
+from toppo.specs.registry import BENCHMARKS
 
 REPO = Path(__file__).resolve().parents[1]
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
@@ -67,11 +69,11 @@ def write_finished_run(out: Path, cfg, variant="toppo") -> Path:
                         "variant": variant, "seed": cfg.seed, "step": u * steps, "task_index": i,
                         "task": names[i], "success_rate": 0.5, "mean_return": 1.0, "episodes": 1}
                        for u in range(1, n + 1) for i in range(k)], columns=EVAL_COLUMNS)
-    tio.write_csv_atomic(out / "eval.csv", ev.to_dict("records"), EVAL_COLUMNS)
-    tio.write_csv_atomic(out / "train_metrics.csv",
-                         [{"update": u, "step": u * steps} for u in range(1, n + 1)])
-    tio.write_yaml_atomic(out / "config.yaml", cfg.to_dict())
-    tio.write_json_atomic(out / "manifest.json", {
+    runfiles.write_csv_atomic(out / "eval.csv", ev.to_dict("records"), EVAL_COLUMNS)
+    runfiles.write_csv_atomic(out / "train_metrics.csv",
+                              [{"update": u, "step": u * steps} for u in range(1, n + 1)])
+    runfiles.write_yaml_atomic(out / "config.yaml", cfg.to_dict())
+    runfiles.write_json_atomic(out / "manifest.json", {
         "status": "complete", "variant": variant, "benchmark": cfg.benchmark,
         "reward_version": cfg.reward_version, "seed": cfg.seed, "config_hash": cfg.config_hash(),
         "env_steps": n * steps, "total_steps": cfg.total_steps, "updates": n,
@@ -83,7 +85,7 @@ def write_finished_run(out: Path, cfg, variant="toppo") -> Path:
 
 
 class FakeTrainer:
-    """Stands in for toppo.train.Trainer: records what main() hands it, builds no env."""
+    """Stands in for toppo.trainer.Trainer: records what main() hands it, builds no env."""
     built: list["FakeTrainer"] = []
 
     def __init__(self, cfg, out, variant="custom"):
@@ -388,7 +390,7 @@ def test_two_trainers_on_one_directory(tmp_path):
 def test_atomic_files_respect_the_umask(tmp_path, umask, mode):
     old = os.umask(umask)
     try:
-        p = tio.write_text_atomic(tmp_path / "a.csv", "x")
+        p = runfiles.write_text_atomic(tmp_path / "a.csv", "x")
         tio.save_torch_atomic(tmp_path / "c.pt", {"a": 1})
     finally:
         os.umask(old)
@@ -402,7 +404,7 @@ def test_disk_full_names_the_file_and_leaves_no_temp_file(tmp_path, monkeypatch)
 
     monkeypatch.setattr(tio.os, "fsync", full)
     with pytest.raises(OSError) as exc:
-        tio.write_text_atomic(tmp_path / "eval.csv", "x")
+        runfiles.write_text_atomic(tmp_path / "eval.csv", "x")
     assert str(tmp_path / "eval.csv") in str(exc.value) and "No space left" in str(exc.value)
     assert list(tmp_path.iterdir()) == []
 
@@ -566,7 +568,7 @@ def test_report_typo_and_unknown_names_are_refused_by_python_m_analysis(tmp_path
         (lambda r: r["ablations"].__setitem__("benchmark", "MT20"),
          "report.ablations.benchmark: unknown 'MT20'"),
         (lambda r: r["table3"]["blocks"][0].__setitem__("reward_version", "v3"),
-         "reward_version: unknown 'v3' (toppo.registry: v1, v2)"),
+         "reward_version: unknown 'v3' (toppo.specs.registry: v1, v2)"),
     ]:
         cfg = copy.deepcopy(base)
         change(cfg["report"])

@@ -1,5 +1,5 @@
 """``python -m analysis status``: run directories in every state, written with the trainer's
-own writers (toppo.harness.io, toppo.logschema columns, the RunLock), read back as the grid's
+own writers (toppo.specs.runfiles, toppo.specs.logschema columns, the RunLock), read back as the grid's
 status; and its speed on the paper grid."""
 
 import json
@@ -16,10 +16,10 @@ from dag_configs import tiny_dag_config
 
 from analysis.plan import plan_text
 from analysis.status import STALE_AFTER_S, grid_status, render_text
-from toppo.grid import Cell, Grid, load_config
-from toppo.harness.io import LOCK_NAME, write_csv_atomic, write_json_atomic, write_text_atomic
-from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
-from toppo.registry import BENCHMARKS
+from toppo.specs.grid import Cell, Grid, load_config
+from toppo.specs.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.runfiles import LOCK_NAME, write_csv_atomic, write_json_atomic, write_text_atomic
 
 REPO = Path(__file__).resolve().parents[1]
 # 20,000 steps per cell in 2 updates of 10,000 (1,000 per task), evaluated at 10K and 20K.

@@ -7,9 +7,10 @@ import subprocess
 import numpy as np
 import pandas as pd
 import pytest
+import synthetic
 import yaml
 
-from analysis import latex, load_report_spec, synthetic, tables
+from analysis import latex, load_report_spec, tables
 from analysis.__main__ import main
 from analysis.baselines import load_baselines
 from analysis.numfmt import fmt_count

@@ -15,7 +15,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from toppo.logschema import EVAL_COLUMNS
+from toppo.specs.logschema import EVAL_COLUMNS
 
 TINY = ["--benchmark", "MT10", "--reward-version", "v1", "--seed", "3", "--device", "cpu",
         "rollout_steps_per_task=500", "num_epochs=2", "num_minibatches=2", "hidden_sizes=32,32",

@@ -23,9 +23,9 @@ from dag_configs import grid_cells, tiny_dag_config
 from analysis.figures import FIGURE_NAMES
 from analysis.reference_check import OUTPUT_FILES as REFERENCE_CHECK_FILES
 from analysis.tables import TABLE_FILES
-from toppo import numerics
-from toppo.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
-from toppo.registry import COMBINER_GRID, GROUPS, PAPER_COMBINERS, VARIANTS
+from toppo.specs import numerics_mode
+from toppo.specs.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
+from toppo.specs.registry import COMBINER_GRID, GROUPS, PAPER_COMBINERS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
 SNAKEMAKE = [sys.executable, "-m", "snakemake", "--snakefile", str(REPO / "Snakefile")]
@@ -34,7 +34,7 @@ SMOKE = yaml.safe_load((REPO / "config" / "smoke.yaml").read_text())
 CPU = yaml.safe_load((REPO / "config" / "cpu.yaml").read_text())
 ENVPOOL_PARITY = yaml.safe_load((REPO / "config" / "envpool_parity.yaml").read_text())
 
-# The paper grid, counted from its config and the registry's groups (not by toppo.grid): on
+# The paper grid, counted from its config and the registry's groups (not by toppo.specs.grid): on
 # each (benchmark, reward version) the distinct variants its groups name, 10 seeds each
 # (test_paper_config_names_the_variant_groups checks both); one aggregate per pair.
 PAPER_VARIANTS: dict[tuple[str, str], set[str]] = {}
@@ -371,7 +371,7 @@ def test_bad_config_is_a_clear_error(tmp_path, text, expected):
 
 
 def test_live_curve_settings_reach_the_trainer_as_execution_only_fields():
-    from toppo.grid import Grid, live_settings
+    from toppo.specs.grid import Grid, live_settings
 
     assert live_settings(PAPER) == {"tensorboard": True}
     live = {**PAPER, "tensorboard": False, "wandb": {"project": "toppo", "mode": "offline"}}
@@ -384,9 +384,9 @@ def test_live_curve_settings_reach_the_trainer_as_execution_only_fields():
 
 def test_the_recorded_studies_run_portable_and_the_paper_grid_the_trainers_default():
     schema = yaml.safe_load(CONFIG_SCHEMA.read_text())
-    assert schema["properties"]["numerics"]["enum"] == list(numerics.MODES)
+    assert schema["properties"]["numerics"]["enum"] == list(numerics_mode.MODES)
     assert CPU["numerics"] == SMOKE["numerics"] == ENVPOOL_PARITY["numerics"] == "portable"
-    assert "numerics" not in PAPER and numerics.DEFAULT_MODE == "native"
+    assert "numerics" not in PAPER and numerics_mode.DEFAULT_MODE == "native"
     assert Grid(PAPER).numerics is None
 
 

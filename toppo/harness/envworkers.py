@@ -1,14 +1,14 @@
 """Training envs stepped by persistent worker processes (``env_workers`` = N > 0).
 
 Worker w owns a contiguous slice of the run's env indices (``copy * K + task``), the slices
-cut to about equal stepping time by each task's measured cost (``toppo.harness.cores``), and steps it
+cut to about equal stepping time by each task's measured cost (``toppo.specs.cores``), and steps it
 as one ``gymnasium.vector.SyncVectorEnv`` with same-step autoreset, exactly as the trainer's
-own process does with ``env_workers=0``: the same constructors (``toppo.envs.train_env_fns``),
+own process does with ``env_workers=0``: the same constructors (``toppo.algo.envs.train_env_fns``),
 the same env seeds, the same float64 arithmetic. All workers step in lockstep: the trainer
 writes the actions to shared memory, sends each worker one short message, and waits for one
 short reply from each; the workers write observations, rewards, terminated / truncated
 flags, final observations and final success straight into shared memory
-(``toppo.envs.reduce_step``: no info dict is pickled per step). So the trainer reads the same
+(``toppo.algo.envs.reduce_step``: no info dict is pickled per step). So the trainer reads the same
 arrays whatever the worker count, and the worker count is not in the config hash.
 
 Faults: a worker that dies (any signal, any exit) is noticed at once through its process
@@ -19,8 +19,8 @@ when the trainer dies (``toppo.harness.procs.die_with_parent``), so no worker ou
 killed.
 
 Workers import no torch: they step envs only, started in the trainer's numerics mode
-(``toppo.numerics.for_workers``: numpy's OpenBLAS kernel changes MT50 stepping). How many
-there are: ``toppo.harness.cores``.
+(``toppo.harness.numerics.for_workers``: numpy's OpenBLAS kernel changes MT50 stepping). How many
+there are: ``toppo.specs.cores``.
 """
 
 from __future__ import annotations
@@ -39,8 +39,7 @@ from typing import Any
 
 import numpy as np
 
-from toppo import numerics
-from toppo.envs import (
+from toppo.algo.envs import (
     StepBatch,
     TrainEnvs,
     _task_names,
@@ -50,8 +49,9 @@ from toppo.envs import (
     reduce_step,
     train_env_fns,
 )
-from toppo.harness.cores import STEP_COST_US, balanced_slices
+from toppo.harness import numerics
 from toppo.harness.procs import die_with_parent, exit_description
+from toppo.specs.cores import STEP_COST_US, balanced_slices
 
 
 class EnvWorkerError(RuntimeError):
@@ -167,10 +167,10 @@ def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tup
 class EnvWorkerPool(TrainEnvs):
     """N env worker processes over the run's envs, with ``EnvCopies``' interface.
 
-    ``fns``: every env's constructor in index order (``toppo.envs.train_env_fns``);
+    ``fns``: every env's constructor in index order (``toppo.algo.envs.train_env_fns``);
     ``like``: a vector env of the same benchmark (one env per task), for the spaces and the
     task names; ``cpus``: worker w runs on ``cpus[w % len(cpus)]`` (None: anywhere;
-    ``toppo.harness.cores.env_worker_cpus``)."""
+    ``toppo.specs.cores.env_worker_cpus``)."""
 
     def __init__(self, fns: list[functools.partial], like, workers: int,
                  cpus: list[int] | None = None):
@@ -198,7 +198,7 @@ class EnvWorkerPool(TrainEnvs):
                 proc = ctx.Process(target=_worker_main, name=f"toppo-env-{w}", daemon=True,
                                    args=(child, fns[lo:hi], lo, hi, dims, self.shm.names,
                                          os.getpid(), cpus[w % len(cpus)] if cpus else None))
-                with numerics.for_workers():  # numpy's kernels as in the trainer (toppo.numerics)
+                with numerics.for_workers():  # numpy's kernels as in the trainer (toppo.harness.numerics)
                     proc.start()
                 child.close()  # only the worker holds its end: its exit reads as EOF here
                 self._procs.append(proc)
@@ -327,7 +327,7 @@ class EnvWorkerPool(TrainEnvs):
 def make_worker_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_task: int,
                            max_episode_steps: int, workers: int, cpus: list[int] | None = None
                            ) -> tuple[EnvWorkerPool, list[functools.partial]]:
-    """``toppo.envs.make_train_envs``' envs, stepped by ``workers`` worker processes (pinned
+    """``toppo.algo.envs.make_train_envs``' envs, stepped by ``workers`` worker processes (pinned
     to ``cpus``), and the evaluation constructors of the same benchmark goals."""
     base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
     try:

@@ -9,9 +9,9 @@ from typing import Any
 
 import torch
 
-from toppo.config import TrainConfig
 from toppo.harness.livelog import LiveLog
 from toppo.harness.timebudget import TimeBudget
+from toppo.specs.config import TrainConfig
 
 
 class EvalRecord:

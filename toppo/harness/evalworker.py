@@ -2,7 +2,7 @@
 
 At an evaluation step the trainer hands the evaluator a frozen copy of the actor's weights
 (a CPU ``state_dict``). The evaluator rebuilds the actor from the config
-(``toppo.networks.build_actor``) and acts with ``Actor.act_deterministic`` on CPU in float32
+(``toppo.algo.networks.build_actor``) and acts with ``Actor.act_deterministic`` on CPU in float32
 with one torch thread, in both modes, so an evaluation's numbers depend on the weights and
 the eval envs only -- not on the mode, the number of eval workers, the learner's device or
 its thread count (``eval_mode`` and ``eval_workers`` are left out of the config hash).
@@ -14,7 +14,7 @@ its thread count (``eval_mode`` and ``eval_workers`` are left out of the config 
   env snapshot every time; the parts join in task order. Each worker builds its envs once,
   from the benchmark's pickled per-task constructors (no second goal generation), so more
   workers shorten each evaluation and shrink each worker's envs. The policy acts per task
-  (``toppo.evaluation``), so a task's numbers do not depend on which tasks share its
+  (``toppo.algo.evaluation``), so a task's numbers do not depend on which tasks share its
   process. Results are committed in step order.
 
 Both keep every submitted evaluation ``pending`` until its result is committed; the
@@ -36,26 +36,26 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from toppo import numerics
+from toppo.harness import numerics
 
-numerics.apply()  # before torch loads, in a spawned worker too (toppo.numerics)
+numerics.apply()  # before torch loads, in a spawned worker too (toppo.harness.numerics)
 
 import numpy as np
 import torch
 
-from toppo.config import TrainConfig
-from toppo.envs import EnvCopies, make_eval_envs
-from toppo.evaluation import EvalResult, concat_results, evaluate
-from toppo.harness.cores import eval_worker_count
+from toppo.algo.envs import EnvCopies, make_eval_envs
+from toppo.algo.evaluation import EvalResult, concat_results, evaluate
+from toppo.algo.networks import build_actor, policy_input
 from toppo.harness.procs import die_with_parent, exit_description
-from toppo.networks import build_actor, policy_input
+from toppo.specs.config import TrainConfig
+from toppo.specs.cores import eval_worker_count
 
 
 @dataclass
 class EvalSpec:
     """What an evaluator needs to rebuild the eval envs and the actor of a run."""
     cfg: TrainConfig
-    eval_fns: list[functools.partial]  # eval env constructors (toppo.envs.eval_env_fns)
+    eval_fns: list[functools.partial]  # eval env constructors (toppo.algo.envs.eval_env_fns)
     obs_dim: int
     act_dim: int
 

@@ -1,7 +1,6 @@
-"""Atomic file output (temp file in the same folder + os.replace), the run-directory lock,
-and run provenance.
-
-Torch is imported only where a checkpoint is saved: analysis uses this module too."""
+"""The run directory's lock, checkpoints written atomically, stale temp files removed, and
+run provenance. The file names and the atomic writes themselves are the run directory's
+format, ``toppo.specs.runfiles``."""
 
 from __future__ import annotations
 
@@ -9,68 +8,14 @@ import errno
 import fcntl
 import importlib.metadata
 import io
-import json
 import os
 import socket
 import subprocess
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
-import yaml
-
-TMP_SUFFIX = ".tmp"  # temp files are ".{name}.{random}.tmp" beside their target
-LOCK_NAME = ".lock"  # the run directory's lock file (docs/design.md)
-
-
-def current_umask() -> int:
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-def _named(exc: OSError, path: Path) -> OSError:
-    """``exc`` with ``path`` as its file name (ENOSPC from write() names none)."""
-    if exc.filename is not None:
-        return exc
-    new = OSError(exc.errno, exc.strerror or str(exc), str(path))
-    new.__cause__ = exc
-    return new
-
-
-def write_bytes_atomic(path: str | os.PathLike, data: bytes,
-                       keep_previous: str | os.PathLike | None = None) -> Path:
-    """Write ``data`` so a reader sees either the old file or the complete new one.
-
-    The file gets mode 0o666 & ~umask, as ``open()`` would give (mkstemp's own is 0o600).
-    An OSError (read-only folder, disk full) names ``path``; the temp file is removed. With
-    ``keep_previous``, the old file is moved there once the new one is on disk (a kill
-    between the two renames leaves ``keep_previous`` and no ``path``).
-    """
-    path = Path(path)
-    tmp = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TMP_SUFFIX)
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), 0o666 & ~current_umask())
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        if keep_previous is not None and path.exists():
-            os.replace(path, keep_previous)
-        os.replace(tmp, path)
-    except OSError as exc:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise _named(exc, path) from None
-    except BaseException:
-        if tmp is not None:
-            Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+from toppo.specs.runfiles import LOCK_NAME, TMP_SUFFIX, with_filename, write_bytes_atomic
 
 
 def remove_stale_temp_files(folder: str | os.PathLike, recursive: bool = True) -> list[Path]:
@@ -118,7 +63,7 @@ class RunLock:
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
                 raise RunLocked(f"{self.run_dir} is in use by another trainer ({holder}); "
                                 "it keeps its lock until it exits") from None
-            raise _named(exc, self.path) from None
+            raise with_filename(exc, self.path) from None
         info = (f"pid {os.getpid()} on host {socket.gethostname()}, "
                 f"since {datetime.now(UTC).strftime('%Y-%m-%dT%H:%M:%SZ')}\n").encode()
         os.ftruncate(fd, 0)
@@ -147,29 +92,12 @@ class RunLock:
         self.release()
 
 
-def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
-    return write_bytes_atomic(path, text.encode())
-
-
-def write_json_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def write_yaml_atomic(path: Path, obj: Any) -> None:
-    write_text_atomic(path, yaml.safe_dump(obj, sort_keys=False))
-
-
-def write_csv_atomic(path: Path, rows: list[dict[str, Any]], columns: list[str] | None = None) -> None:
-    frame = pd.DataFrame(rows, columns=columns)
-    write_text_atomic(path, frame.to_csv(index=False))
-
-
 def save_torch_atomic(path: Path, obj: Any, previous: Path | None = None) -> None:
     """Save ``obj``; with ``previous``, the file it replaces is kept there (one rotation).
 
     A kill between the two renames leaves ``previous`` and no ``path``; a loader falls back
     to ``previous`` (toppo.train)."""
-    import torch  # here, so that analysis can use this module without torch
+    import torch  # only here: the lock and the provenance need none
 
     buf = io.BytesIO()
     torch.save(obj, buf)

@@ -29,10 +29,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from toppo.config import TrainConfig
-from toppo.registry import BENCHMARKS
+from toppo.specs.config import TrainConfig
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.runfiles import TB_DIR
 
-TB_DIR = "tensorboard"  # below the run directory; one of toppo.harness.rundir.RUN_FILES (set aside with the run)
 PER_TASK = re.compile(r"^(actor|critic)_gradnorm_t(\d+)$")
 INSTALL_HINT = "pip install -e '.[live]'"
 

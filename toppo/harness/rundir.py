@@ -26,22 +26,15 @@ from typing import Any
 import pandas as pd
 import yaml
 
-from toppo.config import ConfigError, TrainConfig, config_from_dict
+from toppo.specs.config import ConfigError, TrainConfig, config_from_dict
+from toppo.specs.runfiles import (
+    JOB_FILES_COPIED,
+    JOB_FILES_MOVED,
+    JOB_LOG_BYTES_ENV,
+    RUN_FILES,
+    SUPERSEDED,
+)
 
-SUPERSEDED = "superseded"  # folder of set-aside runs; analysis does not search below it
-# a run's files, moved together when it is set aside; the live curves' event files
-# (toppo.harness.livelog.TB_DIR) go with it
-RUN_FILES = ("config.yaml", "manifest.json", "eval.csv", "train_metrics.csv", "checkpoints",
-             "tensorboard")
-# The workflow's record of the job that trained the run (workflow/scripts/train_cell.py), set
-# aside with it: benchmark.tsv is moved (Snakemake writes the next job's when it ends);
-# train.log, which the running job appends to, is copied as the set-aside run left it.
-JOB_FILES_MOVED = ("benchmark.tsv",)
-JOB_FILES_COPIED = ("train.log",)
-# The job script appends each attempt to train.log, its `[workflow ...]` lines first, and
-# tells the trainer the file's size before them in this environment variable: the copy set
-# aside is that many bytes, so it holds none of the lines of the attempt that sets it aside.
-JOB_LOG_BYTES_ENV = "TOPPO_TRAIN_LOG_BYTES"
 # keys a checkpoint must hold, with their types (Trainer.state_dict)
 STATE_KEYS: dict[str, type | tuple[type, ...]] = {
     "config_hash": str, "update_idx": int, "learner": dict, "eval_rows": list,

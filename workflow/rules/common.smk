@@ -1,9 +1,9 @@
 """The workflow's config, read and validated with errors of one line naming the file and the
-key; the grid of cells from it (toppo.grid: the one definition, shared with `python -m
+key; the grid of cells from it (toppo.specs.grid: the one definition, shared with `python -m
 analysis status` and the tests), and each cell's resolved TrainConfig.
 
-toppo.grid.Grid checks what the JSON schema cannot know: variant names, keys of
-trainer_overrides (toppo.config.TrainConfig fields), that every benchmark in the grid has a
+toppo.specs.grid.Grid checks what the JSON schema cannot know: variant names, keys of
+trainer_overrides (toppo.specs.config.TrainConfig fields), that every benchmark in the grid has a
 budget and resources, and that each (benchmark, reward, variant) resolves to a valid
 TrainConfig, so a bad value fails at start and not hours into a job.
 """
@@ -19,8 +19,8 @@ BASE = Path(workflow.basedir)  # repository root: the top-level Snakefile's fold
 if str(BASE) not in sys.path:
     sys.path.insert(0, str(BASE))
 
-from toppo.grid import Grid, GridError, read_config_file, validate_config  # noqa: E402
-from toppo.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS  # noqa: E402
+from toppo.specs.grid import Grid, GridError, read_config_file, validate_config  # noqa: E402
+from toppo.specs.registry import BENCHMARKS, REWARD_VERSIONS, VARIANTS  # noqa: E402
 
 # Jobs are scripts (workflow/scripts/) run with the Python that runs Snakemake, or the conda
 # env's under --use-conda; they put this checkout on PYTHONPATH for `toppo` and `analysis`.
@@ -28,7 +28,7 @@ BASELINES = str(BASE / "analysis" / "data" / "baselines.csv")
 
 
 def invalid_config(exc):
-    """Stop with one line naming the file and the key (toppo.grid's errors), before any job:
+    """Stop with one line naming the file and the key (toppo.specs.grid's errors), before any job:
     a WorkflowError raised here would add this file's name and line and a traceback frame."""
     print(f"Invalid config: {exc}", file=sys.stderr, flush=True)
     sys.exit(1)
@@ -40,7 +40,7 @@ def config_error(msg):
 
 
 # ------------------------------------------------------------------ the config
-# The workflow's own config (tests run with --directory), read by toppo.grid first: a YAML
+# The workflow's own config (tests run with --directory), read by toppo.specs.grid first: a YAML
 # error names the file, line and column, where Snakemake's loader names neither. (Snakemake
 # reads --configfile files before the Snakefile runs and stops on a YAML error there with
 # "Config file is not valid JSON or YAML", no file named: docs/workflow.md.)
@@ -219,7 +219,7 @@ def print_plan():
     rates, and, where paper budgets would train on this machine's CPU, the smaller scales
     (analysis.plan). Only prints: what runs is unchanged."""
     from analysis.plan import plan_text
-    from toppo.grid import Cell
+    from toppo.specs.grid import Cell
 
     try:  # Snakemake's DAG object: not a documented API, so a change there costs the plan only
         jobs = [j for j in workflow.dag.needrun_jobs() if j.rule.name == "train"]

@@ -1,5 +1,5 @@
 """One training job per cell: workflow/scripts/train_cell.py writes the cell's resolved
-TrainConfig (toppo.grid.Grid.train_config) to a file beside the job's log and runs
+TrainConfig (toppo.specs.grid.Grid.train_config) to a file beside the job's log and runs
 `python -m toppo.train --config <that file>` into the cell's run directory, appending its output
 and the exact command to the cell's train.log, attempt after attempt.
 

@@ -52,7 +52,7 @@ def aggregate(run_dirs: list[Path], scale: str) -> pd.DataFrame:
 
 
 def write(runs: list[Path], scale: str, out: Path) -> str:
-    from toppo.harness.io import write_text_atomic
+    from toppo.specs.runfiles import write_text_atomic
 
     df = aggregate(runs, scale)
     write_text_atomic(out, df.to_csv(index=False))

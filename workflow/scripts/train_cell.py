@@ -1,12 +1,12 @@
 """Snakemake script of rule `train`: hand one cell's resolved TrainConfig to the trainer.
 
-The cell's config is resolved by toppo.grid (Grid.train_config: the one definition the DAG's
+The cell's config is resolved by toppo.specs.grid (Grid.train_config: the one definition the DAG's
 config_hash param comes from too) with this job's threads (torch_threads, and the cores that
 env_workers=auto divides between env and eval workers), the device and the live-curve
 settings, written once to `{OUT}/logs/train/<cell>.yaml` beside the job's log, and run as
 `python -m toppo.train --config <that file> --variant <variant> --out-dir <run dir>`
 (`trainer_command`); with config["numerics"] set, `--numerics <mode>` too (the CPU kernels,
-toppo.numerics; unset: the trainer's default); with config["retrain"] true, `--retrain` (a
+toppo.specs.numerics_mode; unset: the trainer's default); with config["retrain"] true, `--retrain` (a
 finished run of this config is set aside and trained again from scratch; an unfinished one is
 resumed, so a retried job still resumes).
 
@@ -14,7 +14,7 @@ The trainer's output is appended to the cell's train.log (every attempt, each st
 `[workflow ...]` lines naming the config file, its execution settings and the command; the
 trainer's own lines say whether it resumed or retrained; a retrain copies it into superseded/
 with the run, as it was before this attempt: the trainer is told its size then,
-toppo.harness.rundir.JOB_LOG_BYTES_ENV) and written to the job's Snakemake log (this attempt
+toppo.specs.runfiles.JOB_LOG_BYTES_ENV) and written to the job's Snakemake log (this attempt
 only), and its progress lines go to the terminal as well; the exit status is the trainer's.
 
 The trainer never outlives its job (docs/design.md, run-directory guarantees; the process
@@ -45,10 +45,10 @@ def stamp() -> str:
 
 
 def trainer_command(grid, variant: str, cell_file: Path, run_dir: Path) -> list[str]:
-    """The trainer's command line for one cell of ``grid`` (toppo.grid.Grid): its resolved
+    """The trainer's command line for one cell of ``grid`` (toppo.specs.grid.Grid): its resolved
     config file, its variant (the name its logs record), its run directory, and the workflow
     config's ``numerics`` and ``retrain`` settings."""
-    from toppo.numerics import FLAG
+    from toppo.specs.numerics_mode import FLAG
 
     cmd = [sys.executable, "-m", "toppo.train", "--config", str(cell_file),
            "--variant", variant, "--out-dir", str(run_dir)]
@@ -63,11 +63,10 @@ def main(smk) -> int:
     repo = Path(smk.scriptdir).resolve().parents[1]
     if str(repo) not in sys.path:
         sys.path.insert(0, str(repo))
-    from toppo.config import UNHASHED_FIELDS, cli_value
-    from toppo.grid import WORKFLOW_KEYS, Cell, Grid
     from toppo.harness import procs
-    from toppo.harness.io import write_yaml_atomic
-    from toppo.harness.rundir import JOB_LOG_BYTES_ENV
+    from toppo.specs.config import UNHASHED_FIELDS, cli_value
+    from toppo.specs.grid import WORKFLOW_KEYS, Cell, Grid
+    from toppo.specs.runfiles import JOB_LOG_BYTES_ENV, write_yaml_atomic
 
     wc = smk.wildcards
     cell = Cell(wc.benchmark, wc.reward, wc.variant, int(wc.seed))

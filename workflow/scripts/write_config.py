@@ -15,7 +15,7 @@ def repo_on_path(script_dir: str) -> None:
 
 def main(smk) -> int:
     repo_on_path(smk.scriptdir)
-    from toppo.harness.io import write_text_atomic
+    from toppo.specs.runfiles import write_text_atomic
 
     out = Path(smk.output[0])
     write_text_atomic(

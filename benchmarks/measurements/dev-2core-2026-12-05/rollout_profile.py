@@ -10,11 +10,11 @@ import tempfile
 import time
 from pathlib import Path
 
-from toppo import numerics
+from toppo.harness import numerics
 
 numerics.apply()
-from toppo.train import Trainer  # noqa: E402
-from toppo.variants import resolve  # noqa: E402
+from toppo.specs.variants import resolve  # noqa: E402
+from toppo.trainer import Trainer  # noqa: E402
 
 
 def cpu_s(pid):

@@ -1,10 +1,10 @@
-"""The rollout's critic on a side thread (toppo.rollout) against inline (a synchronous
+"""The rollout's critic on a side thread (toppo.algo.rollout) against inline (a synchronous
 executor in its place), interleaved in one process: one trainer with the envs in-process and
 one with 2 env workers, then rounds that time one rollout of each in each mode.
 
     PYTHONPATH=. python benchmarks/measurements/dev-2core-2026-12-05/side_thread_ab.py MT10 1000 6
 """
-from toppo import numerics
+from toppo.harness import numerics
 
 numerics.apply()  # the trainer's kernels, before torch loads
 
@@ -16,9 +16,9 @@ import time  # noqa: E402
 from concurrent.futures import Future, ThreadPoolExecutor  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-import toppo.rollout as rollout  # noqa: E402
-from toppo.train import Trainer  # noqa: E402
-from toppo.variants import resolve  # noqa: E402
+import toppo.algo.rollout as rollout  # noqa: E402
+from toppo.specs.variants import resolve  # noqa: E402
+from toppo.trainer import Trainer  # noqa: E402
 
 
 class Inline:

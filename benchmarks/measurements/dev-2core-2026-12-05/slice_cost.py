@@ -1,11 +1,11 @@
-"""Each of MT10's two env-worker slices (toppo.harness.cores.balanced_slices) stepped in a tight
+"""Each of MT10's two env-worker slices (toppo.specs.cores.balanced_slices) stepped in a tight
 loop in one process, random actions, with the worker's per-step work (reduce_step): the CPU an
 env worker would spend per vector step with no messages, no sleeping and no one else on its
 core (compare rollout_profile.py's worker CPU).
 
     PYTHONPATH=. python benchmarks/measurements/dev-2core-2026-12-05/slice_cost.py
 """
-from toppo import numerics
+from toppo.harness import numerics
 
 numerics.apply()  # the workers' kernels, before numpy loads
 
@@ -14,8 +14,8 @@ import time  # noqa: E402
 import gymnasium as gym  # noqa: E402
 import numpy as np  # noqa: E402
 
-from toppo.envs import _task_names, benchmark_env_fns, reduce_step, train_env_fns  # noqa: E402
-from toppo.harness.cores import STEP_COST_US, balanced_slices  # noqa: E402
+from toppo.algo.envs import _task_names, benchmark_env_fns, reduce_step, train_env_fns  # noqa: E402
+from toppo.specs.cores import STEP_COST_US, balanced_slices  # noqa: E402
 
 if __name__ == "__main__":
     base, fns = benchmark_env_fns("MT10", "v2", 0, max_episode_steps=500)

@@ -13,7 +13,7 @@ weights of CAGrad are invariant to that scale and FairGrad's transform exactly; 
 solvers' absolute tolerances then mean the same thing for any gradient magnitude).
 Cost: O(K^2 P) plus a K-sized solve.
 
-The names the config accepts, and each function's options, are toppo.registry.COMBINERS
+The names the config accepts, and each function's options, are toppo.specs.registry.COMBINERS
 (adding one: docs/extending.md).
 """
 
@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from scipy.optimize import least_squares, minimize
 
-from toppo.registry import COMBINERS
+from toppo.specs.registry import COMBINERS
 
 
 def _gram(G: torch.Tensor) -> np.ndarray:
@@ -220,7 +220,7 @@ def fairgrad(G: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
 
 
 def get(name: str) -> Callable[..., torch.Tensor]:
-    """The function of combiner ``name`` (toppo.registry.COMBINERS; ValueError naming the
+    """The function of combiner ``name`` (toppo.specs.registry.COMBINERS; ValueError naming the
     known ones otherwise)."""
     try:
         return COMBINERS[name].load()

@@ -20,9 +20,9 @@ import numpy as np
 import pandas as pd
 import yaml
 
-from toppo.harness.io import write_text_atomic
-from toppo.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
-from toppo.registry import BENCHMARKS
+from toppo.specs.logschema import EVAL_COLUMNS, TRAIN_METRIC_COLUMNS
+from toppo.specs.registry import BENCHMARKS
+from toppo.specs.runfiles import write_text_atomic
 
 # Final-success offsets (logits) of the synthetic learners; unknown variants get a hashed offset.
 _VARIANT_SKILL = {"mtppo": 0.0, "mtppo_lnc": 0.4, "mtppo_lnc_pcga": 0.7,

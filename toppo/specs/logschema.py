@@ -1,6 +1,6 @@
 """The columns of a run directory's log tables (docs/design.md), shared by the trainer that
 writes them and the analysis that reads them. Imports nothing heavy: analysis must not
-need torch. The benchmarks' task names are toppo.registry.BENCHMARKS."""
+need torch. The benchmarks' task names are toppo.specs.registry.BENCHMARKS."""
 
 EVAL_COLUMNS = ["benchmark", "reward_version", "variant", "seed", "step", "task_index", "task",
                 "success_rate", "mean_return", "episodes"]

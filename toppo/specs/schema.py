@@ -1,7 +1,7 @@
 """JSON-schema checks whose errors read as one line each, ``key.path[0]: why``.
 
 One function for every config this project validates against a schema: the workflow config
-(``toppo.grid.validate_config``, used by the Snakefile and ``python -m analysis status``) and
+(``toppo.specs.grid.validate_config``, used by the Snakefile and ``python -m analysis status``) and
 its ``report:`` section (``analysis.report_errors``, used by ``python -m analysis``). A
 jsonschema error prints the failing schema and instance, dozens to hundreds of lines (a
 misspelt top-level key dumps the whole schema); the user needs the key and the rule.

@@ -29,7 +29,7 @@ the source lines, is in docs/envpool.md; what shapes this adapter:
   exactly (the same scope as metaworld's ``get_checkpoint``: random streams, not the
   episode in progress; the trainer resets every env at the start of each rollout).
 
-Env index layout, as in ``toppo.envs``: ``copy * K + task``.
+Env index layout, as in ``toppo.algo.envs``: ``copy * K + task``.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ from typing import Any
 
 import numpy as np
 
-from toppo.config import ConfigError
-from toppo.envs import StepBatch, TrainEnvs
-from toppo.registry import BENCHMARKS
+from toppo.algo.envs import StepBatch, TrainEnvs
+from toppo.specs.config import ConfigError
+from toppo.specs.registry import BENCHMARKS
 
 MAX_PATH_LENGTH = 500  # metaworld's SawyerXYZEnv.max_path_length; EnvPool's registered limit
 _SEED_TASK_STRIDE = 1_009  # seeds of one run: env_seeds()
@@ -289,10 +289,10 @@ class EnvPoolTrainEnvs(TrainEnvs):
 def make_envpool_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_task: int,
                             max_episode_steps: int, parallel_pools: bool
                             ) -> tuple[EnvPoolTrainEnvs, list]:
-    """Training envs of a run with ``env_backend=envpool`` and, as ``toppo.envs.
+    """Training envs of a run with ``env_backend=envpool`` and, as ``toppo.algo.envs.
     make_train_envs`` returns them, metaworld's evaluation constructors of the benchmark
     generated from ``seed``: evaluation runs on the same envs and goals on both backends."""
-    from toppo.envs import _task_names, benchmark_env_fns, eval_env_fns
+    from toppo.algo.envs import _task_names, benchmark_env_fns, eval_env_fns
 
     envs = EnvPoolTrainEnvs(benchmark, reward_version, seed, envs_per_task=envs_per_task,
                             max_episode_steps=max_episode_steps, parallel_pools=parallel_pools)

@@ -1,12 +1,12 @@
-"""A named variant (toppo.registry.VARIANTS: the Meta-World+ reference presets, plain MT-PPO,
+"""A named variant (toppo.specs.registry.VARIANTS: the Meta-World+ reference presets, plain MT-PPO,
 single modules, the cumulative ablation, the combiner grid) as a validated TrainConfig."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from toppo.config import ConfigError, TrainConfig, make_config
-from toppo.registry import VARIANTS
+from toppo.specs.config import ConfigError, TrainConfig, make_config
+from toppo.specs.registry import VARIANTS
 
 
 def resolve(name: str, overrides: dict[str, Any] | None = None) -> TrainConfig:

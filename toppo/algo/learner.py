@@ -17,10 +17,10 @@ from typing import Any
 
 import torch
 
-from toppo import combiners, pertask, ppo
-from toppo.config import TrainConfig
-from toppo.networks import body_param_names, build_actor, build_critic, param_count
-from toppo.popart import PopArt
+from toppo.algo import combiners, pertask, ppo
+from toppo.algo.networks import body_param_names, build_actor, build_critic, param_count
+from toppo.algo.popart import PopArt
+from toppo.specs.config import TrainConfig
 
 
 class TrainingDiverged(RuntimeError):

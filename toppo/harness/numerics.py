@@ -12,14 +12,14 @@ the same run on two CPUs can differ from the first update. Two modes (docs/repro
   workflow configs say ``numerics: portable``.
 * ``native`` (the default): torch's own choice for this CPU, and whatever the environment sets.
 
-Which mode a process asks for is decided in one place, :func:`mode`: the trainer's
-``--numerics`` flag, else the environment variable ``TOPPO_NUMERICS``, else ``native``. The
-workflow passes its config's ``numerics`` key to every training job as the flag, and
-``verify`` passes the record's own mode (:func:`recorded_mode`).
+Which mode a process asks for is decided in one place, ``toppo.specs.numerics_mode.mode``:
+the trainer's ``--numerics`` flag, else the environment variable ``TOPPO_NUMERICS``, else
+``native``. The workflow passes its config's ``numerics`` key to every training job as the
+flag, and ``verify`` passes the record's own mode (``numerics_mode.recorded_mode``).
 
 The mode must be in place before torch is imported, in every process that computes: the
-trainer (``toppo.train`` reads its flag with :func:`requested` and calls :func:`apply` before
-its ``import torch``), the eval workers (spawned: they inherit ``os.environ``, where
+trainer (``toppo.train`` reads its flag with ``numerics_mode.requested`` and calls
+:func:`apply` before its ``import torch``), the eval workers (spawned: they inherit ``os.environ``, where
 :func:`apply` wrote the mode, and call :func:`apply` again before theirs) and any other
 worker. It is an execution setting, not part of the config hash (the committed record stays
 the same config); the manifest records it (:func:`describe`) and ``verify`` compares it.
@@ -29,7 +29,6 @@ This module must not import torch at module level.
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import hashlib
 import importlib.metadata
@@ -39,10 +38,7 @@ import sys
 from collections.abc import Iterator
 from typing import Any
 
-MODE_VAR = "TOPPO_NUMERICS"
-FLAG = "--numerics"  # the trainer's flag; it wins over MODE_VAR
-MODES = ("portable", "native")
-DEFAULT_MODE = "native"  # neither the flag nor MODE_VAR given: torch's own kernels
+from toppo.specs.numerics_mode import FLAG, MODE_VAR, NumericsError, mode
 
 # Set (overriding the environment) before torch and numpy load, in portable mode. Which of them change
 # results is measured in docs/reproducibility.md; all are fixed, since a knob that does not
@@ -68,48 +64,6 @@ LOADS_KERNELS = ("torch", "numpy")
 
 _decided: str | None = None  # the mode apply() put in place in this process
 _late = False  # portable was asked for, but torch or numpy was loaded when apply() ran
-
-
-class NumericsError(RuntimeError):
-    """The numerics mode cannot be used or is not in effect; the message says why."""
-
-
-def mode(flag: str | None = None) -> str:
-    """The mode this process asks for: ``flag`` (the value of ``--numerics``) when given, else
-    ``TOPPO_NUMERICS`` when set and not empty, else ``native`` (:data:`DEFAULT_MODE`)."""
-    if flag is not None:
-        where, value = f"{FLAG} {flag!r}", flag
-    else:
-        raw = os.environ.get(MODE_VAR, "")
-        where, value = f"environment variable {MODE_VAR}={raw!r}", raw.strip().lower() or DEFAULT_MODE
-    if value not in MODES:
-        raise NumericsError(f"{where}: expected one of {', '.join(MODES)}")
-    return value
-
-
-def requested(argv: list[str]) -> str | None:
-    """The value of ``--numerics`` in a command line (``--numerics M`` or ``--numerics=M``,
-    the last one given), or None; everything else, a flag without its value included, is left
-    to the caller's own parser, which declares ``--numerics`` too. For a program that must
-    apply the mode before the imports its parser needs load torch."""
-    pre = argparse.ArgumentParser(add_help=False)
-    pre.add_argument(FLAG, nargs="?")
-    return pre.parse_known_args(argv)[0].numerics
-
-
-def recorded_mode(machine: Any) -> str:
-    """The mode a run was computed in, from its manifest's ``machine`` (:func:`describe`):
-    ``portable`` or ``native``; a manifest without it was trained before the mode existed,
-    with native kernels, and one that says ``native (portable asked for, ...)`` ran native.
-    Any other value is a NumericsError naming it."""
-    recorded = machine.get("numerics") if isinstance(machine, dict) else None
-    if recorded is None:
-        return "native"
-    if recorded in MODES:
-        return recorded
-    if isinstance(recorded, str) and recorded.startswith("native ("):
-        return "native"
-    raise NumericsError(f"machine.numerics {recorded!r}: not a mode ({', '.join(MODES)})")
 
 
 def apply(flag: str | None = None) -> str:
@@ -192,14 +146,14 @@ def check() -> None:
     if _decided != "portable" or got != PORTABLE_CAPABILITY:
         raise NumericsError(
             f"{MODE_VAR}=portable is not in effect in this process (torch's CPU capability "
-            f"{got}, expected {PORTABLE_CAPABILITY}): call toppo.numerics.apply() before torch "
+            f"{got}, expected {PORTABLE_CAPABILITY}): call toppo.harness.numerics.apply() before torch "
             f"is imported, or run native ({FLAG} native, or {MODE_VAR}=native)")
 
 
 def in_effect() -> str:
     """The mode this process runs with, saying so when portable was asked for too late."""
     if _late:
-        return "native (portable asked for, but torch or numpy was imported before toppo.numerics.apply())"
+        return "native (portable asked for, but torch or numpy was imported before toppo.harness.numerics.apply())"
     check()
     return current()
 

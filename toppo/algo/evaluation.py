@@ -9,7 +9,7 @@ same initial states, and a resumed run evaluates exactly like an uninterrupted o
 With C eval copies per task, copy c plays episodes [c*n, (c+1)*n) of the goal cycle
 (it starts c*n goals further along), so copies split the goals instead of repeating them.
 Each copy is placed there by restoring the snapshot advanced along the goal cycle
-(``toppo.envs.place_copies``), not by running c*n resets.
+(``toppo.algo.envs.place_copies``), not by running c*n resets.
 
 Envs that finished their episodes stop stepping: with synchronous envs the single envs
 are stepped directly (only the active ones); asynchronous copies step as a whole, so
@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from toppo.envs import EnvCopies, place_copies
+from toppo.algo.envs import EnvCopies, place_copies
 
 
 @dataclass

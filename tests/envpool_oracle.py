@@ -26,8 +26,8 @@ import numpy as np
 from metaworld.policies import ENV_POLICY_MAP
 from metaworld.wrappers import AutoTerminateOnSuccessWrapper, OneHotWrapper
 
-from toppo.envpool_envs import StdMt19937Uniform, env_seeds
-from toppo.envs import quiet_box_precision_warnings
+from toppo.algo.envpool_envs import StdMt19937Uniform, env_seeds
+from toppo.algo.envs import quiet_box_precision_warnings
 
 
 def oracle_env(task_name: str, env_seed: int, task_index: int, num_tasks: int,
@@ -124,7 +124,7 @@ def step_parity(task_names: list[str], seed: int, steps: int, *, policy: str = "
     observation itself (``reset_obs_maxdiff``) and the previous-frame block obs[18:36] of
     each episode's first step, which repeats it.
     """
-    from toppo.envpool_envs import EnvPoolTrainEnvs
+    from toppo.algo.envpool_envs import EnvPoolTrainEnvs
 
     K = len(task_names)
     ep = EnvPoolTrainEnvs("custom", "v2", seed, task_names=task_names,
@@ -211,16 +211,16 @@ def expert_success(backend: str, seed: int, episodes: int, *, benchmark: str = "
     * ``envpool``: ``EnvPoolTrainEnvs`` (EnvPool's own goals),
     * ``metaworld-matched``: ``oracle_vector`` (metaworld, EnvPool's goals),
     * ``metaworld-benchmark``: the harness's metaworld training envs
-      (``toppo.envs.make_train_envs``: the benchmark's 50 fixed goals per task; the whole
+      (``toppo.algo.envs.make_train_envs``: the benchmark's 50 fixed goals per task; the whole
       benchmark, ``task_names`` not allowed).
 
     The expert acts on each backend's float32 observation (the trainer's)."""
-    from toppo.envpool_envs import EnvPoolTrainEnvs
+    from toppo.algo.envpool_envs import EnvPoolTrainEnvs
 
     if backend == "metaworld-benchmark":
         if task_names is not None:
             raise ValueError("metaworld-benchmark runs the whole benchmark")
-        from toppo.envs import make_train_envs
+        from toppo.algo.envs import make_train_envs
         envs, _ = make_train_envs(benchmark, "v2", seed, envs_per_task=1, async_envs=False,
                                   max_episode_steps=500)
         names = envs.task_names
@@ -236,7 +236,7 @@ def expert_success(backend: str, seed: int, episodes: int, *, benchmark: str = "
     else:
         names = list(task_names) if task_names is not None else None
         if names is None:
-            from toppo.registry import BENCHMARKS
+            from toppo.specs.registry import BENCHMARKS
             names = list(BENCHMARKS[benchmark])
         if backend == "envpool":
             ep = EnvPoolTrainEnvs(benchmark, "v2", seed, task_names=names,
@@ -295,8 +295,8 @@ def goal_distribution(benchmark: str, seed: int, resets: int) -> list[dict[str, 
     set."""
     import pickle
 
-    from toppo.envpool_envs import EnvPoolTrainEnvs
-    from toppo.registry import BENCHMARKS
+    from toppo.algo.envpool_envs import EnvPoolTrainEnvs
+    from toppo.specs.registry import BENCHMARKS
 
     names = list(BENCHMARKS[benchmark])
     copies = 50

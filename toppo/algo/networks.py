@@ -26,7 +26,7 @@ import math
 import torch
 from torch import nn
 
-from toppo import ppo
+from toppo.algo import ppo
 
 
 def _init_linear(layer: nn.Linear, init: str, gain: float) -> None:

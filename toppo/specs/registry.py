@@ -10,8 +10,8 @@
     COMBINER_GRID    the paper's grid: (actor combiner, critic combiner) -> the variant of that cell
     COMBINER_PAIRS   the same for every pair of registered combiners (each one a variant)
 
-Readers: ``toppo.config`` (validation), ``toppo.variants`` (resolving a name), the trainer's
-CLI choices, ``toppo.grid`` (the workflow config's names, which its JSON schema leaves to it),
+Readers: ``toppo.specs.config`` (validation), ``toppo.specs.variants`` (resolving a name), the trainer's
+CLI choices, ``toppo.specs.grid`` (the workflow config's names, which its JSON schema leaves to it),
 the Snakemake wildcard constraints (``workflow/rules/common.smk``), the report spec's rows
 (``analysis``), the baselines file's validation, the synthetic logs and the log readers.
 Adding a combiner, a variant row or a benchmark: docs/extending.md.
@@ -60,7 +60,7 @@ def num_tasks(benchmark: str) -> int:
 @dataclass(frozen=True)
 class Combiner:
     """A per-task gradient combiner: ``function(G, **options)`` maps (K tasks, P params)
-    gradients to one (P,) direction (toppo/combiners.py states the contract).
+    gradients to one (P,) direction (toppo/algo/combiners.py states the contract).
 
     function  ``"module:attribute"`` (imported on first use) or the callable itself
     options   the function's keyword -> the TrainConfig field that sets it; a field named
@@ -80,10 +80,10 @@ class Combiner:
 
 
 COMBINERS: dict[str, Combiner] = {
-    "sum": Combiner("toppo.combiners:sum"),
-    "pcgrad": Combiner("toppo.combiners:pcgrad", random=True),
-    "cagrad": Combiner("toppo.combiners:cagrad", {"c": "cagrad_c"}),
-    "fairgrad": Combiner("toppo.combiners:fairgrad", {"alpha": "{side}_fairgrad_alpha"}),
+    "sum": Combiner("toppo.algo.combiners:sum"),
+    "pcgrad": Combiner("toppo.algo.combiners:pcgrad", random=True),
+    "cagrad": Combiner("toppo.algo.combiners:cagrad", {"c": "cagrad_c"}),
+    "fairgrad": Combiner("toppo.algo.combiners:fairgrad", {"alpha": "{side}_fairgrad_alpha"}),
 }
 
 # ---------------------------------------------------------------------- variants
@@ -199,7 +199,7 @@ def combiner_grid(combiners: Iterable[str]) -> dict[tuple[str, str], str]:
     unknown = [c for c in combiners if c not in COMBINERS]
     if unknown:
         raise KeyError(f"unknown combiner(s) {', '.join(map(repr, unknown))}; registered "
-                       f"combiners (toppo.registry.COMBINERS): {', '.join(COMBINERS)}")
+                       f"combiners (toppo.specs.registry.COMBINERS): {', '.join(COMBINERS)}")
     return {(a, c): GRID_NAMED.get((a, c), f"grid_a-{a}_c-{c}") for a in combiners for c in combiners}
 
 
@@ -235,7 +235,7 @@ def variant_list(spec: str | list[str] | Mapping[str, list[str]]) -> list[str]:
         return list(combiner_grid(spec["combiners"]).values())
     if isinstance(spec, str):
         if spec not in GROUPS:
-            raise KeyError(f"unknown variant group {spec!r}; known groups (toppo.registry.GROUPS): "
+            raise KeyError(f"unknown variant group {spec!r}; known groups (toppo.specs.registry.GROUPS): "
                            f"{', '.join(GROUPS)}")
         return list(GROUPS[spec])
     return list(spec)

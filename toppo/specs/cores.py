@@ -91,7 +91,7 @@ def env_worker_count(cfg) -> int:
 
 def envpool_parallel_pools(cfg) -> bool:
     """Whether a run with ``env_backend=envpool`` steps its pools at once, one EnvPool thread
-    each (``toppo.envpool_envs.EnvPoolTrainEnvs``, ``parallel_pools``): when the job's cores
+    each (``toppo.algo.envpool_envs.EnvPoolTrainEnvs``, ``parallel_pools``): when the job's cores
     less its evaluation workers leave at least 2 for them; else one pool at a time, so
     the training envs use one core, as the job's ``threads`` (e.g. config/cpu.yaml's 1)
     promise. The same results either way (tests/test_envpool_parity.py)."""

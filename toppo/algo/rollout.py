@@ -1,4 +1,4 @@
-"""Step 1 of a PPO update: collect a rollout and its advantages (then toppo.learner updates).
+"""Step 1 of a PPO update: collect a rollout and its advantages (then toppo.algo.learner updates).
 
 ``collect`` steps every env copy ``rollout_steps_per_task / envs_per_task`` times with actions
 sampled from the policy, then computes values and GAE:
@@ -11,8 +11,8 @@ sampled from the policy, then computes values and GAE:
      deviation from the reference, docs/fidelity.md) the final state's value is bootstrapped,
      else the truncation counts as terminal (next value 0);
   3. with the per-task linear baseline instead of a critic (the MT10 reference) the values are
-     fitted per task on this rollout's whole episodes (toppo.ppo.linear_baseline);
-  4. GAE on unnormalised values (toppo.ppo.gae), reshaped per task: (K tasks, samples, ...).
+     fitted per task on this rollout's whole episodes (toppo.algo.ppo.linear_baseline);
+  4. GAE on unnormalised values (toppo.algo.ppo.gae), reshaped per task: (K tasks, samples, ...).
 """
 
 from __future__ import annotations
@@ -22,10 +22,10 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 import torch
 
-from toppo import ppo
-from toppo.config import TrainConfig
-from toppo.learner import Learner
-from toppo.networks import policy_input
+from toppo.algo import ppo
+from toppo.algo.learner import Learner
+from toppo.algo.networks import policy_input
+from toppo.specs.config import TrainConfig
 
 
 @torch.no_grad()  # grad mode is per thread: the side thread's critic needs its own
@@ -36,7 +36,7 @@ def critic_value(value, obs: torch.Tensor, task: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def collect(envs, learner: Learner, cfg: TrainConfig, task_of_env: torch.Tensor,
             device: torch.device) -> dict[str, torch.Tensor]:
-    """One rollout of ``envs`` (toppo.envs.EnvCopies or the env workers' pool: reset(),
+    """One rollout of ``envs`` (toppo.algo.envs.EnvCopies or the env workers' pool: reset(),
     step_async(actions), step_wait() -> StepBatch) under ``learner``'s policy, with advantages
     and returns."""
     dev, N, K = device, envs.num_envs, envs.num_tasks
@@ -63,7 +63,7 @@ def collect(envs, learner: Learner, cfg: TrainConfig, task_of_env: torch.Tensor,
             obs_buf[t], act_buf[t], logp_buf[t] = obs, u, logp
             if v is not None:
                 val_buf[t] = v.result()
-            step = envs.step_wait()  # a StepBatch (toppo.envs)
+            step = envs.step_wait()  # a StepBatch (toppo.algo.envs)
             rew_buf[t] = torch.as_tensor(step.reward, device=dev)
             ended = np.flatnonzero(step.ended)
             obs = policy_input(step.obs, dev)

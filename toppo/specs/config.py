@@ -2,22 +2,29 @@
 
 The paper's hyperparameter table is not public. Defaults are the Meta-World+ MT-PPO
 reference for MT50 (rainx0r/metaworld-algorithms, ``examples/multi_task/ppo_mt50.py``),
-except where a field's comment names a deliberate difference; ``docs/fidelity.md`` lists
+except where a field's help names a deliberate difference; ``docs/fidelity.md`` lists
 every field next to the reference's value with file and line. Variants
-(``toppo.registry.VARIANTS``, resolved by ``toppo.variants``) are overrides on these defaults; command-line ``key=value`` pairs
-override the variant.
+(``toppo.specs.registry.VARIANTS``, resolved by ``toppo.specs.variants``) are overrides on these
+defaults; command-line ``key=value`` pairs override the variant.
+
+A field's help is the docstring written under it, read once by :func:`field_help`
+(``python -m toppo.train --help`` lists every field with its default and its help).
 """
 
 from __future__ import annotations
 
+import ast
 import dataclasses
+import functools
 import hashlib
+import inspect
 import json
 import math
+import textwrap
 from dataclasses import dataclass, fields
 from typing import Any
 
-from toppo.registry import BENCHMARKS, COMBINERS, REWARD_VERSIONS
+from toppo.specs.registry import BENCHMARKS, COMBINERS, REWARD_VERSIONS
 
 POPART_MODES = ("welford", "ema")
 ADV_NORMS = ("minibatch", "none", "task")
@@ -57,90 +64,157 @@ class ConfigError(ValueError):
 @dataclass(frozen=True)
 class TrainConfig:
     # --- experiment -------------------------------------------------------------------
-    benchmark: str = "MT10"  # MT10 or MT50 (metaworld 3.x, one env per task)
-    reward_version: str = "v2"  # metaworld reward function version: v1 or v2
-    seed: int = 0  # seeds torch, numpy and the environments (and their goals)
-    total_steps: int = 20_000_000  # training env steps summed over tasks (MT10 20M, MT50 100M)
-    device: str = "auto"  # auto (cuda if available), cpu or cuda
-    torch_threads: int = 0  # torch intra-op threads on CPU; 0: torch's default (1 in portable numerics: toppo.numerics.threads)
-    cores: int = 0  # CPU cores this job may use (env_workers=auto); 0 = the process's affinity
+    benchmark: str = "MT10"
+    """MT10 or MT50 (metaworld 3.x, one env per task)"""
+    reward_version: str = "v2"
+    """metaworld reward function version: v1 or v2"""
+    seed: int = 0
+    """seeds torch, numpy and the environments (and their goals)"""
+    total_steps: int = 20_000_000
+    """training env steps summed over tasks (MT10 20M, MT50 100M)"""
+    device: str = "auto"
+    """auto (cuda if available), cpu or cuda"""
+    torch_threads: int = 0
+    """torch intra-op threads on CPU; 0: torch's default (1 in portable numerics:
+    toppo.harness.numerics.threads)"""
+    cores: int = 0
+    """CPU cores this job may use (env_workers=auto); 0 = the process's affinity"""
 
     # --- environments -----------------------------------------------------------------
-    envs_per_task: int = 1  # env copies per task stepped in parallel
-    env_workers: int | str = "auto"  # 0: step in the trainer; N: N worker processes; auto: the
-    #   job's cores less its eval workers (toppo.harness.cores); the same results for every count
-    async_envs: bool = False  # gymnasium AsyncVectorEnv, a subprocess per env (env_workers=0)
-    max_episode_steps: int = 500  # metaworld's time limit; ends by truncation (bootstrapped)
-    env_backend: str = "metaworld"  # training envs only: metaworld's Python envs, or envpool
-    #   (EnvPool's C++ port, opt-in: MT10 and V2 rewards only, fresh goals at every reset, its
-    #   own threads so env_workers=0; docs/envpool.md); evaluation always on metaworld's envs
+    envs_per_task: int = 1
+    """env copies per task stepped in parallel"""
+    env_workers: int | str = "auto"
+    """0: step in the trainer; N: N worker processes; auto: the job's cores less its eval workers
+    (toppo.specs.cores); the same results for every count"""
+    async_envs: bool = False
+    """gymnasium AsyncVectorEnv, a subprocess per env (env_workers=0)"""
+    max_episode_steps: int = 500
+    """metaworld's time limit; ends by truncation (bootstrapped)"""
+    env_backend: str = "metaworld"
+    """training envs only: metaworld's Python envs, or envpool (EnvPool's C++ port, opt-in: MT10 and
+    V2 rewards only, fresh goals at every reset, its own threads so env_workers=0; docs/envpool.md);
+    evaluation always on metaworld's envs"""
 
     # --- PPO core ---------------------------------------------------------------------
-    rollout_steps_per_task: int = 10_000  # env steps per task collected per update
-    num_epochs: int = 16  # passes over the rollout per update
-    num_minibatches: int = 32  # minibatches per epoch
-    learning_rate: float = 3e-4  # Adam step size, the same for each side's own optimiser
+    rollout_steps_per_task: int = 10_000
+    """env steps per task collected per update"""
+    num_epochs: int = 16
+    """passes over the rollout per update"""
+    num_minibatches: int = 32
+    """minibatches per epoch"""
+    learning_rate: float = 3e-4
+    """Adam step size, the same for each side's own optimiser"""
     adam_eps: float = 1e-5
-    anneal_lr: bool = False  # linear decay of the learning rate to 0 over the budget
+    """Adam's epsilon"""
+    anneal_lr: bool = False
+    """linear decay of the learning rate to 0 over the budget"""
     gamma: float = 0.99
+    """discount factor"""
     gae_lambda: float = 0.97
-    bootstrap_truncation: bool = True  # DEVIATION: V(final obs) at the time limit (ref: terminal)
-    baseline: str = "mlp"  # mlp critic, or linear: per-task feature baseline (MT10 reference)
-    adv_norm: str = "minibatch"  # minibatch (over all tasks), none (MT10 ref) or task (per task)
-    clip_coef: float = 0.2  # PPO surrogate clip
-    clip_vloss: bool = False  # PPO value clipping, in the critic's own (PopArt-normalised) units
-    vf_clip_coef: float = 0.2  # value clip range when clip_vloss is on
+    """GAE's lambda"""
+    bootstrap_truncation: bool = True
+    """DEVIATION: V(final obs) at the time limit (ref: terminal)"""
+    baseline: str = "mlp"
+    """mlp critic, or linear: per-task feature baseline (MT10 reference)"""
+    adv_norm: str = "minibatch"
+    """minibatch (over all tasks), none (MT10 ref) or task (per task)"""
+    clip_coef: float = 0.2
+    """PPO surrogate clip"""
+    clip_vloss: bool = False
+    """PPO value clipping, in the critic's own (PopArt-normalised) units"""
+    vf_clip_coef: float = 0.2
+    """value clip range when clip_vloss is on"""
     ent_coef: float = 5e-3
-    vf_coef: float = 1e-3  # weight of the critic loss inside the critic's own optimiser
-    max_grad_norm: float = 1.0  # grad-norm clip of each side separately, after combining
-    target_kl: float = 0.0  # early-stop the epoch loop above this approx-KL; 0 = off
+    """weight of the policy's entropy bonus in the actor loss"""
+    vf_coef: float = 1e-3
+    """weight of the critic loss inside the critic's own optimiser"""
+    max_grad_norm: float = 1.0
+    """grad-norm clip of each side separately, after combining"""
+    target_kl: float = 0.0
+    """early-stop the epoch loop above this approx-KL; 0 = off"""
 
     # --- networks ---------------------------------------------------------------------
     hidden_sizes: tuple[int, ...] = (400, 400, 400)
-    activation: str = "relu"  # relu or tanh
-    init: str = "he_uniform"  # he_uniform (zero bias, uniform(1e-3/3e-3) heads) or orthogonal
-    policy_std: str = "head"  # head: state-dependent log-std outputs; per_task: (K, A) rows
-    log_std_init: float = 0.0  # initial per-task log-std (policy_std=per_task)
-    log_std_min: float = -20.0  # log-std clip (policy_std=head), as the reference
+    """widths of the hidden layers of the actor's and the critic's bodies"""
+    activation: str = "relu"
+    """the hidden layers' activation: relu or tanh"""
+    init: str = "he_uniform"
+    """he_uniform (zero bias, uniform(1e-3/3e-3) heads) or orthogonal"""
+    policy_std: str = "head"
+    """head: state-dependent log-std outputs; per_task: (K, A) rows"""
+    log_std_init: float = 0.0
+    """initial per-task log-std (policy_std=per_task)"""
+    log_std_min: float = -20.0
+    """lower log-std clip (policy_std=head), as the reference"""
     log_std_max: float = 2.0
-    squash_tanh: bool = True  # tanh-squashed Gaussian (MT50 reference; MT10 reference: off)
-    ln_actor: bool = False  # LayerNorm before each activation in the actor body (LN-a)
-    ln_critic: bool = False  # LayerNorm before each activation in the critic body (LN-c)
-    critic_heads: str = "shared"  # shared: one value output; per_task: one output per task
+    """upper log-std clip (policy_std=head), as the reference"""
+    squash_tanh: bool = True
+    """tanh-squashed Gaussian (MT50 reference; MT10 reference: off)"""
+    ln_actor: bool = False
+    """LayerNorm before each activation in the actor body (LN-a)"""
+    ln_critic: bool = False
+    """LayerNorm before each activation in the critic body (LN-c)"""
+    critic_heads: str = "shared"
+    """shared: one value output; per_task: one output per task"""
 
     # --- Critic Balancing ---------------------------------------------------------------
-    popart: bool = False  # per-task PopArt value normalisation: per-task target statistics; with
-    #   critic_heads=per_task also each task's output row rescaled to preserve outputs (Hessel
-    #   et al.), with a shared head the statistics only (docs/fidelity.md says why)
-    popart_mode: str = "welford"  # welford (exact running stats) or ema
-    popart_beta: float = 3e-4  # EMA step size per PPO update (popart_mode=ema; Hessel et al.)
-    popart_min_sigma: float = 1e-4  # floor on the per-task scale
-    stratified_minibatches: bool = False  # equal samples per task in every minibatch
-    actor_combiner: str = "sum"  # per-task gradient combiner on the shared actor params
-    critic_combiner: str = "sum"  # ... on the shared critic params
-    cagrad_c: float = 0.4  # CAGrad's conflict-averse radius c
-    actor_fairgrad_alpha: float = 1.0  # FairGrad's alpha on the actor (1 = proportional fairness)
-    critic_fairgrad_alpha: float = 1.0  # FairGrad's alpha on the critic
-    per_task_grad_impl: str = "vmap"  # vmap (torch.func) or loop (reference, K backwards)
+    popart: bool = False
+    """per-task PopArt value normalisation: per-task target statistics; with critic_heads=per_task
+    also each task's output row rescaled to preserve outputs (Hessel et al.), with a shared head the
+    statistics only (docs/fidelity.md says why)"""
+    popart_mode: str = "welford"
+    """welford (exact running stats) or ema"""
+    popart_beta: float = 3e-4
+    """EMA step size per PPO update (popart_mode=ema; Hessel et al.)"""
+    popart_min_sigma: float = 1e-4
+    """floor on the per-task scale"""
+    stratified_minibatches: bool = False
+    """equal samples per task in every minibatch"""
+    actor_combiner: str = "sum"
+    """per-task gradient combiner on the shared actor params"""
+    critic_combiner: str = "sum"
+    """per-task gradient combiner on the shared critic params"""
+    cagrad_c: float = 0.4
+    """CAGrad's conflict-averse radius c"""
+    actor_fairgrad_alpha: float = 1.0
+    """FairGrad's alpha on the actor (1 = proportional fairness)"""
+    critic_fairgrad_alpha: float = 1.0
+    """FairGrad's alpha on the critic"""
+    per_task_grad_impl: str = "vmap"
+    """vmap (torch.func) or loop (reference, K backwards)"""
 
     # --- evaluation -------------------------------------------------------------------
-    eval_every_steps: int = 1_000_000  # cadence in training env steps (summed over tasks)
-    eval_episodes: int = 50  # episodes per task, pseudorandom goals (50 covers all goals)
-    eval_envs_per_task: int = 10  # eval env copies per task stepped together
-    eval_mode: str = "overlap"  # overlap: worker process(es) evaluate while training goes on; inline
-    eval_workers: int | str = "auto"  # eval worker processes (eval_mode=overlap), each evaluation
-    #   split by task; auto: the cores' share of evaluation work at the cadence (toppo.harness.cores)
+    eval_every_steps: int = 1_000_000
+    """cadence in training env steps (summed over tasks)"""
+    eval_episodes: int = 50
+    """episodes per task, pseudorandom goals (50 covers all goals)"""
+    eval_envs_per_task: int = 10
+    """eval env copies per task stepped together"""
+    eval_mode: str = "overlap"
+    """overlap: worker process(es) evaluate while training goes on; inline: the trainer does,
+    between updates"""
+    eval_workers: int | str = "auto"
+    """eval worker processes (eval_mode=overlap), each evaluation split by task; auto: the cores'
+    share of evaluation work at the cadence (toppo.specs.cores)"""
 
     # --- diagnostics and bookkeeping ----------------------------------------------------
-    diagnostics: bool = True  # per-task grad norms, cosines, Gram cond. (actor and critic bodies)
-    diagnostics_samples: int = 256  # random samples per task the diagnostics use
-    checkpoint_every_updates: int = 1  # write checkpoints/latest.pt every N updates
-    progress_every_s: float = 10.0  # seconds between progress lines
+    diagnostics: bool = True
+    """per-task grad norms, cosines, Gram cond. (actor and critic bodies)"""
+    diagnostics_samples: int = 256
+    """random samples per task the diagnostics use"""
+    checkpoint_every_updates: int = 1
+    """write checkpoints/latest.pt every N updates"""
+    progress_every_s: float = 10.0
+    """seconds between progress lines"""
     # live curves (toppo.harness.livelog; optional packages, the CSV logs stay the record)
-    tensorboard: bool = True  # event files in {run}/tensorboard/ when tensorboard is installed
-    wandb_project: str = ""  # a Weights & Biases run per cell in this project; "" = none
-    wandb_entity: str = ""  # W&B entity (team or user); "" = the logged-in default
-    wandb_mode: str = "online"  # online or offline (synced later with `wandb sync`)
+    tensorboard: bool = True
+    """event files in {run}/tensorboard/ when tensorboard is installed"""
+    wandb_project: str = ""
+    """a Weights & Biases run per cell in this project; "" = none"""
+    wandb_entity: str = ""
+    """W&B entity (team or user); "" = the logged-in default"""
+    wandb_mode: str = "online"
+    """online or offline (synced later with `wandb sync`)"""
 
     # ------------------------------------------------------------------------------------
     @property
@@ -291,7 +365,7 @@ class TrainConfig:
 
     def _check_envpool(self, bad) -> None:
         """What EnvPool 1.2.5's Meta-World cannot train (docs/envpool.md), refused by key
-        before any env is built; the same rules as toppo.envpool_envs.check_supported."""
+        before any env is built; the same rules as toppo.algo.envpool_envs.check_supported."""
         if self.reward_version != "v2":
             raise bad("reward_version", "env_backend=envpool has only metaworld's V2 reward "
                       "functions (envpool 1.2.5 ports no V1); use reward_version=v2 or "
@@ -314,6 +388,17 @@ class TrainConfig:
 
 
 FIELD_TYPES = {f.name: f.type for f in fields(TrainConfig)}
+
+
+@functools.cache
+def field_help() -> dict[str, str]:
+    """Each TrainConfig field's help, in one line: the docstring under the field (this file's
+    source, read once). A field without one is absent (tests/test_train_help.py)."""
+    body = ast.parse(textwrap.dedent(inspect.getsource(TrainConfig))).body[0].body
+    return {stmt.target.id: " ".join(doc.value.value.split())
+            for stmt, doc in zip(body, body[1:])
+            if isinstance(stmt, ast.AnnAssign) and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant) and isinstance(doc.value.value, str)}
 
 
 def cli_value(value: Any) -> str:

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 from torch.func import functional_call, grad, vmap
 
-from toppo import combiners
+from toppo.algo import combiners
 
 # loss_fn(forward, batch_of_one_task) -> (scalar loss of that task, dict of scalar stats)
 TaskLoss = Callable[[Callable[..., torch.Tensor], dict[str, torch.Tensor]],

@@ -6,7 +6,7 @@ One definition for everything that reads a workflow config (``config/config.yaml
 variant, seed); a cell listed by several groups of the grid is one cell (one training job).
 
 Checks what the config's JSON schema cannot know (``GridError``, naming the key): benchmark,
-reward version, variant and variant-group names (``toppo.registry``), override keys (``toppo.config.TrainConfig`` fields, not
+reward version, variant and variant-group names (``toppo.specs.registry``), override keys (``toppo.specs.config.TrainConfig`` fields, not
 the ones the workflow sets itself), that every benchmark in the grid has a budget and
 resources, and that each (benchmark, reward, variant) resolves to a valid TrainConfig.
 """
@@ -18,12 +18,12 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from toppo.config import FIELD_TYPES, ConfigError, TrainConfig, coerce_value
-from toppo.registry import BENCHMARKS, GROUPS, REWARD_VERSIONS, VARIANTS, variant_list
-from toppo.schema import schema_errors, yaml_error_line
-from toppo.variants import resolve
+from toppo.specs.config import FIELD_TYPES, ConfigError, TrainConfig, coerce_value
+from toppo.specs.registry import BENCHMARKS, GROUPS, REWARD_VERSIONS, VARIANTS, variant_list
+from toppo.specs.schema import schema_errors, yaml_error_line
+from toppo.specs.variants import resolve
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEFAULT_CONFIG = REPO / "config" / "config.yaml"  # the paper grid; --configfile merges over it
 CONFIG_SCHEMA = REPO / "workflow" / "schemas" / "config.schema.yaml"
 
@@ -64,7 +64,7 @@ def seeds_of(spec: int | list[int]) -> list[int]:
 
 def group_variants(group: dict[str, Any]) -> list[str]:
     """A grid group's variants: its ``variants`` list, or the variant group it names
-    (toppo.registry.GROUPS; a GridError naming the grid group for an unknown name)."""
+    (toppo.specs.registry.GROUPS; a GridError naming the grid group for an unknown name)."""
     try:
         return variant_list(group["variants"])
     except KeyError as exc:
@@ -108,7 +108,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
 def validate_config(config: dict[str, Any], source: str = "") -> None:
     """Apply the workflow's schema (CONFIG_SCHEMA) as Snakemake's ``validate`` does, its
     defaults filled in; a config that breaks it is a GridError of one line, each error as
-    ``key path: why`` (toppo.schema), after ``source`` (the config files) where given."""
+    ``key path: why`` (toppo.specs.schema), after ``source`` (the config files) where given."""
     from snakemake.utils import validate
 
     errors = schema_errors(config, CONFIG_SCHEMA)
@@ -142,17 +142,17 @@ class Grid:
         self.resources: dict[str, dict[str, int]] = config["resources"]
         self.runs_root = f"results/runs/{self.scale}"  # one folder per cell below it
         # every training job's numerics mode, passed as the trainer's --numerics (execution
-        # only, like device); None: the trainer's own default (toppo.numerics.mode)
+        # only, like device); None: the trainer's own default (toppo.specs.numerics_mode.mode)
         self.numerics: str | None = config.get("numerics")
         # trainer_overrides apply to every cell; benchmark_overrides.<benchmark> on top of them
-        # to that benchmark's cells, each value in its field's type (toppo.config.coerce_value).
+        # to that benchmark's cells, each value in its field's type (toppo.specs.config.coerce_value).
         typed_common = _typed_overrides(config.get("trainer_overrides", {}), "trainer_overrides")
         self.typed_overrides: dict[str, dict[str, Any]] = {}
         for where in ("budgets", "resources", "benchmark_overrides"):
             for bench in config.get(where, {}):
                 if bench not in BENCHMARKS:
                     raise GridError(f"{where}.{bench}: unknown benchmark; known benchmarks "
-                                    f"(toppo.registry): {', '.join(BENCHMARKS)}")
+                                    f"(toppo.specs.registry): {', '.join(BENCHMARKS)}")
         for bench in BENCHMARKS:
             own = config.get("benchmark_overrides", {}).get(bench, {})
             self.typed_overrides[bench] = {
@@ -162,11 +162,11 @@ class Grid:
                 for name in group[key]:
                     if name not in known:
                         raise GridError(f"grid group '{group['name']}': {key}: unknown {name!r}; "
-                                        f"known (toppo.registry): {', '.join(known)}")
+                                        f"known (toppo.specs.registry): {', '.join(known)}")
             for variant in group_variants(group):
                 if variant not in VARIANTS:
                     raise GridError(f"grid group '{group['name']}': unknown variant '{variant}'; "
-                                    f"known variants (toppo.registry): {', '.join(VARIANTS)}; "
+                                    f"known variants (toppo.specs.registry): {', '.join(VARIANTS)}; "
                                     f"variant groups: {', '.join(GROUPS)}")
             for bench in group["benchmarks"]:
                 for table, what in ((self.budgets, "budgets"), (self.resources, "resources")):
