@@ -85,7 +85,8 @@ def _insert_after(path: Path, line: str, text: str) -> None:
 # the new row's config, and the combiner's direction on a small G (as the learner calls it).
 REPORT = """
 import json, torch
-from toppo.algo import combiners, registry
+from toppo.algo import combiners
+from toppo.specs import registry
 from toppo.specs.grid import Grid, load_config
 from toppo.specs.variants import resolve
 G = torch.tensor([[1.0, 2.0], [3.0, 6.0]])
