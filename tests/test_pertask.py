@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from toppo import pertask
+from toppo import diagnostics, pertask
 from toppo.config import make_config
 from toppo.learner import Learner
 from toppo.variants import resolve
@@ -117,9 +117,9 @@ def _rollout(K=10, M=64, seed=0):
 
 def test_diagnostics_cover_both_sides_bodies_and_do_not_change_training():
     finals = []
-    for diagnostics in (False, True):
+    for diagnose in (False, True):
         torch.manual_seed(4)
-        learner = _learner(diagnostics=diagnostics, num_epochs=2, num_minibatches=4,
+        learner = _learner(diagnostics=diagnose, num_epochs=2, num_minibatches=4,
                            rollout_steps_per_task=64, diagnostics_samples=16)
         out = learner.update(_rollout(), 0)
         finals.append(_params(learner))
@@ -145,7 +145,7 @@ def test_diagnostics_use_the_same_parameter_set_in_every_variant(variant):
 
 def test_gradient_diagnostics_hand_computed():
     G = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
-    d = pertask.gradient_diagnostics(G, "critic")
+    d = diagnostics.gradient_diagnostics(G, "critic")
     assert d["critic_gradnorm_max"] == 3 and d["critic_gradnorm_min"] == 1
     assert d["critic_gradnorm_spread"] == 3
     assert d["critic_cos_mean"] == 0 and d["critic_cos_min"] == 0
