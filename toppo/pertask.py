@@ -129,7 +129,7 @@ def assign_combined(module: nn.Module, grads: dict[str, torch.Tensor], per_task_
     offset = 0
     for n in shared:
         p = params[n]
-        p.grad = direction[offset:offset + p.numel()].view_as(p).clone()
+        p.grad = direction[offset:offset + p.numel()].view_as(p)  # a view: direction is ours
         offset += p.numel()
     for n in per_task_names:
         params[n].grad = grads[n].sum(0)
