@@ -3,8 +3,8 @@
     python benchmarks/bench_diagnostics.py [--benchmark MT50] [--variants mtppo toppo]
 
 On a synthetic rollout of the benchmark's shape (K tasks x ``rollout_steps_per_task``
-samples), times one diagnostics pass (``Learner.diagnostics_sample``, the gradient
-diagnostics of both sides, and the critic's fit twice) against ``--steps`` minibatch steps,
+samples), times one diagnostics pass (``toppo.algo.diagnostics``: the sample, the gradient
+diagnostics of both sides, and the critic's fit before and after) against ``--steps`` minibatch steps,
 and prints the diagnostics' share of a full update (``num_epochs`` x ``num_minibatches``
 steps). Issue 8 asks for under 5%. One torch thread, CPU.
 """
@@ -12,11 +12,12 @@ steps). Issue 8 asks for under 5%. One torch thread, CPU.
 from __future__ import annotations
 
 import argparse
+import itertools
 import time
 
 import torch
 
-from toppo.algo import ppo
+from toppo.algo import diagnostics
 from toppo.algo.learner import Learner
 from toppo.specs.registry import BENCHMARKS
 from toppo.specs.variants import resolve
@@ -35,20 +36,10 @@ def measure(variant: str, benchmark: str, steps: int) -> str:
             "value": torch.randn(K, M, generator=g)}
     data = learner.prepare_batch(roll)
     t = time.perf_counter()
-    sample = learner.diagnostics_sample(data, 0)
-    learner.gradient_diagnostics(sample)
-    if learner.critic is not None:
-        learner.value_fit(sample)
-        learner.value_fit(sample)
+    sample, _ = diagnostics.before_update(learner, data, 0)
+    diagnostics.after_update(learner, sample)
     diag = time.perf_counter() - t
-    rows = torch.arange(K)[:, None]
-    if cfg.stratified_minibatches:
-        idx = ppo.stratified_minibatches(K, M, cfg.num_minibatches)[:steps]
-        mbs = [{k: v[rows, i] for k, v in data.items()} for i in idx]
-    else:
-        flat = {k: v.reshape(K * M, *v.shape[2:]) for k, v in data.items()}
-        idx = ppo.random_minibatches(K * M, cfg.num_minibatches)[:steps]
-        mbs = [{k: v[i] for k, v in flat.items()} for i in idx]
+    mbs = list(itertools.islice(learner.minibatches(data), steps))
     t = time.perf_counter()
     for j, mb in enumerate(mbs):
         learner.minibatch_step(mb, f"minibatch {j}")

@@ -23,6 +23,17 @@
     python benchmarks/bench_trainer.py --scaling [--benchmarks MT10 MT50] [--max-workers C]
         [--paper-update] [--eval-workers N] [--e2e-updates 2]                # only part 3
     python benchmarks/bench_trainer.py --eval-overhead [--eval-updates 4]   # only part 4
+    python benchmarks/bench_trainer.py --update-ratios [--rounds 3] [--steps 4]  # only part 5
+5. ``--update-ratios``: the learner's cost of one update at the paper's MT10 size (10,000
+   steps per task, 16 epochs x 32 minibatches: 512 minibatch steps of 3,125 samples), for
+   ``ref_mt10``, the paper's ``mtppo`` and ``toppo`` (default ``vmap`` per-task gradients and
+   ``per_task_grad_impl=fused``), native vs portable, as ratios. The numerics mode is
+   process-wide and set before torch loads, so each mode runs in its own subprocess, the two
+   alternating for ``--rounds`` rounds; inside one, the variants' minibatch steps are timed
+   in turn (``--steps`` each, CPU time of the process, one torch thread) on a synthetic
+   rollout of that size, and an update is 512 times the median step. Ratios are taken within
+   a subprocess (variant over variant) or between the two of a round (portable over native),
+   and their median over the rounds is printed.
 
 Each runs in the trainer's numerics mode: ``--numerics portable|native``, else
 ``TOPPO_NUMERICS``, else native (toppo.specs.numerics_mode), printed on the first line.
@@ -33,8 +44,10 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import json
 import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -273,6 +286,63 @@ def minibatch_ms(variant: str, device: torch.device, reps: int, **overrides) -> 
     return 1000 * statistics.median(times)
 
 
+UPDATE_VARIANTS = {"ref_mt10": ("ref_mt10", {}), "mtppo": ("mtppo", {}), "toppo": ("toppo", {}),
+                   "toppo fused": ("toppo", {"per_task_grad_impl": "fused"})}
+
+
+def paper_update_child(steps: int) -> None:
+    """Part 5, in one numerics mode: CPU seconds of one paper-sized MT10 update (512 times the
+    median minibatch step) of each of UPDATE_VARIANTS, as one JSON line."""
+    torch.set_num_threads(1)
+    setups = {}
+    for label, (variant, overrides) in UPDATE_VARIANTS.items():
+        cfg = resolve(variant, {"benchmark": "MT10", "device": "cpu", **overrides})
+        K, M = cfg.num_tasks, cfg.rollout_steps_per_task
+        torch.manual_seed(0)
+        learner = Learner(cfg, obs_dim=39 + K, act_dim=4, device=torch.device("cpu"))
+        data = learner.prepare_batch({**synthetic_batch(K, M, 39 + K, 4, torch.device("cpu")),
+                                      "ret": torch.randn(K, M), "value": torch.randn(K, M)})
+        batches = learner.minibatches(data)
+        learner.minibatch_step(next(batches), "warm-up")
+        setups[label] = (learner, batches, cfg.num_epochs * cfg.num_minibatches)
+    times: dict[str, list[float]] = {label: [] for label in setups}
+    for i in range(steps):  # the variants in turn, so a drift of the machine reaches each alike
+        for label, (learner, batches, _) in setups.items():
+            t0 = time.process_time()
+            learner.minibatch_step(next(batches), f"step {i}")
+            times[label].append(time.process_time() - t0)
+    print(json.dumps({label: n * statistics.median(times[label])
+                      for label, (_, _, n) in setups.items()}), flush=True)
+
+
+def paper_update_ratios(rounds: int, steps: int) -> None:
+    """Part 5: native and portable subprocesses of ``paper_update_child``, alternating."""
+    print(f"MT10 paper-sized update (10,000 steps per task, 16 x 32 minibatches of 3,125), learner "
+          f"only, synthetic rollout; CPU seconds of one torch thread, {steps} timed steps per "
+          f"variant per subprocess, {rounds} rounds; load average {load_average()}")
+    runs: dict[str, list[dict[str, float]]] = {"native": [], "portable": []}
+    for r in range(rounds):
+        for mode in (("native", "portable") if r % 2 == 0 else ("portable", "native")):
+            child = subprocess.run([sys.executable, __file__, numerics_mode.FLAG, mode,
+                                    "--update-child", "--steps", str(steps)],
+                                   capture_output=True, text=True, check=True)
+            runs[mode].append(json.loads(child.stdout.strip().splitlines()[-1]))
+        print(f"  round {r + 1}: " + "; ".join(
+            f"{mode} " + ", ".join(f"{k} {v:.1f} s" for k, v in rs[-1].items())
+            for mode, rs in runs.items()) + f" (load average {load_average()})", flush=True)
+    med = lambda xs: statistics.median(xs)  # noqa: E731
+    print("  per update (median over rounds), s:  " + " | ".join(
+        f"{label}: native {med([x[label] for x in runs['native']]):.1f}, portable "
+        f"{med([x[label] for x in runs['portable']]):.1f}" for label in UPDATE_VARIANTS))
+    for label in UPDATE_VARIANTS:
+        print(f"  portable / native, {label}: "
+              f"{med([p[label] / n[label] for p, n in zip(runs['portable'], runs['native'])]):.2f}")
+    for mode, rs in runs.items():
+        for label in ("toppo", "toppo fused"):
+            for base in ("mtppo", "ref_mt10"):
+                print(f"  {mode}: {label} / {base}: {med([x[label] / x[base] for x in rs]):.2f}")
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -310,7 +380,18 @@ def main() -> None:
                    help="updates of each end-to-end run (0: none)")
     p.add_argument("--raw-only", choices=list(BENCHMARKS),
                    help="only raw random-action stepping of this benchmark (one process)")
+    p.add_argument("--update-ratios", action="store_true",
+                   help="only part 5: a paper-sized MT10 update, native vs portable, TOPPO vs plain")
+    p.add_argument("--rounds", type=int, default=3, help="part 5: native/portable subprocess pairs")
+    p.add_argument("--steps", type=int, default=4, help="part 5: timed minibatch steps per variant")
+    p.add_argument("--update-child", action="store_true", help=argparse.SUPPRESS)
     args = p.parse_args()
+    if args.update_child:
+        paper_update_child(args.steps)
+        return
+    if args.update_ratios:
+        paper_update_ratios(args.rounds, args.steps)
+        return
     device = torch.device(args.device)
     print(f"device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"numerics {numerics.in_effect()}")

@@ -6,7 +6,7 @@ import math
 import pytest
 import torch
 
-from toppo.algo import pertask
+from toppo.algo import diagnostics, pertask
 from toppo.algo.learner import Learner
 from toppo.specs.config import make_config
 from toppo.specs.variants import resolve
@@ -26,13 +26,15 @@ def _batch(K=10, m=6, seed=0):
             "logp": r(K, m) - 3, "adv": r(K, m), "target": r(K, m) * 5, "old_value": r(K, m)}
 
 
+@pytest.mark.parametrize("impl", ["vmap", "fused"])
+@pytest.mark.parametrize("ln", [False, True])
 @pytest.mark.parametrize("side", ["actor", "critic"])
-def test_vmap_per_task_grads_equal_the_loop_reference(side):
+def test_per_task_grads_equal_the_loop_reference(side, ln, impl):
     torch.manual_seed(0)
-    learner = _learner()
+    learner = _learner(ln_actor=ln, ln_critic=ln)
     module = getattr(learner, side)
     loss_fn = getattr(learner, f"{side}_task_loss")(1.0)
-    fast, aux_fast = pertask.per_task_grads(module, loss_fn, _batch(), "vmap")
+    fast, aux_fast = pertask.per_task_grads(module, loss_fn, _batch(), impl)
     ref, aux_ref = pertask.per_task_grads(module, loss_fn, _batch(), "loop")
     assert fast.keys() == ref.keys()
     for name in fast:
@@ -41,16 +43,40 @@ def test_vmap_per_task_grads_equal_the_loop_reference(side):
         torch.testing.assert_close(aux_fast[key], aux_ref[key])
 
 
-def test_per_task_rows_only_receive_their_own_task():
+@pytest.mark.parametrize("impl", ["vmap", "fused"])
+def test_per_task_rows_only_receive_their_own_task(impl):
     learner = _learner()
-    grads, _ = pertask.per_task_grads(learner.critic, learner.critic_task_loss(1.0), _batch(), "vmap")
+    grads, _ = pertask.per_task_grads(learner.critic, learner.critic_task_loss(1.0), _batch(), impl)
     head = grads["head.weight"]  # (K tasks, K outputs, hidden)
     K = head.shape[0]
     off_diagonal = head[~torch.eye(K, dtype=torch.bool)]
     assert torch.all(off_diagonal == 0)
-    grads, _ = pertask.per_task_grads(learner.actor, learner.actor_task_loss(1.0), _batch(), "vmap")
+    grads, _ = pertask.per_task_grads(learner.actor, learner.actor_task_loss(1.0), _batch(), impl)
     ls = grads["log_std"]
     assert torch.all(ls[~torch.eye(K, dtype=torch.bool)] == 0)
+
+
+def test_fused_per_task_grads_refuse_a_parameter_without_a_rule():
+    learner = _learner()
+    learner.actor.extra = torch.nn.Parameter(torch.zeros(3))  # not a Linear's, LayerNorm's or a task's row
+    with pytest.raises(ValueError, match=r"no per-task gradient rule for \['extra'\]"):
+        pertask.per_task_grads(learner.actor, learner.actor_task_loss(1.0), _batch(), "fused")
+
+
+def test_fused_toppo_update_follows_the_vmap_one():
+    """Two updates of a TOPPO-like learner with the fused per-task gradients end where the
+    default vmap path ends, up to float rounding (the paths are not bit-identical)."""
+    finals = []
+    for impl in ("vmap", "fused"):
+        torch.manual_seed(5)
+        learner = _learner(actor_combiner="pcgrad", critic_combiner="fairgrad", num_epochs=2,
+                           num_minibatches=4, rollout_steps_per_task=64, diagnostics_samples=16,
+                           per_task_grad_impl=impl)
+        for u in range(2):
+            learner.update(_rollout(seed=u), u)
+        finals.append(_params(learner))
+    for a, b in zip(*finals):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_sum_combiner_step_equals_plain_backward_of_the_minibatch_mean():
@@ -117,9 +143,9 @@ def _rollout(K=10, M=64, seed=0):
 
 def test_diagnostics_cover_both_sides_bodies_and_do_not_change_training():
     finals = []
-    for diagnostics in (False, True):
+    for diagnose in (False, True):
         torch.manual_seed(4)
-        learner = _learner(diagnostics=diagnostics, num_epochs=2, num_minibatches=4,
+        learner = _learner(diagnostics=diagnose, num_epochs=2, num_minibatches=4,
                            rollout_steps_per_task=64, diagnostics_samples=16)
         out = learner.update(_rollout(), 0)
         finals.append(_params(learner))
@@ -145,7 +171,7 @@ def test_diagnostics_use_the_same_parameter_set_in_every_variant(variant):
 
 def test_gradient_diagnostics_hand_computed():
     G = torch.tensor([[3.0, 0.0], [0.0, 1.0]])
-    d = pertask.gradient_diagnostics(G, "critic")
+    d = diagnostics.gradient_diagnostics(G, "critic")
     assert d["critic_gradnorm_max"] == 3 and d["critic_gradnorm_min"] == 1
     assert d["critic_gradnorm_spread"] == 3
     assert d["critic_cos_mean"] == 0 and d["critic_cos_min"] == 0

@@ -13,12 +13,13 @@ depends on the critic's loss scale or combiner, and vice versa.
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from typing import Any
 
 import torch
 
-from toppo.algo import combiners, pertask, ppo
-from toppo.algo.networks import body_param_names, build_actor, build_critic, param_count
+from toppo.algo import combiners, diagnostics, pertask, ppo
+from toppo.algo.networks import build_actor, build_critic, param_count
 from toppo.algo.popart import PopArt
 from toppo.specs.config import TrainConfig
 
@@ -39,6 +40,7 @@ class Learner:
         self.optimizers = {name: torch.optim.Adam(m.parameters(), lr=cfg.learning_rate,
                                                   eps=cfg.adam_eps)
                            for name, m in self.sides.items()}
+        self.combiner = {"actor": cfg.actor_combiner, "critic": cfg.critic_combiner}
 
     def param_counts(self) -> dict[str, int]:
         a = param_count(self.actor)
@@ -102,109 +104,37 @@ class Learner:
             return mb
         return {**mb, "adv": ppo.normalize_advantages(mb["adv"], "minibatch")}
 
-    def diagnostics_sample(self, data: dict[str, torch.Tensor], update_idx: int
-                           ) -> dict[str, torch.Tensor]:
-        """A random sample of ``diagnostics_samples`` transitions of every task (K, n),
-        drawn from its own generator so diagnostics never change the training stream."""
-        M = data["adv"].shape[1]
-        n = min(M, self.cfg.diagnostics_samples)
-        gen = torch.Generator().manual_seed(self.cfg.seed * 1_000_003 + update_idx)
-        idx = torch.argsort(torch.rand(self.K, M, generator=gen), dim=1)[:, :n].to(self.device)
-        rows = torch.arange(self.K, device=self.device)[:, None]
-        return self.normalize_minibatch({k: v[rows, idx] for k, v in data.items()})
-
-    def gradient_diagnostics(self, sample: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Per-task gradients of each side's loss (each task's mean loss) at the current
-        parameters, over the body parameters only -- the set every variant shares -- so
-        norm spread, cosines and Gram condition numbers compare across variants."""
-        out: dict[str, float] = {}
-        for name, module in self.sides.items():
-            grads, _ = pertask.per_task_grads(module, self.loss_fn(name, 1.0), sample,
-                                              self.cfg.per_task_grad_impl)
-            body = body_param_names(module)
-            _, G = pertask.split_shared(grads, set(grads) - body)
-            out.update(pertask.gradient_diagnostics(G, name))
-        return out
-
-    @torch.no_grad()
-    def value_fit(self, sample: dict[str, torch.Tensor]) -> dict[str, float]:
-        """Mean |V - R| and explained variance on ``sample``, unnormalised units."""
-        obs, task = sample["obs"].flatten(0, 1), sample["task"].flatten(0, 1)
-        target = sample["target"].flatten(0, 1)
-        if self.cfg.popart:
-            target = self.popart.denormalize(target, task)
-        err = self.value(obs, task) - target
-        var = target.var(correction=0)
-        return {"value_abs_err": float(err.abs().mean()),
-                "explained_variance": float(1 - err.var(correction=0) / var) if var > 0 else float("nan")}
-
-    def _side_step(self, name: str, mb: dict[str, torch.Tensor], combiner: str, where: str
-                   ) -> dict[str, torch.Tensor]:
-        """Gradient of one side on a minibatch -- combined over per-task gradients, or one
-        backward of the minibatch-mean loss -- then that side's clip and Adam step."""
-        cfg, module, opt = self.cfg, self.sides[name], self.optimizers[name]
-        opt.zero_grad(set_to_none=True)
-        if combiner != "sum":
-            # each task's loss is its share of the minibatch mean, so `sum` of them is the
-            # plain loss; shared parameters get the combined direction
-            grads, aux = pertask.per_task_grads(module, self.loss_fn(name, 1.0 / self.K), mb,
-                                                cfg.per_task_grad_impl)
-            pertask.assign_combined(module, grads, module.per_task_param_names(), combiner,
-                                    **combiners.options(combiner, cfg, name))
-            stats = {k: v.mean() for k, v in aux.items()}
-            loss = sum(v for k, v in stats.items() if k.endswith("_loss"))  # checked below
+    def minibatches(self, data: dict[str, torch.Tensor]) -> Iterator[dict[str, torch.Tensor]]:
+        """One epoch's minibatches of the per-task data (K, M, ...), their indices drawn first:
+        stratified (K, m, ...), m samples of every task, or plain PPO's random ones over all
+        K * M samples (B, ...)."""
+        K, M = data["adv"].shape[:2]
+        if self.cfg.stratified_minibatches:
+            rows = torch.arange(K, device=self.device)[:, None]
+            for idx in ppo.stratified_minibatches(K, M, self.cfg.num_minibatches, device=self.device):
+                yield {k: v[rows, idx] for k, v in data.items()}
         else:
-            flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in mb.items()} \
-                if cfg.stratified_minibatches else mb
-            loss, stats = self.loss_fn(name, 1.0)(module, flat)
-            loss.backward()
-        params = [p for p in module.parameters() if p.grad is not None]
-        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
-        if not bool(torch.isfinite(loss.detach()) & torch.isfinite(norm)):
-            raise TrainingDiverged(f"non-finite {name} loss or gradient at {where} "
-                                   f"(loss={float(loss.detach())}, grad norm={float(norm)})")
-        torch.nn.utils.clip_grads_with_norm_(params, cfg.max_grad_norm, norm)
-        opt.step()
-        return {**stats, f"grad_norm_{name}": norm}
-
-    def minibatch_step(self, mb: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
-        """One step of each side on a minibatch: (K, m, ...) when stratified, else (B, ...)."""
-        mb = self.normalize_minibatch(mb)
-        stats = self._side_step("actor", mb, self.cfg.actor_combiner, where)
-        if self.critic is not None:
-            stats.update(self._side_step("critic", mb, self.cfg.critic_combiner, where))
-        return stats
+            flat = {k: v.reshape(K * M, *v.shape[2:]) for k, v in data.items()}
+            for idx in ppo.random_minibatches(K * M, self.cfg.num_minibatches, device=self.device):
+                yield {k: v[idx] for k, v in flat.items()}
 
     def update(self, roll: dict[str, torch.Tensor], update_idx: int) -> dict[str, Any]:
-        """``num_epochs`` passes of ``num_minibatches`` steps over one rollout."""
-        cfg, K = self.cfg, self.K
+        """``num_epochs`` passes of ``num_minibatches`` steps over one rollout; each step moves
+        each side (actor, then critic) by its own loss's gradient: one backward of the
+        minibatch-mean loss (combiner ``sum``), or per-task gradients combined on the shared
+        parameters; then that side's norm clip and Adam step."""
+        cfg = self.cfg
         t0 = time.perf_counter()
         if cfg.anneal_lr:
             for opt in self.optimizers.values():
                 opt.param_groups[0]["lr"] = (1.0 - update_idx / cfg.num_updates) * cfg.learning_rate
         data = self.prepare_batch(roll)
-        out: dict[str, Any] = {}
-        sample = None
-        if cfg.diagnostics:
-            t_diag = time.perf_counter()
-            sample = self.diagnostics_sample(data, update_idx)
-            out.update(self.gradient_diagnostics(sample))
-            if self.critic is not None:
-                out.update({f"{k}_before": v for k, v in self.value_fit(sample).items()})
-            out["diagnostics_time_s"] = time.perf_counter() - t_diag
-        M = data["adv"].shape[1]
-        flat = {k: v.reshape(K * M, *v.shape[2:]) for k, v in data.items()}
-        rows = torch.arange(K, device=self.device)[:, None]
+        sample, out = diagnostics.before_update(self, data, update_idx) if cfg.diagnostics \
+            else (None, {})
         sums: dict[str, torch.Tensor] = {}
         n_mb = 0
         for epoch in range(cfg.num_epochs):
-            if cfg.stratified_minibatches:
-                batches = ({k: v[rows, idx] for k, v in data.items()} for idx in
-                           ppo.stratified_minibatches(K, M, cfg.num_minibatches, device=self.device))
-            else:
-                batches = ({k: v[idx] for k, v in flat.items()} for idx in
-                           ppo.random_minibatches(K * M, cfg.num_minibatches, device=self.device))
-            for j, mb in enumerate(batches):
+            for j, mb in enumerate(self.minibatches(data)):
                 where = f"update {update_idx + 1}, epoch {epoch + 1}, minibatch {j + 1}"
                 for k, v in self.minibatch_step(mb, where).items():
                     sums[k] = sums.get(k, 0.0) + v.detach()
@@ -212,12 +142,57 @@ class Learner:
             if cfg.target_kl > 0 and float(sums["approx_kl"]) / n_mb > cfg.target_kl:
                 break
         out.update({k: float(v) / n_mb for k, v in sums.items()})
-        if sample is not None and self.critic is not None:
-            out.update({f"{k}_after": v for k, v in self.value_fit(sample).items()})
+        if sample is not None:
+            out.update(diagnostics.after_update(self, sample))
         if cfg.popart:
             out.update(self.popart.summary())
         out["learn_time_s"] = time.perf_counter() - t0
         return out
+
+    def minibatch_step(self, mb: dict[str, torch.Tensor], where: str) -> dict[str, torch.Tensor]:
+        """One step of each side on a minibatch ((K, m, ...) when stratified, else (B, ...)):
+        its gradient -- one backward of the minibatch-mean loss (combiner ``sum``), or per-task
+        gradients combined on the shared parameters -- then its norm clip and Adam step."""
+        mb = self.normalize_minibatch(mb)
+        out: dict[str, torch.Tensor] = {}
+        for side, module in self.sides.items():
+            optimizer = self.optimizers[side]
+            optimizer.zero_grad(set_to_none=True)
+            if self.combiner[side] == "sum":
+                flat = {k: v.reshape(-1, *v.shape[2:]) for k, v in mb.items()} \
+                    if self.cfg.stratified_minibatches else mb
+                loss, stats = self.loss_fn(side, 1.0)(module, flat)
+                loss.backward()
+            else:
+                loss, stats = self.combined_gradient(side, mb)
+            norm = self.clip_gradient(side, loss, where)
+            optimizer.step()
+            out.update({**stats, f"grad_norm_{side}": norm})
+        return out
+
+    def combined_gradient(self, side: str, mb: dict[str, torch.Tensor]
+                          ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """Write ``side``'s ``.grad``: per-task gradients (each task's loss is its 1/K share of
+        the minibatch mean, so their `sum` is the plain loss's gradient) combined on the shared
+        parameters, summed on the per-task ones. Returns (the loss, the minibatch's stats)."""
+        module = self.sides[side]
+        grads, aux = pertask.per_task_grads(module, self.loss_fn(side, 1.0 / self.K), mb,
+                                            self.cfg.per_task_grad_impl)
+        pertask.assign_combined(module, grads, module.per_task_param_names(), self.combiner[side],
+                                **combiners.options(self.combiner[side], self.cfg, side))
+        stats = {k: v.mean() for k, v in aux.items()}
+        return sum(v for k, v in stats.items() if k.endswith("_loss")), stats
+
+    def clip_gradient(self, side: str, loss: torch.Tensor, where: str) -> torch.Tensor:
+        """Clip ``side``'s gradient to ``max_grad_norm``; return its norm before. A non-finite
+        loss or norm is ``TrainingDiverged``, naming ``where``."""
+        params = [p for p in self.sides[side].parameters() if p.grad is not None]
+        norm = torch.nn.utils.get_total_norm([p.grad for p in params])
+        if not bool(torch.isfinite(loss.detach()) & torch.isfinite(norm)):
+            raise TrainingDiverged(f"non-finite {side} loss or gradient at {where} "
+                                   f"(loss={float(loss.detach())}, grad norm={float(norm)})")
+        torch.nn.utils.clip_grads_with_norm_(params, self.cfg.max_grad_norm, norm)
+        return norm
 
     # ------------------------------------------------------------------ state
     def state_dict(self) -> dict[str, Any]:

@@ -1,9 +1,16 @@
-"""Per-task gradients of a network, combined per side, and their diagnostics.
+"""Per-task gradients of a network, and their combination per side (diagnostics on them:
+``toppo.algo.diagnostics``).
 
 ``per_task_grads`` returns, for every parameter, a (K, *shape) tensor whose row k is the
-gradient of task k's loss. The default path vmaps ``torch.func.grad`` over the task axis
-of a stratified minibatch (K, m, ...): one batched backward instead of K python-level
-ones. ``impl="loop"`` is the reference (K separate ``autograd.grad`` calls), used in tests.
+gradient of task k's loss. Three ways to compute them (``TrainConfig.per_task_grad_impl``):
+
+* ``vmap`` (the default): ``torch.func.grad`` vmapped over the task axis of a stratified
+  minibatch (K, m, ...), one batched backward instead of K python-level ones;
+* ``loop``: the reference, K separate ``autograd.grad`` calls (tests);
+* ``fused``: one forward and one backward of the whole minibatch, as plain PPO's, then each
+  layer's per-task weight gradient from its inputs and output gradients, task by task
+  (``_fused_grads``). The cheapest on CPU; the same gradients up to float rounding, not
+  bit for bit, so it is a switch (the recorded runs are ``vmap``'s).
 """
 
 from __future__ import annotations
@@ -48,7 +55,60 @@ def per_task_grads(module: nn.Module, loss_fn: TaskLoss, batch: dict[str, torch.
         grads = {n: torch.stack([r[i] if r[i] is not None else torch.zeros_like(params[n]) for r in rows])
                  for i, n in enumerate(names)}
         return grads, {key: torch.stack([s[key].detach() for s in stats]) for key in stats[0]}
-    raise ValueError(f"per_task_grad_impl must be 'vmap' or 'loop', got {impl!r}")
+    if impl == "fused":
+        return _fused_grads(module, loss_fn, batch)
+    raise ValueError(f"per_task_grad_impl must be 'vmap', 'loop' or 'fused', got {impl!r}")
+
+
+def _fused_grads(module: nn.Module, loss_fn: TaskLoss, batch: dict[str, torch.Tensor]
+                 ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+    """``per_task_grads`` by one forward of the K * m samples and one backward of the summed
+    task losses. Every sample belongs to one task, so the gradient at a layer's output for
+    a sample of task k is that of task k's loss; a Linear layer's per-task weight gradient is
+    then task k's output gradients times its inputs (one batched matmul over the tasks), a
+    LayerNorm's is the per-task sum of output gradient times normalised input. Parameters
+    only one task touches (``per_task_param_names``) take their gradient from the same
+    backward, placed in its task's row. Modules with other parameters are refused."""
+    K, m = next(iter(batch.values())).shape[:2]
+    per_task = module.per_task_param_names()
+    layers = {name: layer for name, layer in module.named_modules()
+              if isinstance(layer, (nn.Linear, nn.LayerNorm))
+              and any(f"{name}.{p}" not in per_task for p, _ in layer.named_parameters())}
+    covered = {f"{name}.{p}" for name, layer in layers.items() for p, _ in layer.named_parameters()}
+    if unknown := {n for n, _ in module.named_parameters()} - covered - per_task:
+        raise ValueError(f"per_task_grad_impl=fused: no per-task gradient rule for {sorted(unknown)}")
+    seen: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # layer name -> (input, output)
+    hooks = [layer.register_forward_hook(
+        lambda layer, args, out, name=name: seen.__setitem__(name, (args[0].detach(), out)))
+        for name, layer in layers.items()]
+    try:
+        def forward(obs: torch.Tensor, task: torch.Tensor):  # (K, m, ...) in and out
+            out = module(obs.flatten(0, 1), task.flatten(0, 1))
+            return tuple(o.unflatten(0, (K, m)) for o in out) if isinstance(out, tuple) \
+                else out.unflatten(0, (K, m))
+        losses, stats = loss_fn(forward, batch)  # (K,) task losses, (K,) stats
+    finally:
+        for hook in hooks:
+            hook.remove()
+    params = dict(module.named_parameters())
+    wrt = [seen[name][1] for name in layers] + [params[n] for n in sorted(per_task)]
+    out_grads = torch.autograd.grad(losses.sum(), wrt, allow_unused=True)
+    grads: dict[str, torch.Tensor] = {}
+    for (name, layer), d_out in zip(layers.items(), out_grads):
+        x, _ = seen[name]
+        d_out = d_out.unflatten(0, (K, m))
+        if isinstance(layer, nn.Linear):
+            weight = d_out.transpose(1, 2) @ x.unflatten(0, (K, m))
+        else:
+            x_hat = torch.nn.functional.layer_norm(x, layer.normalized_shape, eps=layer.eps)
+            weight = (d_out * x_hat.unflatten(0, (K, m))).sum(1)
+        grads.update({f"{name}.weight": weight, f"{name}.bias": d_out.sum(1)})
+    rows = torch.arange(K, device=losses.device)
+    for n, total in zip(sorted(per_task), out_grads[len(layers):]):
+        grads[n] = torch.zeros(K, *params[n].shape, dtype=params[n].dtype, device=params[n].device)
+        if total is not None:
+            grads[n][rows, rows] = total[rows]  # row k of the parameter is task k's alone
+    return {n: grads[n] for n in params}, {k: v.detach() for k, v in stats.items()}
 
 
 def split_shared(grads: dict[str, torch.Tensor], per_task_names: set[str]) -> tuple[list[str], torch.Tensor]:
@@ -69,31 +129,8 @@ def assign_combined(module: nn.Module, grads: dict[str, torch.Tensor], per_task_
     offset = 0
     for n in shared:
         p = params[n]
-        p.grad = direction[offset:offset + p.numel()].view_as(p).clone()
+        p.grad = direction[offset:offset + p.numel()].view_as(p)  # a view: direction is ours
         offset += p.numel()
     for n in per_task_names:
         params[n].grad = grads[n].sum(0)
     return G
-
-
-@torch.no_grad()
-def gradient_diagnostics(G: torch.Tensor, prefix: str = "critic") -> dict[str, float]:
-    """Conditioning of per-task gradients G (K, P): norms and their spread (max/min),
-    pairwise cosine similarities, and the condition number of the Gram matrix G G^T."""
-    G64 = G.to(torch.float64)
-    norms = G64.norm(dim=1)
-    unit = G64 / norms.clamp(min=1e-30)[:, None]
-    cos = unit @ unit.T
-    K = G.shape[0]
-    off = cos[~torch.eye(K, dtype=torch.bool, device=G.device)]
-    eig = torch.linalg.eigvalsh(G64 @ G64.T).clamp(min=0)
-    out = {
-        f"{prefix}_gradnorm_max": float(norms.max()),
-        f"{prefix}_gradnorm_min": float(norms.min()),
-        f"{prefix}_gradnorm_spread": float(norms.max() / norms.min().clamp(min=1e-30)),
-        f"{prefix}_cos_mean": float(off.mean()) if K > 1 else 1.0,
-        f"{prefix}_cos_min": float(off.min()) if K > 1 else 1.0,
-        f"{prefix}_gram_cond": float(eig.max() / eig.min()) if eig.min() > 0 else float("inf"),
-    }
-    out.update({f"{prefix}_gradnorm_t{k}": float(v) for k, v in enumerate(norms)})
-    return out

@@ -126,15 +126,16 @@ def gaussian_entropy(log_std: torch.Tensor) -> torch.Tensor:
 def actor_loss(mean: torch.Tensor, log_std: torch.Tensor, action: torch.Tensor,
                old_logp: torch.Tensor, adv: torch.Tensor, clip_coef: float, ent_coef: float
                ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-    """Clipped surrogate minus the entropy bonus, averaged over the given samples."""
+    """Clipped surrogate minus the entropy bonus, averaged over the samples (the last axis of
+    ``adv``; leading axes, such as tasks, give one loss each)."""
     logp = gaussian_log_prob(action, mean, log_std)
     log_ratio = logp - old_logp
     ratio = log_ratio.exp()
-    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean()
-    entropy = gaussian_entropy(log_std).mean()
+    pg = torch.max(-adv * ratio, -adv * ratio.clamp(1 - clip_coef, 1 + clip_coef)).mean(-1)
+    entropy = gaussian_entropy(log_std).mean(-1)
     with torch.no_grad():
-        stats = {"approx_kl": ((ratio - 1) - log_ratio).mean(),
-                 "clipfrac": ((ratio - 1).abs() > clip_coef).float().mean(),
+        stats = {"approx_kl": ((ratio - 1) - log_ratio).mean(-1),
+                 "clipfrac": ((ratio - 1).abs() > clip_coef).float().mean(-1),
                  "policy_loss": pg.detach(), "entropy": entropy.detach()}
     return pg - ent_coef * entropy, stats
 
@@ -144,11 +145,11 @@ def critic_loss(value: torch.Tensor, old_value: torch.Tensor, target: torch.Tens
     """``vf_coef * 0.5 * mean((V - target)^2)`` (the reference's loss), or with
     ``clip_vloss`` the PPO value clipping around the rollout-time prediction. All three
     tensors are in the critic's own units (PopArt-normalised where PopArt is on), so
-    ``vf_clip_coef`` is a range in those units."""
+    ``vf_clip_coef`` is a range in those units. Averaged over the last axis, as ``actor_loss``."""
     unclipped = (value - target) ** 2
     if clip_vloss:
         clipped = old_value + (value - old_value).clamp(-vf_clip_coef, vf_clip_coef)
-        loss = 0.5 * torch.max(unclipped, (clipped - target) ** 2).mean()
+        loss = 0.5 * torch.max(unclipped, (clipped - target) ** 2).mean(-1)
     else:
-        loss = 0.5 * unclipped.mean()
+        loss = 0.5 * unclipped.mean(-1)
     return vf_coef * loss

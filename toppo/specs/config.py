@@ -181,7 +181,7 @@ class TrainConfig:
     critic_fairgrad_alpha: float = 1.0
     """FairGrad's alpha on the critic"""
     per_task_grad_impl: str = "vmap"
-    """vmap (torch.func) or loop (reference, K backwards)"""
+    """vmap (torch.func), loop (reference, K backwards) or fused (toppo.algo.pertask)"""
 
     # --- evaluation -------------------------------------------------------------------
     eval_every_steps: int = 1_000_000
@@ -294,7 +294,7 @@ class TrainConfig:
                              ("policy_std", POLICY_STDS), ("init", INITS),
                              ("critic_heads", ("shared", "per_task")), ("eval_mode", EVAL_MODES),
                              ("wandb_mode", WANDB_MODES), ("env_backend", ENV_BACKENDS),
-                             ("per_task_grad_impl", ("vmap", "loop"))):
+                             ("per_task_grad_impl", ("vmap", "loop", "fused"))):
             if getattr(self, key) not in allowed:
                 raise bad(key, f"expected one of {allowed}")
         if self.log_std_min >= self.log_std_max:
