@@ -13,9 +13,6 @@ from metaworld.policies import ENV_POLICY_MAP
 from toppo.envs import advance_goal_cycle, make_envs, place_copies, quiet_box_precision_warnings
 from toppo.evaluation import evaluate
 
-# the tests that share this module's costly fixture run in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("envs_eval")
-
 
 @pytest.fixture(scope="module")
 def built_envs():

@@ -41,8 +41,6 @@ TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v2", "
         "max_episode_steps=100", "num_epochs=2", "num_minibatches=2", "hidden_sizes=32,32",
         "eval_episodes=2", "eval_envs_per_task=2", "eval_every_steps=2500", "eval_mode=inline",
         "torch_threads=1", "progress_every_s=0"]
-# the tests that share the reference run (reference_run) run in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("envworkers")
 
 
 def test_auto_gives_evaluation_its_share_of_the_cores_and_the_envs_the_rest():

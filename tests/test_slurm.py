@@ -392,9 +392,6 @@ def trainer_pids(workdir: Path, cell: str) -> set[int]:
             pass
     return pids
 
-# the tests that share this module's costly fixture run in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("slurm")
-
 
 @pytest.fixture(scope="module")
 def slurm_cluster(tmp_path_factory):

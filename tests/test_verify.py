@@ -22,9 +22,6 @@ TINY = ["--variant", "mtppo", "--benchmark", "MT10", "--reward-version", "v1", "
         "num_minibatches=2", "hidden_sizes=16,16", "eval_episodes=1", "eval_envs_per_task=1",
         "eval_every_steps=5000", "torch_threads=1", "progress_every_s=0", "eval_mode=inline"]
 
-# the tests that share this module's costly fixture run in one pytest-xdist worker
-pytestmark = pytest.mark.xdist_group("verify")
-
 
 def env(**extra: str) -> dict[str, str]:
     return {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
