@@ -135,14 +135,26 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
     if out_of_range.any():
         raise bad_line(out_of_range, "task_index outside the benchmark's tasks ("
                        + ", ".join(f"{b}: 0..{len(t) - 1}" for b, t in BENCHMARKS.items()) + ")")
-    expected = [BENCHMARKS[b][i] for b, i in zip(df.benchmark, df.task_index)]
-    wrong = df.task != pd.Series(expected, index=df.index)
+    expected = np.empty(len(df), dtype=object)  # each row's task name, from its benchmark
+    index = df.task_index.to_numpy()
+    for bench, names in BENCHMARKS.items():
+        rows = (df.benchmark == bench).to_numpy()
+        expected[rows] = np.asarray(names, dtype=object)[index[rows]]
+    wrong = pd.Series(df.task.to_numpy() != expected, index=df.index)
     if wrong.any():
         i = int(np.flatnonzero(wrong.to_numpy())[0])
         raise bad_line(wrong, f"task {df.task.iloc[i]!r} is not task {df.task_index.iloc[i]} of "
                               f"{df.benchmark.iloc[i]} ({expected[i]!r})")
     run_code = pd.factorize(df["run_dir"])[0]
-    mixed = df[RUN_KEY].groupby(run_code, sort=False).nunique()
+    # each row against the first row of its file (the files' rows are contiguous); only where
+    # one differs, the per-file count of values that names it
+    first = np.flatnonzero(np.r_[True, run_code[1:] != run_code[:-1]])
+    starts = first[np.cumsum(np.r_[False, run_code[1:] != run_code[:-1]])]
+    if any((df[col].to_numpy() != df[col].to_numpy()[starts]).any() for col in RUN_KEY) \
+            or len(first) != len(np.unique(run_code)):
+        mixed = df[RUN_KEY].groupby(run_code, sort=False).nunique()
+    else:
+        mixed = pd.DataFrame(1, index=[0], columns=RUN_KEY)
     if (mixed > 1).any(axis=None):
         code = mixed.index[(mixed > 1).any(axis=1)][0]
         col = mixed.columns[(mixed.loc[code] > 1)][0]

@@ -8,8 +8,10 @@ from toppo.specs.grid import grid_cells  # noqa: F401  (re-exported for the test
 
 
 def tiny_dag_config(scale: str, *, rollout_steps_per_task: int, num_minibatches: int,
-                    mem_mb: int, runtime: int) -> str:
-    """The config's YAML text (indented: callers write ``textwrap.dedent`` of it)."""
+                    mem_mb: int, runtime: int, max_episode_steps: int = 500) -> str:
+    """The config's YAML text (indented: callers write ``textwrap.dedent`` of it);
+    ``max_episode_steps`` below metaworld's 500 shortens the episodes (and the evaluations)."""
+    episodes = f"\n      max_episode_steps: {max_episode_steps}" if max_episode_steps != 500 else ""
     return f"""\
     scale: {scale}
     device: cpu
@@ -17,7 +19,7 @@ def tiny_dag_config(scale: str, *, rollout_steps_per_task: int, num_minibatches:
     resources:
       MT10: {{threads: 1, mem_mb: {mem_mb}, runtime: {runtime}}}
     trainer_overrides:
-      rollout_steps_per_task: {rollout_steps_per_task}
+      rollout_steps_per_task: {rollout_steps_per_task}{episodes}
       num_epochs: 2
       num_minibatches: {num_minibatches}
       hidden_sizes: [32, 32]

@@ -119,6 +119,8 @@ def test_goal_stream_replays_exactly_for_every_task():
     assert 0.0 <= StdMt19937Uniform(5489).canonical() < 1.0
 
 
+# 1,000 steps of every MT10 task on both engines (two whole 500-step episodes each)
+@pytest.mark.slow
 def test_step_parity_mt10_random_actions():
     r = step_parity(MT10, seed=3, steps=1000, policy="random")
     assert r.ends_equal and r.final_success_equal
@@ -197,6 +199,8 @@ def test_checkpoint_resume_continues_the_goal_streams_exactly():
         fresh.close()
 
 
+# 3 whole episodes of every MT10 task's scripted expert on both engines
+@pytest.mark.slow
 def test_scripted_experts_succeed_alike_on_matched_goals():
     """metaworld.policies' experts on MT10, 3 episodes per task, on EnvPool and on metaworld
     with EnvPool's goals. The bigger measurement (benchmark goals too):
@@ -266,6 +270,8 @@ def test_step_async_then_step_wait_is_step():
         np.testing.assert_array_equal(x, y)
 
 
+# an end-to-end run of the trainer on EnvPool
+@pytest.mark.slow
 def test_trainer_trains_on_envpool_and_evaluates_on_metaworlds_benchmark_goals(tmp_path):
     """env_backend=envpool: the trainer's training envs are EnvPool's, its evaluation
     constructors exactly those of the metaworld backend (same envs, goals and seeds), the

@@ -14,7 +14,8 @@ from toppo.train import build_parser, config_from_args
 from toppo.trainer import Trainer
 
 TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v1", "--seed", "3",
-        "--device", "cpu", "--total-steps", "10000", "rollout_steps_per_task=500", "num_epochs=2",
+        "--device", "cpu", "--total-steps", "10000", "rollout_steps_per_task=500",
+        "max_episode_steps=100", "num_epochs=2",
         "num_minibatches=2", "hidden_sizes=32,32", "eval_episodes=2", "eval_envs_per_task=2",
         "eval_every_steps=5000", "torch_threads=1", "progress_every_s=0"]
 PARTS = ("rollout_env_s", "policy_inference_s", "learner_s", "evaluation_s", "checkpoint_s",

@@ -139,7 +139,8 @@ def test_trainer_killed_and_resumed_writes_each_step_once(tmp_path):
     out = tmp_path / "run"
     cmd = [sys.executable, "-m", "toppo.train", "--variant", "toppo", "--benchmark", "MT10",
            "--reward-version", "v1", "--seed", "3", "--device", "cpu", "--total-steps", "15000",
-           "--out-dir", str(out), "rollout_steps_per_task=500", "num_epochs=2", "num_minibatches=2",
+           "--out-dir", str(out), "rollout_steps_per_task=500", "max_episode_steps=100",
+           "num_epochs=2", "num_minibatches=2",
            "hidden_sizes=32,32", "eval_episodes=1", "eval_envs_per_task=1", "eval_every_steps=5000",
            "torch_threads=1", "progress_every_s=0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -23,6 +23,7 @@ resources:
   MT10: {threads: 1, mem_mb: 2000, runtime: 30}
 trainer_overrides:
   rollout_steps_per_task: 500
+  max_episode_steps: 100
   num_epochs: 1
   num_minibatches: 2
   hidden_sizes: [16, 16]

@@ -45,8 +45,8 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
                                                                    os.environ.get("PYTHONPATH")]))}
 # the trainer CLI's tiny config (tests/test_train_e2e.py): 2 updates of 5,000 steps on MT10
 TINY = ["--variant", "toppo", "--benchmark", "MT10", "--reward-version", "v1", "--seed", "3",
-        "--device", "cpu", "--total-steps", "10000", "rollout_steps_per_task=500", "num_epochs=2",
-        "num_minibatches=2", "hidden_sizes=32,32", "eval_episodes=1", "eval_envs_per_task=1",
+        "--device", "cpu", "--total-steps", "10000", "rollout_steps_per_task=500",
+        "max_episode_steps=100", "num_epochs=2", "num_minibatches=2", "hidden_sizes=32,32", "eval_episodes=1", "eval_envs_per_task=1",
         "eval_every_steps=5000", "torch_threads=1", "progress_every_s=0"]
 
 

@@ -543,6 +543,7 @@ def test_smallest_dag_on_a_real_slurm_cluster(slurm_cluster, tmp_path):
 
 
 @pytest.mark.slurm
+@pytest.mark.slow  # a workflow run on a real cluster (brought up for it)
 def test_training_job_with_device_cuda_gets_exactly_one_gpu(slurm_cluster, tmp_path):
     """The cluster's node has one GPU (gres, /dev/null standing in for the device): with
     `device: cuda` the training job is allocated exactly one. Without CUDA the trainer then

@@ -17,10 +17,11 @@ import pytest
 
 from toppo.specs.logschema import EVAL_COLUMNS
 
+# episodes of 100 steps (5 per rollout): short runs and evaluations; the length is not under test
 TINY = ["--benchmark", "MT10", "--reward-version", "v1", "--seed", "3", "--device", "cpu",
-        "rollout_steps_per_task=500", "num_epochs=2", "num_minibatches=2", "hidden_sizes=32,32",
-        "eval_episodes=2", "eval_envs_per_task=2", "eval_every_steps=5000", "torch_threads=1",
-        "progress_every_s=0"]
+        "rollout_steps_per_task=500", "max_episode_steps=100", "num_epochs=2", "num_minibatches=2",
+        "hidden_sizes=32,32", "eval_episodes=2", "eval_envs_per_task=2", "eval_every_steps=5000",
+        "torch_threads=1", "progress_every_s=0"]
 
 
 def train(out: Path, variant: str, total_steps: int, extra=()) -> subprocess.CompletedProcess:

@@ -17,7 +17,8 @@ from analysis.verify import VerifyError, compare, first_divergence, record_numer
 
 REPO = Path(__file__).resolve().parents[1]
 TINY = ["--variant", "mtppo", "--benchmark", "MT10", "--reward-version", "v1", "--seed", "0",
-        "--device", "cpu", "--total-steps", "10000", "rollout_steps_per_task=500", "num_epochs=1",
+        "--device", "cpu", "--total-steps", "10000", "rollout_steps_per_task=500",
+        "max_episode_steps=100", "num_epochs=1",
         "num_minibatches=2", "hidden_sizes=16,16", "eval_episodes=1", "eval_envs_per_task=1",
         "eval_every_steps=5000", "torch_threads=1", "progress_every_s=0", "eval_mode=inline"]
 

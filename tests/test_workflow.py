@@ -236,7 +236,7 @@ def test_a_run_that_trains_prints_its_plan_first(tmp_path):
     # the documented model (tests/test_plan.py has its numbers): evaluation and env builds in
     assert re.search(r"\n  MT10 rate \d+ to \d+ env steps/s: docs/throughput.md \(another machine: "
                      r"H200 node, cpu with 1 thread\), mtppo and toppo rows, with 2 evaluations \(at "
-                     r"most 10K env steps\), 2 env builds of 10 s.*; expect within 2x\n", plan), plan
+                     r"most 2K env steps\), 2 env builds of 10 s.*; expect within 2x\n", plan), plan
     assert "No GPU here: device cuda jobs will fail (the trainer needs CUDA)." in plan
     assert "paper-scale" not in plan  # 20K steps per cell
 
@@ -437,7 +437,7 @@ def test_lint(tmp_path):
 
 # ---------------------------------------------------------------------- end to end
 TINY = tiny_dag_config("e2e", rollout_steps_per_task=1000, num_minibatches=4, mem_mb=2000,
-                       runtime=30)
+                       runtime=30, max_episode_steps=100)
 
 
 @pytest.mark.slow
