@@ -121,7 +121,7 @@ def main() -> int:
     args = ap.parse_args()
 
     stages = Stages()
-    stages.times["import (analysis, toppo.registry)"] = (IMPORTED[0] - START[0], IMPORTED[1] - START[1])
+    stages.times["import (analysis, toppo.specs.registry)"] = (IMPORTED[0] - START[0], IMPORTED[1] - START[1])
     spec = load_report_spec()
     reps = args.reps or spec["bootstrap_reps"]
     with tempfile.TemporaryDirectory() as tmp:
