@@ -41,7 +41,7 @@ import threading
 import time
 from pathlib import Path
 
-from toppo.harness.procs import PROC, ProcessGroup, _stat_fields
+from toppo.harness.procs import PROC, ProcessGroup, stat_fields
 
 OURS_ARGS = ["--variant", "ref_mt10", "--benchmark", "MT10", "--reward-version", "v2",
              "--seed", "7", "--total-steps", "2000000"]
@@ -55,7 +55,7 @@ def session_cpu_s(sid: int) -> float:
     """CPU seconds (user + system) of the processes in session ``sid``, reaped children included."""
     total = 0
     for stat in PROC.glob("[0-9]*/stat"):
-        fields = _stat_fields(stat)  # from the state on: session id [3], CPU times [11:15]
+        fields = stat_fields(stat)  # from the state on: session id [3], CPU times [11:15]
         if fields is not None and int(fields[3]) == sid:
             total += sum(int(f) for f in fields[11:15])
     return total / TICK

@@ -56,7 +56,7 @@ def exit_description(code: int | None) -> str:
     return f"exited with code {code}"
 
 
-def _stat_fields(stat: Path) -> list[str] | None:
+def stat_fields(stat: Path) -> list[str] | None:
     """The fields after the command name of a /proc/<pid>/stat file (state, ppid, ...)."""
     try:
         text = stat.read_text()
@@ -71,7 +71,7 @@ def _live(fields: list[str] | None) -> bool:
 
 def _stat(pid: int) -> tuple[int, str] | None:
     """(parent pid, start time) of a live process, or None when it is gone or a zombie."""
-    fields = _stat_fields(PROC / str(pid) / "stat")
+    fields = stat_fields(PROC / str(pid) / "stat")
     return (int(fields[1]), fields[19]) if _live(fields) else None
 
 
@@ -153,7 +153,7 @@ def children(pid: int) -> list[int]:
     """Pids of the live direct children of ``pid``."""
     out = []
     for stat in PROC.glob("[0-9]*/stat"):
-        fields = _stat_fields(stat)
+        fields = stat_fields(stat)
         if _live(fields) and int(fields[1]) == pid:
             out.append(int(stat.parent.name))
     return out
@@ -161,7 +161,7 @@ def children(pid: int) -> list[int]:
 
 def alive(pid: int) -> bool:
     """Whether process ``pid`` exists and is neither a zombie nor dead."""
-    return _live(_stat_fields(PROC / str(pid) / "stat"))
+    return _live(stat_fields(PROC / str(pid) / "stat"))
 
 
 def terminate_children() -> None:
