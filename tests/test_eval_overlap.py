@@ -6,6 +6,7 @@ stopped is redone on resume; every run reports its time budget.
 """
 
 import json
+import re
 
 import pytest
 
@@ -128,10 +129,16 @@ def test_workers_split_each_evaluation_by_task_and_commit_what_inline_evaluation
                 assert a.result.mean_return.tobytes() == b.result.mean_return.tobytes()
                 assert a.result.success_rate.tobytes() == b.result.success_rate.tobytes()
             if n == 3:
-                workers.submit(40, {"not": torch.zeros(1)})  # a failing worker names the failure
-                with pytest.raises(EvalWorkerError,
-                                   match=r"(?s)evaluation worker 0 \(pid \d+, tasks 0-3\) failed:"
-                                         r".*load_state_dict"):
+                # every worker fails on these weights; whichever reports first is named, with
+                # its own pid and tasks and its traceback
+                workers.submit(40, {"not": torch.zeros(1)})
+                with pytest.raises(EvalWorkerError) as failed:
                     workers.collect(wait=True)
+                m = re.fullmatch(r"(?s)evaluation worker (\d) \(pid (\d+), tasks (\d+)-(\d+)\) "
+                                 r"failed:\n.*load_state_dict.*", str(failed.value))
+                assert m, str(failed.value)
+                i = int(m[1])
+                assert int(m[2]) == workers._procs[i].pid
+                assert range(int(m[3]), int(m[4]) + 1) == slices[i]
         finally:
             workers.close()
