@@ -292,6 +292,35 @@ def test_combine_passes_the_options():
                        combiners.pcgrad(G, generator=_gen(1)))
 
 
+def test_combine_reads_a_gram_matrix_the_caller_formed():
+    """Every Gram-based combiner uses ``gram=`` in place of its own G G^T (the registry says
+    which take it); given G's own Gram matrix the direction is the same bits."""
+    G = _conflicting(5, 12, seed=3)
+    other = combiners._gram(_conflicting(5, 12, seed=4))
+    for name, entry in COMBINERS.items():
+        opts = dict(c=0.4, alpha=1.0)
+        own = combiners.combine(name, G, generator=_gen(2), **opts)
+        assert torch.equal(combiners.combine(name, G, generator=_gen(2), gram=combiners._gram(G),
+                                             **opts), own)
+        moved = combiners.combine(name, G, generator=_gen(2), gram=other, **opts)
+        assert entry.gram == (name != "sum") and entry.gram != torch.equal(moved, own)
+
+
+def test_blocked_gram_is_the_gram_matrix():
+    """Summed over column blocks (the last one short), exactly G G^T where every product
+    and sum is exact in float32 (small integers), and nearer float64 than one product."""
+    g = _gen(5)
+    ints = torch.randint(-8, 9, (7, 3 * 64 + 5), generator=g).float()
+    exact = (ints.double() @ ints.double().T).numpy()
+    assert np.array_equal(combiners.blocked_gram(ints, block=64), exact)
+    narrow = ints[:, :40]  # fewer columns than one block: the short block alone
+    assert np.array_equal(combiners.blocked_gram(narrow, block=64),
+                          (narrow.double() @ narrow.double().T).numpy())
+    G = torch.randn(10, 200_003, generator=g)
+    ref = (G.double() @ G.double().T).numpy()
+    assert np.abs(combiners.blocked_gram(G) - ref).max() < np.abs(combiners._gram(G) - ref).max()
+
+
 def test_float32_fifty_tasks():
     G = torch.randn(50, 10_000, generator=_gen(9))
     G[::4] *= -0.3

@@ -63,6 +63,25 @@ def test_fused_per_task_grads_refuse_a_parameter_without_a_rule():
         pertask.per_task_grads(learner.actor, learner.actor_task_loss(1.0), _batch(), "fused")
 
 
+def test_fused_grads_lie_side_by_side_in_the_matrix_the_combiner_reads():
+    """``fused`` writes the shared parameters' per-task gradients into one (K, P) matrix, so
+    split_shared returns it without a copy (whole or a leading run of parameters); other
+    gradients are copied into a new one. Either way the matrix is the rows concatenated."""
+    learner = _learner()
+    for side in ("actor", "critic"):
+        module = getattr(learner, side)
+        loss_fn = getattr(learner, f"{side}_task_loss")(1.0)
+        for impl, shares in (("fused", True), ("vmap", False)):
+            grads, _ = pertask.per_task_grads(module, loss_fn, _batch(), impl)
+            for per_task in (module.per_task_param_names(), set(grads) - {n for n in grads
+                                                                         if n.startswith("body.")}):
+                names, G = pertask.split_shared(grads, per_task)
+                assert torch.equal(G, torch.cat([grads[n].flatten(1) for n in names], 1))
+                assert (G.data_ptr() == grads[names[0]].data_ptr()) == shares
+                assert (G.untyped_storage().data_ptr()
+                        == grads[names[-1]].untyped_storage().data_ptr()) == shares
+
+
 def test_fused_toppo_update_follows_the_vmap_one():
     """Two updates of a TOPPO-like learner with the fused per-task gradients end where the
     default vmap path ends, up to float rounding (the paths are not bit-identical)."""

@@ -179,6 +179,7 @@ class Learner:
         grads, aux = pertask.per_task_grads(module, self.loss_fn(side, 1.0 / self.K), mb,
                                             self.cfg.per_task_grad_impl)
         pertask.assign_combined(module, grads, module.per_task_param_names(), self.combiner[side],
+                                blocked=self.cfg.per_task_grad_impl == "fused",
                                 **combiners.options(self.combiner[side], self.cfg, side))
         stats = {k: v.mean() for k, v in aux.items()}
         return sum(v for k, v in stats.items() if k.endswith("_loss")), stats

@@ -9,8 +9,10 @@ gradient of task k's loss. Three ways to compute them (``TrainConfig.per_task_gr
 * ``loop``: the reference, K separate ``autograd.grad`` calls (tests);
 * ``fused``: one forward and one backward of the whole minibatch, as plain PPO's, then each
   layer's per-task weight gradient from its inputs and output gradients, task by task
-  (``_fused_grads``). The cheapest on CPU; the same gradients up to float rounding, not
-  bit for bit, so it is a switch (the recorded runs are ``vmap``'s).
+  (``_fused_grads``), written side by side into the (K, P) matrix the combiner reads, whose
+  Gram matrix is then ``combiners.blocked_gram``. The cheapest on CPU; the same gradients
+  and directions up to float rounding, not bit for bit, so it is a switch (the recorded runs
+  are ``vmap``'s).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from toppo.algo import combiners
+from toppo.specs.registry import COMBINERS
 
 # loss_fn(forward, batch_of_one_task) -> (scalar loss of that task, dict of scalar stats)
 TaskLoss = Callable[[Callable[..., torch.Tensor], dict[str, torch.Tensor]],
@@ -93,16 +96,19 @@ def _fused_grads(module: nn.Module, loss_fn: TaskLoss, batch: dict[str, torch.Te
     params = dict(module.named_parameters())
     wrt = [seen[name][1] for name in layers] + [params[n] for n in sorted(per_task)]
     out_grads = torch.autograd.grad(losses.sum(), wrt, allow_unused=True)
-    grads: dict[str, torch.Tensor] = {}
+    # the shared parameters' rows are laid out side by side in one (K, P) matrix, in the
+    # module's order, so split_shared takes them as they are instead of copying
+    grads = _matrix_views(K, {n: p for n, p in params.items() if n not in per_task}, losses)
     for (name, layer), d_out in zip(layers.items(), out_grads):
         x, _ = seen[name]
         d_out = d_out.unflatten(0, (K, m))
+        weight, bias = grads[f"{name}.weight"], grads[f"{name}.bias"]
         if isinstance(layer, nn.Linear):
-            weight = d_out.transpose(1, 2) @ x.unflatten(0, (K, m))
+            torch.bmm(d_out.transpose(1, 2), x.unflatten(0, (K, m)), out=weight)
         else:
             x_hat = torch.nn.functional.layer_norm(x, layer.normalized_shape, eps=layer.eps)
-            weight = (d_out * x_hat.unflatten(0, (K, m))).sum(1)
-        grads.update({f"{name}.weight": weight, f"{name}.bias": d_out.sum(1)})
+            torch.sum(d_out * x_hat.unflatten(0, (K, m)), 1, out=weight)
+        torch.sum(d_out, 1, out=bias)
     rows = torch.arange(K, device=losses.device)
     for n, total in zip(sorted(per_task), out_grads[len(layers):]):
         grads[n] = torch.zeros(K, *params[n].shape, dtype=params[n].dtype, device=params[n].device)
@@ -111,20 +117,49 @@ def _fused_grads(module: nn.Module, loss_fn: TaskLoss, batch: dict[str, torch.Te
     return {n: grads[n] for n in params}, {k: v.detach() for k, v in stats.items()}
 
 
+def _matrix_views(K: int, params: dict[str, torch.Tensor], like: torch.Tensor) -> dict[str, torch.Tensor]:
+    """{name: (K, *shape) view}: the columns of one new (K, P) matrix, parameter after parameter."""
+    G = torch.empty(K, sum(p.numel() for p in params.values()), dtype=like.dtype, device=like.device)
+    views, offset = {}, 0
+    for n, p in params.items():
+        views[n] = G[:, offset:offset + p.numel()].view(K, *p.shape)
+        offset += p.numel()
+    return views
+
+
+def _side_by_side(rows: list[torch.Tensor]) -> torch.Tensor | None:
+    """The (K, P) matrix whose consecutive column blocks are ``rows`` (K, n_i), when they are
+    exactly that (views ``_matrix_views`` made, in order); None otherwise."""
+    first = rows[0]
+    size = first.element_size()
+    for a, b in zip(rows, rows[1:]):
+        if b.untyped_storage().data_ptr() != first.untyped_storage().data_ptr() \
+                or b.data_ptr() != a.data_ptr() + a.shape[1] * size or b.stride() != first.stride():
+            return None
+    if first.stride(1) != 1:
+        return None
+    return first.as_strided((first.shape[0], sum(r.shape[1] for r in rows)), first.stride())
+
+
 def split_shared(grads: dict[str, torch.Tensor], per_task_names: set[str]) -> tuple[list[str], torch.Tensor]:
-    """Names of the fully shared parameters and their per-task gradients as (K, P)."""
+    """Names of the fully shared parameters and their per-task gradients as (K, P): a view
+    when the gradients already lie side by side in one matrix (``fused``), else a copy."""
     shared = [n for n in grads if n not in per_task_names]
     K = next(iter(grads.values())).shape[0]
-    return shared, torch.cat([grads[n].reshape(K, -1) for n in shared], dim=1)
+    rows = [grads[n].reshape(K, -1) for n in shared]
+    joined = _side_by_side(rows)
+    return shared, joined if joined is not None else torch.cat(rows, dim=1)
 
 
 def assign_combined(module: nn.Module, grads: dict[str, torch.Tensor], per_task_names: set[str],
-                    combiner: str, **options) -> torch.Tensor:
+                    combiner: str, *, blocked: bool = False, **options) -> torch.Tensor:
     """Write ``.grad`` of ``module``: shared parameters get the combiner's direction over
     the per-task gradients, per-task parameters (rows touched by one task only) get the
-    plain sum. Returns the (K, P) shared gradient matrix (for diagnostics)."""
+    plain sum. ``blocked``: the combiner reads ``combiners.blocked_gram`` (the ``fused``
+    path's). Returns the (K, P) shared gradient matrix (for diagnostics)."""
     shared, G = split_shared(grads, per_task_names)
-    direction = combiners.combine(combiner, G, **options)
+    gram = combiners.blocked_gram(G) if blocked and COMBINERS[combiner].gram else None
+    direction = combiners.combine(combiner, G, gram=gram, **options)
     params = dict(module.named_parameters())
     offset = 0
     for n in shared:

@@ -181,7 +181,7 @@ class TrainConfig:
     critic_fairgrad_alpha: float = 1.0
     """FairGrad's alpha on the critic"""
     per_task_grad_impl: str = "vmap"
-    """vmap (torch.func), loop (reference, K backwards) or fused (toppo.algo.pertask)"""
+    """vmap (torch.func), loop (reference, K backwards) or fused (faster, not bitwise: toppo.algo.pertask)"""
 
     # --- evaluation -------------------------------------------------------------------
     eval_every_steps: int = 1_000_000

@@ -66,11 +66,13 @@ class Combiner:
     options   the function's keyword -> the TrainConfig field that sets it; a field named
               ``"{side}_..."`` is set per side (``actor_fairgrad_alpha``, ``critic_...``)
     random    the function takes ``generator=`` (a torch.Generator or None)
+    gram      the function takes ``gram=``, G G^T as float64 numpy, when its caller formed it
     """
 
     function: str | Callable[..., Any]
     options: Mapping[str, str] = field(default_factory=dict)
     random: bool = False
+    gram: bool = False
 
     def load(self) -> Callable[..., Any]:
         if callable(self.function):
@@ -81,9 +83,10 @@ class Combiner:
 
 COMBINERS: dict[str, Combiner] = {
     "sum": Combiner("toppo.algo.combiners:sum"),
-    "pcgrad": Combiner("toppo.algo.combiners:pcgrad", random=True),
-    "cagrad": Combiner("toppo.algo.combiners:cagrad", {"c": "cagrad_c"}),
-    "fairgrad": Combiner("toppo.algo.combiners:fairgrad", {"alpha": "{side}_fairgrad_alpha"}),
+    "pcgrad": Combiner("toppo.algo.combiners:pcgrad", random=True, gram=True),
+    "cagrad": Combiner("toppo.algo.combiners:cagrad", {"c": "cagrad_c"}, gram=True),
+    "fairgrad": Combiner("toppo.algo.combiners:fairgrad", {"alpha": "{side}_fairgrad_alpha"},
+                         gram=True),
 }
 
 # ---------------------------------------------------------------------- variants
