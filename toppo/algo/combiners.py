@@ -11,7 +11,9 @@ dtype, on G's device): forming G G^T and forming G^T w. The K x K problems are s
 the CPU in float64 numpy, after scaling the Gram matrix to unit mean diagonal (the
 weights of CAGrad are invariant to that scale and FairGrad's transform exactly; the
 solvers' absolute tolerances then mean the same thing for any gradient magnitude).
-Cost: O(K^2 P) plus a K-sized solve.
+Cost: O(K^2 P) plus a K-sized solve. A caller that formed G G^T its own way passes it as
+``gram=`` (``blocked_gram``, the ``fused`` per-task gradients' faster one); by default each
+combiner forms it as ``_gram`` does, the bits every recorded run was made with.
 
 The names the config accepts, and each function's options, are toppo.specs.registry.COMBINERS
 (adding one: docs/extending.md).
