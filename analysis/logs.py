@@ -11,6 +11,7 @@ directories themselves or any root above them (``results/runs/paper``). Every fr
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable
@@ -77,11 +78,15 @@ def _require_runs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
 
 
 # ---------------------------------------------------------------- eval.csv
+TEXT_COLUMNS = ("benchmark", "reward_version", "variant", "task")
+_NUMERIC_COLUMNS = [*_INT_COLUMNS, "success_rate", "mean_return"]
+# only an empty field is missing: "nan" or "inf" is a value, refused as not finite
+_NA = {"keep_default_na": False, "na_values": [""]}
+
+
 def _read_raw_eval(path: Path) -> pd.DataFrame:
     try:
-        # only an empty field is missing: "nan" or "inf" is a value, refused as not finite
-        df = pd.read_csv(path, dtype={c: str for c in ("benchmark", "reward_version", "variant", "task")},
-                         keep_default_na=False, na_values=[""])
+        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, **_NA)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise LogError(f"{path}: cannot parse as CSV: {e}") from e
     missing = [c for c in EVAL_COLUMNS if c not in df.columns]
@@ -92,22 +97,75 @@ def _read_raw_eval(path: Path) -> pd.DataFrame:
     return df
 
 
+def _read_evals_at_once(runs: list[Path]) -> pd.DataFrame | None:
+    """The ``eval.csv`` of every run parsed in one ``read_csv`` (text columns categorical,
+    ``run_dir`` a column), files in run order (:func:`_run_sort_key` of their first rows,
+    parsed together first); None wherever that could read differently from one file at a
+    time (:func:`_read_raw_eval`, whose errors name the file): headers that differ; a file
+    without rows, not ending in a newline, or with quotes, carriage returns or blank lines
+    (where its newlines would not count its rows); a parse error, a missing column, or a
+    column not parsed as numbers that should be.
+    """
+    heads, bodies = set(), []
+    for run in runs:
+        raw = (run / "eval.csv").read_bytes()
+        head, _, body = raw.partition(b"\n")
+        if not body.endswith(b"\n") or body.startswith(b"\n") or b"\n\n" in body \
+                or b'"' in raw or b"\r" in raw:
+            return None
+        heads.add(head)
+        bodies.append(body)
+    if len(heads) != 1:
+        return None
+
+    def parse(lines: list[bytes]) -> pd.DataFrame | None:
+        try:
+            df = pd.read_csv(io.BytesIO(b"".join([*heads, b"\n", *lines])),
+                             dtype={c: "category" for c in TEXT_COLUMNS}, **_NA)
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            return None
+        if any(c not in df for c in EVAL_COLUMNS) \
+                or not all(pd.api.types.is_numeric_dtype(df[c]) for c in _NUMERIC_COLUMNS):
+            return None
+        return df
+
+    firsts = parse([b[: b.index(b"\n") + 1] for b in bodies])
+    if firsts is None or len(firsts) != len(runs):
+        return None
+    order = sorted(range(len(runs)), key=lambda i: _run_sort_key(firsts.iloc[i]))
+    df = parse([bodies[i] for i in order])
+    rows = [bodies[i].count(b"\n") for i in order]
+    if df is None or len(df) != sum(rows):
+        return None
+    df["run_dir"] = pd.Categorical.from_codes(np.repeat(order, rows), categories=[str(r) for r in runs])
+    return df
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """A categorical column's codes, any other column's values (for comparing rows fast)."""
+    return column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+
+
 def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
     """Check and type the rows of one or many eval.csv files (``run_dir`` names each row's file).
 
     Files are concatenated in order, so an offending row is reported as file + line number.
+    The text columns and ``run_dir`` come back categorical (:func:`_as_text` turns them back).
     """
+    for c in (*TEXT_COLUMNS, "run_dir"):
+        if not isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype("category")
 
     def bad_line(mask: pd.Series, what: str) -> LogError:
         i = int(np.flatnonzero(mask.to_numpy())[0])
-        line = int(df.groupby("run_dir", sort=False).cumcount().iloc[i]) + 2
+        line = int(df.groupby("run_dir", sort=False, observed=True).cumcount().iloc[i]) + 2
         row = df.iloc[i].drop("run_dir").to_dict()
         return LogError(f"{Path(df['run_dir'].iloc[i]) / 'eval.csv'}, line {line}: {what} (row: {row})")
 
     for col in EVAL_COLUMNS:
         if col != "mean_return" and df[col].isna().any():
             raise bad_line(df[col].isna(), f"empty value in column '{col}'")
-    for col in [*_INT_COLUMNS, "success_rate", "mean_return"]:
+    for col in _NUMERIC_COLUMNS:
         given = df[col].notna()  # not empty (an empty mean_return is allowed)
         if not pd.api.types.is_numeric_dtype(df[col]):
             num = pd.to_numeric(df[col], errors="coerce")  # "nan" -> NaN, refused below
@@ -130,27 +188,30 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
     unknown = ~df.benchmark.isin(list(BENCHMARKS))
     if unknown.any():
         raise bad_line(unknown, f"unknown benchmark (known: {', '.join(BENCHMARKS)})")
-    size = df.benchmark.map({b: len(t) for b, t in BENCHMARKS.items()})
-    out_of_range = (df.task_index < 0) | (df.task_index >= size)
+    index = df.task_index.to_numpy()
+    of_bench = {b: (df.benchmark == b).to_numpy() for b in BENCHMARKS}
+    size = np.zeros(len(df), dtype=np.int64)
+    for bench, rows in of_bench.items():
+        size[rows] = len(BENCHMARKS[bench])
+    out_of_range = pd.Series((index < 0) | (index >= size), index=df.index)
     if out_of_range.any():
         raise bad_line(out_of_range, "task_index outside the benchmark's tasks ("
                        + ", ".join(f"{b}: 0..{len(t) - 1}" for b, t in BENCHMARKS.items()) + ")")
-    expected = np.empty(len(df), dtype=object)  # each row's task name, from its benchmark
-    index = df.task_index.to_numpy()
-    for bench, names in BENCHMARKS.items():
-        rows = (df.benchmark == bench).to_numpy()
-        expected[rows] = np.asarray(names, dtype=object)[index[rows]]
-    wrong = pd.Series(df.task.to_numpy() != expected, index=df.index)
+    expected = np.full(len(df), -2)  # each row's task name from its benchmark, as a code of df.task (-2: absent)
+    for bench, rows in of_bench.items():
+        codes = df.task.cat.categories.get_indexer(BENCHMARKS[bench])
+        expected[rows] = np.where(codes < 0, -2, codes)[index[rows]]
+    wrong = pd.Series(_codes(df.task) != expected, index=df.index)
     if wrong.any():
         i = int(np.flatnonzero(wrong.to_numpy())[0])
         raise bad_line(wrong, f"task {df.task.iloc[i]!r} is not task {df.task_index.iloc[i]} of "
-                              f"{df.benchmark.iloc[i]} ({expected[i]!r})")
+                              f"{df.benchmark.iloc[i]} ({BENCHMARKS[df.benchmark.iloc[i]][index[i]]!r})")
     run_code = pd.factorize(df["run_dir"])[0]
     # each row against the first row of its file (the files' rows are contiguous); only where
     # one differs, the per-file count of values that names it
     first = np.flatnonzero(np.r_[True, run_code[1:] != run_code[:-1]])
     starts = first[np.cumsum(np.r_[False, run_code[1:] != run_code[:-1]])]
-    if any((df[col].to_numpy() != df[col].to_numpy()[starts]).any() for col in RUN_KEY) \
+    if any((_codes(df[col]) != _codes(df[col])[starts]).any() for col in RUN_KEY) \
             or len(first) != len(np.unique(run_code)):
         mixed = df[RUN_KEY].groupby(run_code, sort=False).nunique()
     else:
@@ -169,6 +230,13 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _as_text(evals: pd.DataFrame) -> pd.DataFrame:
+    """The text columns and ``run_dir`` of validated rows as plain text (object) columns."""
+    for c in (*TEXT_COLUMNS, "run_dir"):
+        evals[c] = evals[c].astype(object)
+    return evals
+
+
 def read_eval_csv(path: PathLike) -> pd.DataFrame:
     """One ``eval.csv``, validated against the contract; errors name the file and line.
 
@@ -177,7 +245,7 @@ def read_eval_csv(path: PathLike) -> pd.DataFrame:
     path = Path(path)
     evals = _validate_evals(_read_raw_eval(path).assign(run_dir=str(path.parent.resolve())))
     _check_against_manifests(evals)
-    return evals
+    return _as_text(evals)
 
 
 def _check_unique_runs(frame: pd.DataFrame, what: str) -> None:
@@ -191,10 +259,9 @@ def _check_unique_runs(frame: pd.DataFrame, what: str) -> None:
                        "pass only one of them")
 
 
-def _run_sort_key(frame: pd.DataFrame) -> tuple:
+def _run_sort_key(first: pd.Series) -> tuple:
     """(variant, benchmark, reward_version, seed) of a file's first row, for ordering runs
     (unvalidated yet, so a non-numeric seed sorts last instead of failing here)."""
-    first = frame.iloc[0]
     seed = pd.to_numeric(pd.Series([first["seed"]]), errors="coerce").iloc[0]
     return (*(str(first[c]) for c in RUN_KEY[:3]), np.isnan(seed), 0 if np.isnan(seed) else seed)
 
@@ -207,12 +274,16 @@ def load_evals(paths: PathLike | Iterable[PathLike], unfinished: bool = False) -
     complete may have evaluated past the manifest's ``env_steps`` (written when its trainer
     started), up to the last update in its ``train_metrics.csv``.
     """
-    frames = [_read_raw_eval(run / "eval.csv").assign(run_dir=str(run)) for run in _require_runs(paths)]
-    frames.sort(key=_run_sort_key)
-    evals = _validate_evals(pd.concat(frames, ignore_index=True))
+    runs = _require_runs(paths)
+    evals = _read_evals_at_once(runs)
+    if evals is None:  # one file at a time, as the errors name the file
+        frames = [_read_raw_eval(run / "eval.csv").assign(run_dir=str(run)) for run in runs]
+        frames.sort(key=lambda frame: _run_sort_key(frame.iloc[0]))
+        evals = pd.concat(frames, ignore_index=True)
+    evals = _validate_evals(evals)
     _check_unique_runs(evals.drop_duplicates("run_dir"), "eval.csv")
     _check_against_manifests(evals, unfinished)
-    return evals
+    return _as_text(evals)
 
 
 def _check_against_manifests(evals: pd.DataFrame, unfinished: bool = False) -> None:
@@ -220,16 +291,17 @@ def _check_against_manifests(evals: pd.DataFrame, unfinished: bool = False) -> N
     error): same run key, no evaluation past the manifest's env_steps (``unfinished``: past
     the last logged update of a run not complete), and for a complete run the last
     evaluation at exactly env_steps."""
-    for run, ev in evals.groupby("run_dir", sort=False):
+    per_run = evals.groupby("run_dir", sort=False, observed=True) \
+        .agg(**{key: (key, "first") for key in RUN_KEY}, last=("step", "max"))
+    for run, first in per_run.iterrows():
         if not (Path(run) / "manifest.json").exists():
             continue
         m = read_manifest(run)
         where = f"{Path(run) / 'eval.csv'} disagrees with {Path(run) / 'manifest.json'}"
-        first = ev.iloc[0]
         for key in RUN_KEY:
             if str(first[key]) != str(m[key]):
                 raise LogError(f"{where}: {key} {first[key]!r} in eval.csv, {m[key]!r} in the manifest")
-        last = int(ev.step.max())
+        last = int(first["last"])
         if unfinished and m["status"] != "complete":
             logged = _last_logged_step(Path(run))
             if logged is not None and last > logged:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats
-from rliable import library as rly
 from rliable import metrics as rlm
 
 DEFAULT_REPS = 2000
@@ -235,6 +234,9 @@ def bootstrap_ci(
         raise ValueError(f"bootstrap reps must be >= 1, got {reps}")
     if stat.bootstrap == "seeds":
         return seed_bootstrap_ci(arr, stat.fn, reps=reps, seed=seed, size=size)
+    # imported here: rliable.library (arch, statsmodels) would be most of this module's import time
+    from rliable import library as rly
+
     with seeded_global_numpy(seed):
         _, intervals = rly.get_interval_estimates(
             {"x": arr}, lambda x: np.array([stat(x)]), reps=reps, confidence_interval_size=size
@@ -288,6 +290,8 @@ def curve_band(
     h = np.asarray(history, dtype=float)
     curve = aggregate_curve(h, aggregator)
     if aggregator != "mean":
+        from rliable import library as rly  # here, as in bootstrap_ci
+
         with seeded_global_numpy(seed):
             _, intervals = rly.get_interval_estimates(
                 {"x": h}, lambda x: aggregate_curve(x, aggregator), reps=reps, confidence_interval_size=size
