@@ -8,7 +8,8 @@ rliable. Scores may be fractions in [0, 1] or percents; all functions are scale-
   (rliable's ``aggregate_*``) and :func:`worst_k` (the paper's tail metric);
 * a :class:`Statistic` bundles a point estimate with the bootstrap it needs, looked up
   by name with :func:`statistic` (``mean``, ``iqm``, ``median``, ``optgap``, ``worst-10``);
-* dispersion: :func:`per_seed_values`, :func:`std_over_seeds`, :func:`sem` and
+* dispersion: :func:`per_seed_values`, :func:`std_over_seeds`, :func:`sem` (or
+  :func:`seed_std`, :func:`seed_sem` of per-seed values computed once) and
   :func:`bootstrap_ci` (rliable's stratified bootstrap, or a whole-seed bootstrap for
   statistics computed inside each seed), reproducible for a given ``seed``.
 """
@@ -171,16 +172,24 @@ def per_seed_values(scores: np.ndarray, stat: Statistic | str = "mean") -> np.nd
     return np.array([stat(arr[i : i + 1]) for i in range(arr.shape[0])])
 
 
+def seed_std(per_seed: np.ndarray) -> float:
+    """Sample standard deviation (ddof=1) of per-seed values (:func:`per_seed_values`); NaN with one seed."""
+    return float(np.std(per_seed, ddof=1)) if per_seed.size > 1 else float("nan")
+
+
+def seed_sem(per_seed: np.ndarray) -> float:
+    """Standard error of the mean of per-seed values (their std / sqrt(seeds))."""
+    return seed_std(per_seed) / np.sqrt(per_seed.size)
+
+
 def std_over_seeds(scores: np.ndarray, stat: Statistic | str = "mean") -> float:
     """Sample standard deviation (ddof=1) of the per-seed statistic; NaN with one seed."""
-    vals = per_seed_values(scores, stat)
-    return float(np.std(vals, ddof=1)) if vals.size > 1 else float("nan")
+    return seed_std(per_seed_values(scores, stat))
 
 
 def sem(scores: np.ndarray, stat: Statistic | str = "mean") -> float:
     """Standard error of the mean of the per-seed statistic (std over seeds / sqrt(seeds))."""
-    arr = as_matrix(scores)
-    return std_over_seeds(arr, stat) / np.sqrt(arr.shape[0])
+    return seed_sem(per_seed_values(scores, stat))
 
 
 @contextlib.contextmanager
