@@ -97,46 +97,56 @@ def _read_raw_eval(path: Path) -> pd.DataFrame:
     return df
 
 
+def _plain_csv(path: Path) -> tuple[bytes, bytes] | None:
+    """(header line, body) of a CSV file whose body's newlines count its rows as ``read_csv``
+    parses them: it ends in a newline and has no quotes, carriage returns or blank lines;
+    None for any other file."""
+    raw = path.read_bytes()
+    head, _, body = raw.partition(b"\n")
+    if not body.endswith(b"\n") or body.startswith(b"\n") or b"\n\n" in body or b'"' in raw or b"\r" in raw:
+        return None
+    return head, body
+
+
+def _parse_together(head: bytes, bodies: list[bytes], **read_csv: object) -> pd.DataFrame | None:
+    """The bodies of plain CSV files (:func:`_plain_csv`) sharing one header, parsed by one
+    ``read_csv`` call, their rows in order; None on a parse error or when the rows parsed
+    are not the bodies' lines."""
+    try:
+        df = pd.read_csv(io.BytesIO(b"".join([head, b"\n", *bodies])), **read_csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    return df if len(df) == sum(b.count(b"\n") for b in bodies) else None
+
+
 def _read_evals_at_once(runs: list[Path]) -> pd.DataFrame | None:
     """The ``eval.csv`` of every run parsed in one ``read_csv`` (text columns categorical,
     ``run_dir`` a column), files in run order (:func:`_run_sort_key` of their first rows,
     parsed together first); None wherever that could read differently from one file at a
-    time (:func:`_read_raw_eval`, whose errors name the file): headers that differ; a file
-    without rows, not ending in a newline, or with quotes, carriage returns or blank lines
-    (where its newlines would not count its rows); a parse error, a missing column, or a
-    column not parsed as numbers that should be.
+    time (:func:`_read_raw_eval`, whose errors name the file): a file not plain
+    (:func:`_plain_csv`) or without rows, headers that differ, a parse error, a missing
+    column, or a column not parsed as numbers that should be.
     """
-    heads, bodies = set(), []
-    for run in runs:
-        raw = (run / "eval.csv").read_bytes()
-        head, _, body = raw.partition(b"\n")
-        if not body.endswith(b"\n") or body.startswith(b"\n") or b"\n\n" in body \
-                or b'"' in raw or b"\r" in raw:
-            return None
-        heads.add(head)
-        bodies.append(body)
-    if len(heads) != 1:
+    files = [_plain_csv(run / "eval.csv") for run in runs]
+    if None in files or len({head for head, _ in files}) != 1:
         return None
+    head, bodies = files[0][0], [body for _, body in files]
 
     def parse(lines: list[bytes]) -> pd.DataFrame | None:
-        try:
-            df = pd.read_csv(io.BytesIO(b"".join([*heads, b"\n", *lines])),
-                             dtype={c: "category" for c in TEXT_COLUMNS}, **_NA)
-        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
-            return None
-        if any(c not in df for c in EVAL_COLUMNS) \
+        df = _parse_together(head, lines, dtype={c: "category" for c in TEXT_COLUMNS}, **_NA)
+        if df is None or any(c not in df for c in EVAL_COLUMNS) \
                 or not all(pd.api.types.is_numeric_dtype(df[c]) for c in _NUMERIC_COLUMNS):
             return None
         return df
 
-    firsts = parse([b[: b.index(b"\n") + 1] for b in bodies])
-    if firsts is None or len(firsts) != len(runs):
+    firsts = parse([body[: body.index(b"\n") + 1] for body in bodies])
+    if firsts is None:
         return None
     order = sorted(range(len(runs)), key=lambda i: _run_sort_key(firsts.iloc[i]))
     df = parse([bodies[i] for i in order])
-    rows = [bodies[i].count(b"\n") for i in order]
-    if df is None or len(df) != sum(rows):
+    if df is None:
         return None
+    rows = [bodies[i].count(b"\n") for i in order]
     df["run_dir"] = pd.Categorical.from_codes(np.repeat(order, rows), categories=[str(r) for r in runs])
     return df
 
@@ -407,6 +417,35 @@ def _run_identity(run: Path) -> dict:
         return {k: row.iloc[0][k] for k in RUN_KEY}
 
 
+def _read_train_at_once(runs: list[tuple[Path, dict]]) -> list[pd.DataFrame] | None:
+    """The ``train_metrics.csv`` of ``(run, identity)`` pairs, one ``read_csv`` per header
+    line, with the run key and ``run_dir``; None wherever that could read differently from
+    one file at a time (``load_train_metrics``'s ``read``, whose errors name the file): a
+    file not plain (:func:`_plain_csv`) or without rows, a parse error, a missing ``update``
+    or ``step``, a column not numeric, or a complete run whose update count disagrees."""
+    by_head: dict[bytes, list[tuple[Path, dict, bytes]]] = {}
+    for run, identity in runs:
+        plain = _plain_csv(run / "train_metrics.csv")
+        if plain is None:
+            return None
+        by_head.setdefault(plain[0], []).append((run, identity, plain[1]))
+    frames = []
+    for head, files in by_head.items():
+        df = _parse_together(head, [body for _, _, body in files])
+        if df is None or "update" not in df or "step" not in df \
+                or not all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
+            return None
+        rows = [body.count(b"\n") for _, _, body in files]
+        for (run, _, _), n in zip(files, rows, strict=True):
+            m = read_manifest(run) if (run / "manifest.json").exists() else None
+            if m is not None and m["status"] == "complete" and n != m["updates"]:
+                return None
+        columns = {k: np.repeat(np.array([i[k] for _, i, _ in files], dtype=object), rows) for k in RUN_KEY}
+        frames.append(df.assign(**columns, run_dir=np.repeat(np.array([str(r) for r, _, _ in files], dtype=object),
+                                                              rows)))
+    return frames
+
+
 def load_train_metrics(paths: PathLike | Iterable[PathLike],
                        variants: Iterable[str] | None = None) -> pd.DataFrame:
     """All ``train_metrics.csv`` (one row per PPO update) with the run key and ``run_dir``.
@@ -416,13 +455,8 @@ def load_train_metrics(paths: PathLike | Iterable[PathLike],
     """
     wanted = None if variants is None else set(variants)
 
-    def read(run: Path) -> pd.DataFrame | None:
+    def read(run: Path, identity: dict) -> pd.DataFrame | None:
         path = run / "train_metrics.csv"
-        if not path.is_file():
-            return None
-        identity = _run_identity(run)
-        if wanted is not None and identity["variant"] not in wanted:
-            return None
         try:
             df = pd.read_csv(path)
         except pd.errors.EmptyDataError:
@@ -439,10 +473,17 @@ def load_train_metrics(paths: PathLike | Iterable[PathLike],
                                f"rows, the complete run has {m['updates']} updates")
         return df.assign(**identity, run_dir=str(run))
 
-    frames = [f for f in map(read, _require_runs(paths)) if f is not None]
+    runs = [(run, identity) for run in _require_runs(paths) if (run / "train_metrics.csv").is_file()
+            for identity in [_run_identity(run)] if wanted is None or identity["variant"] in wanted]
+    frames = _read_train_at_once(runs)
+    if frames is None:  # one file at a time, as the errors name the file
+        frames = [f for f in (read(run, identity) for run, identity in runs) if f is not None]
+        firsts = pd.concat([f.iloc[:1] for f in frames]) if frames else None
+    else:  # every file has rows: its first row's key is its identity
+        firsts = pd.DataFrame([{**identity, "run_dir": str(run)} for run, identity in runs])
     if not frames:
         return pd.DataFrame(columns=[*RUN_KEY, "update", "step", "run_dir"])
-    _check_unique_runs(pd.concat([f.iloc[:1] for f in frames]), "train_metrics.csv")
+    _check_unique_runs(firsts, "train_metrics.csv")
     train = pd.concat(frames, ignore_index=True)
     train["seed"] = train["seed"].astype(np.int64)
     return train.sort_values([*RUN_KEY, "update"], ignore_index=True)
