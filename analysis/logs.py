@@ -16,6 +16,7 @@ import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -97,26 +98,37 @@ def _read_raw_eval(path: Path) -> pd.DataFrame:
     return df
 
 
-def _plain_csv(path: Path) -> tuple[bytes, bytes] | None:
-    """(header line, body) of a CSV file whose body's newlines count its rows as ``read_csv``
-    parses them: it ends in a newline and has no quotes, carriage returns or blank lines;
-    None for any other file."""
+class _Plain(NamedTuple):
+    """A plain CSV file (:func:`_plain_csv`): header line, body (a view, not a copy), rows,
+    and the length of the first row with its newline."""
+
+    head: bytes
+    body: memoryview
+    rows: int
+    first: int
+
+
+def _plain_csv(path: Path) -> _Plain | None:
+    """A CSV file whose body's newlines count its rows as ``read_csv`` parses them: a
+    header line, rows, a newline at the end, no quotes or carriage returns; None for any
+    other file. (Blank lines, which ``read_csv`` skips, show as fewer rows parsed than
+    counted: :func:`_parse_together` refuses those.)"""
     raw = path.read_bytes()
-    head, _, body = raw.partition(b"\n")
-    if not body.endswith(b"\n") or body.startswith(b"\n") or b"\n\n" in body or b'"' in raw or b"\r" in raw:
+    start = raw.find(b"\n") + 1
+    if start <= 1 or len(raw) == start or not raw.endswith(b"\n") or b'"' in raw or b"\r" in raw:
         return None
-    return head, body
+    return _Plain(raw[: start - 1], memoryview(raw)[start:], raw.count(b"\n", start), raw.find(b"\n", start) + 1 - start)
 
 
-def _parse_together(head: bytes, bodies: list[bytes], **read_csv: object) -> pd.DataFrame | None:
+def _parse_together(head: bytes, bodies: list[memoryview], rows: int, **read_csv: object) -> pd.DataFrame | None:
     """The bodies of plain CSV files (:func:`_plain_csv`) sharing one header, parsed by one
     ``read_csv`` call, their rows in order; None on a parse error or when the rows parsed
-    are not the bodies' lines."""
+    are not the ``rows`` of the bodies' lines."""
     try:
         df = pd.read_csv(io.BytesIO(b"".join([head, b"\n", *bodies])), **read_csv)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return None
-    return df if len(df) == sum(b.count(b"\n") for b in bodies) else None
+    return df if len(df) == rows else None
 
 
 def _read_evals_at_once(runs: list[Path]) -> pd.DataFrame | None:
@@ -128,25 +140,24 @@ def _read_evals_at_once(runs: list[Path]) -> pd.DataFrame | None:
     column, or a column not parsed as numbers that should be.
     """
     files = [_plain_csv(run / "eval.csv") for run in runs]
-    if None in files or len({head for head, _ in files}) != 1:
+    if None in files or len({f.head for f in files}) != 1:
         return None
-    head, bodies = files[0][0], [body for _, body in files]
 
-    def parse(lines: list[bytes]) -> pd.DataFrame | None:
-        df = _parse_together(head, lines, dtype={c: "category" for c in TEXT_COLUMNS}, **_NA)
+    def parse(lines: list[memoryview], rows: int) -> pd.DataFrame | None:
+        df = _parse_together(files[0].head, lines, rows, dtype={c: "category" for c in TEXT_COLUMNS}, **_NA)
         if df is None or any(c not in df for c in EVAL_COLUMNS) \
                 or not all(pd.api.types.is_numeric_dtype(df[c]) for c in _NUMERIC_COLUMNS):
             return None
         return df
 
-    firsts = parse([body[: body.index(b"\n") + 1] for body in bodies])
+    firsts = parse([f.body[: f.first] for f in files], len(files))
     if firsts is None:
         return None
     order = sorted(range(len(runs)), key=lambda i: _run_sort_key(firsts.iloc[i]))
-    df = parse([bodies[i] for i in order])
+    rows = [files[i].rows for i in order]
+    df = parse([files[i].body for i in order], sum(rows))
     if df is None:
         return None
-    rows = [bodies[i].count(b"\n") for i in order]
     df["run_dir"] = pd.Categorical.from_codes(np.repeat(order, rows), categories=[str(r) for r in runs])
     return df
 
@@ -423,19 +434,19 @@ def _read_train_at_once(runs: list[tuple[Path, dict]]) -> list[pd.DataFrame] | N
     one file at a time (``load_train_metrics``'s ``read``, whose errors name the file): a
     file not plain (:func:`_plain_csv`) or without rows, a parse error, a missing ``update``
     or ``step``, a column not numeric, or a complete run whose update count disagrees."""
-    by_head: dict[bytes, list[tuple[Path, dict, bytes]]] = {}
+    by_head: dict[bytes, list[tuple[Path, dict, _Plain]]] = {}
     for run, identity in runs:
         plain = _plain_csv(run / "train_metrics.csv")
         if plain is None:
             return None
-        by_head.setdefault(plain[0], []).append((run, identity, plain[1]))
+        by_head.setdefault(plain.head, []).append((run, identity, plain))
     frames = []
     for head, files in by_head.items():
-        df = _parse_together(head, [body for _, _, body in files])
+        rows = [f.rows for _, _, f in files]
+        df = _parse_together(head, [f.body for _, _, f in files], sum(rows))
         if df is None or "update" not in df or "step" not in df \
                 or not all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
             return None
-        rows = [body.count(b"\n") for _, _, body in files]
         for (run, _, _), n in zip(files, rows, strict=True):
             m = read_manifest(run) if (run / "manifest.json").exists() else None
             if m is not None and m["status"] == "complete" and n != m["updates"]:

@@ -167,6 +167,8 @@ def _over_evals(values: np.ndarray, stat: Statistic) -> np.ndarray:
     """The statistic over seeds and tasks at each evaluation of a (seeds, tasks, evals) array."""
     if stat.name in ("mean", "iqm", "median"):
         return metrics.aggregate_curve(values, stat.name)
+    if stat.over_evals is not None:
+        return stat.over_evals(values)
     return np.array([stat(values[:, :, t]) for t in range(values.shape[2])])
 
 

@@ -147,6 +147,7 @@ def test_manifests_and_train_metrics(tmp_path):
     lambda raw: raw.replace(b"\n", b"\r\n"),        # carriage returns
     lambda raw: raw[:-1],                              # no newline after the last row
     lambda raw: b'"' + raw.replace(b",", b'",', 1),   # a quoted header name
+    lambda raw: raw.replace(b"\n", b"\n\n", 2),          # blank lines (read_csv skips them)
 ])
 def test_files_read_together_equal_files_read_one_at_a_time(tmp_path, unplain):
     """load_evals and load_train_metrics parse plain files in one read_csv; one file they
