@@ -11,10 +11,12 @@ directories themselves or any root above them (``results/runs/paper``). Every fr
 
 from __future__ import annotations
 
+import io
 import json
 import os
 from collections.abc import Iterable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -77,11 +79,15 @@ def _require_runs(paths: PathLike | Iterable[PathLike]) -> list[Path]:
 
 
 # ---------------------------------------------------------------- eval.csv
+TEXT_COLUMNS = ("benchmark", "reward_version", "variant", "task")
+_NUMERIC_COLUMNS = [*_INT_COLUMNS, "success_rate", "mean_return"]
+# only an empty field is missing: "nan" or "inf" is a value, refused as not finite
+_NA = {"keep_default_na": False, "na_values": [""]}
+
+
 def _read_raw_eval(path: Path) -> pd.DataFrame:
     try:
-        # only an empty field is missing: "nan" or "inf" is a value, refused as not finite
-        df = pd.read_csv(path, dtype={c: str for c in ("benchmark", "reward_version", "variant", "task")},
-                         keep_default_na=False, na_values=[""])
+        df = pd.read_csv(path, dtype={c: str for c in TEXT_COLUMNS}, **_NA)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise LogError(f"{path}: cannot parse as CSV: {e}") from e
     missing = [c for c in EVAL_COLUMNS if c not in df.columns]
@@ -92,22 +98,95 @@ def _read_raw_eval(path: Path) -> pd.DataFrame:
     return df
 
 
+class _Plain(NamedTuple):
+    """A plain CSV file (:func:`_plain_csv`): header line, body (a view, not a copy), rows,
+    and the length of the first row with its newline."""
+
+    head: bytes
+    body: memoryview
+    rows: int
+    first: int
+
+
+def _plain_csv(path: Path) -> _Plain | None:
+    """A CSV file whose body's newlines count its rows as ``read_csv`` parses them: a
+    header line, rows, a newline at the end, no quotes or carriage returns; None for any
+    other file. (Blank lines, which ``read_csv`` skips, show as fewer rows parsed than
+    counted: :func:`_parse_together` refuses those.)"""
+    raw = path.read_bytes()
+    start = raw.find(b"\n") + 1
+    if start <= 1 or len(raw) == start or not raw.endswith(b"\n") or b'"' in raw or b"\r" in raw:
+        return None
+    return _Plain(raw[: start - 1], memoryview(raw)[start:], raw.count(b"\n", start), raw.find(b"\n", start) + 1 - start)
+
+
+def _parse_together(head: bytes, bodies: list[memoryview], rows: int, **read_csv: object) -> pd.DataFrame | None:
+    """The bodies of plain CSV files (:func:`_plain_csv`) sharing one header, parsed by one
+    ``read_csv`` call, their rows in order; None on a parse error or when the rows parsed
+    are not the ``rows`` of the bodies' lines."""
+    try:
+        df = pd.read_csv(io.BytesIO(b"".join([head, b"\n", *bodies])), **read_csv)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return None
+    return df if len(df) == rows else None
+
+
+def _read_evals_at_once(runs: list[Path]) -> pd.DataFrame | None:
+    """The ``eval.csv`` of every run parsed in one ``read_csv`` (text columns categorical,
+    ``run_dir`` a column), files in run order (:func:`_run_sort_key` of their first rows,
+    parsed together first); None wherever that could read differently from one file at a
+    time (:func:`_read_raw_eval`, whose errors name the file): a file not plain
+    (:func:`_plain_csv`) or without rows, headers that differ, a parse error, a missing
+    column, or a column not parsed as numbers that should be.
+    """
+    files = [_plain_csv(run / "eval.csv") for run in runs]
+    if None in files or len({f.head for f in files}) != 1:
+        return None
+
+    def parse(lines: list[memoryview], rows: int) -> pd.DataFrame | None:
+        df = _parse_together(files[0].head, lines, rows, dtype={c: "category" for c in TEXT_COLUMNS}, **_NA)
+        if df is None or any(c not in df for c in EVAL_COLUMNS) \
+                or not all(pd.api.types.is_numeric_dtype(df[c]) for c in _NUMERIC_COLUMNS):
+            return None
+        return df
+
+    firsts = parse([f.body[: f.first] for f in files], len(files))
+    if firsts is None:
+        return None
+    order = sorted(range(len(runs)), key=lambda i: _run_sort_key(firsts.iloc[i]))
+    rows = [files[i].rows for i in order]
+    df = parse([files[i].body for i in order], sum(rows))
+    if df is None:
+        return None
+    df["run_dir"] = pd.Categorical.from_codes(np.repeat(order, rows), categories=[str(r) for r in runs])
+    return df
+
+
+def _codes(column: pd.Series) -> np.ndarray:
+    """A categorical column's codes, any other column's values (for comparing rows fast)."""
+    return column.cat.codes.to_numpy() if isinstance(column.dtype, pd.CategoricalDtype) else column.to_numpy()
+
+
 def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
     """Check and type the rows of one or many eval.csv files (``run_dir`` names each row's file).
 
     Files are concatenated in order, so an offending row is reported as file + line number.
+    The text columns and ``run_dir`` come back categorical (:func:`_as_text` turns them back).
     """
+    for c in (*TEXT_COLUMNS, "run_dir"):
+        if not isinstance(df[c].dtype, pd.CategoricalDtype):
+            df[c] = df[c].astype("category")
 
     def bad_line(mask: pd.Series, what: str) -> LogError:
         i = int(np.flatnonzero(mask.to_numpy())[0])
-        line = int(df.groupby("run_dir", sort=False).cumcount().iloc[i]) + 2
+        line = int(df.groupby("run_dir", sort=False, observed=True).cumcount().iloc[i]) + 2
         row = df.iloc[i].drop("run_dir").to_dict()
         return LogError(f"{Path(df['run_dir'].iloc[i]) / 'eval.csv'}, line {line}: {what} (row: {row})")
 
     for col in EVAL_COLUMNS:
         if col != "mean_return" and df[col].isna().any():
             raise bad_line(df[col].isna(), f"empty value in column '{col}'")
-    for col in [*_INT_COLUMNS, "success_rate", "mean_return"]:
+    for col in _NUMERIC_COLUMNS:
         given = df[col].notna()  # not empty (an empty mean_return is allowed)
         if not pd.api.types.is_numeric_dtype(df[col]):
             num = pd.to_numeric(df[col], errors="coerce")  # "nan" -> NaN, refused below
@@ -130,27 +209,30 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
     unknown = ~df.benchmark.isin(list(BENCHMARKS))
     if unknown.any():
         raise bad_line(unknown, f"unknown benchmark (known: {', '.join(BENCHMARKS)})")
-    size = df.benchmark.map({b: len(t) for b, t in BENCHMARKS.items()})
-    out_of_range = (df.task_index < 0) | (df.task_index >= size)
+    index = df.task_index.to_numpy()
+    of_bench = {b: (df.benchmark == b).to_numpy() for b in BENCHMARKS}
+    size = np.zeros(len(df), dtype=np.int64)
+    for bench, rows in of_bench.items():
+        size[rows] = len(BENCHMARKS[bench])
+    out_of_range = pd.Series((index < 0) | (index >= size), index=df.index)
     if out_of_range.any():
         raise bad_line(out_of_range, "task_index outside the benchmark's tasks ("
                        + ", ".join(f"{b}: 0..{len(t) - 1}" for b, t in BENCHMARKS.items()) + ")")
-    expected = np.empty(len(df), dtype=object)  # each row's task name, from its benchmark
-    index = df.task_index.to_numpy()
-    for bench, names in BENCHMARKS.items():
-        rows = (df.benchmark == bench).to_numpy()
-        expected[rows] = np.asarray(names, dtype=object)[index[rows]]
-    wrong = pd.Series(df.task.to_numpy() != expected, index=df.index)
+    expected = np.full(len(df), -2)  # each row's task name from its benchmark, as a code of df.task (-2: absent)
+    for bench, rows in of_bench.items():
+        codes = df.task.cat.categories.get_indexer(BENCHMARKS[bench])
+        expected[rows] = np.where(codes < 0, -2, codes)[index[rows]]
+    wrong = pd.Series(_codes(df.task) != expected, index=df.index)
     if wrong.any():
         i = int(np.flatnonzero(wrong.to_numpy())[0])
         raise bad_line(wrong, f"task {df.task.iloc[i]!r} is not task {df.task_index.iloc[i]} of "
-                              f"{df.benchmark.iloc[i]} ({expected[i]!r})")
+                              f"{df.benchmark.iloc[i]} ({BENCHMARKS[df.benchmark.iloc[i]][index[i]]!r})")
     run_code = pd.factorize(df["run_dir"])[0]
     # each row against the first row of its file (the files' rows are contiguous); only where
     # one differs, the per-file count of values that names it
     first = np.flatnonzero(np.r_[True, run_code[1:] != run_code[:-1]])
     starts = first[np.cumsum(np.r_[False, run_code[1:] != run_code[:-1]])]
-    if any((df[col].to_numpy() != df[col].to_numpy()[starts]).any() for col in RUN_KEY) \
+    if any((_codes(df[col]) != _codes(df[col])[starts]).any() for col in RUN_KEY) \
             or len(first) != len(np.unique(run_code)):
         mixed = df[RUN_KEY].groupby(run_code, sort=False).nunique()
     else:
@@ -169,6 +251,13 @@ def _validate_evals(df: pd.DataFrame) -> pd.DataFrame:
     return df
 
 
+def _as_text(evals: pd.DataFrame) -> pd.DataFrame:
+    """The text columns and ``run_dir`` of validated rows as plain text (object) columns."""
+    for c in (*TEXT_COLUMNS, "run_dir"):
+        evals[c] = evals[c].astype(object)
+    return evals
+
+
 def read_eval_csv(path: PathLike) -> pd.DataFrame:
     """One ``eval.csv``, validated against the contract; errors name the file and line.
 
@@ -177,7 +266,7 @@ def read_eval_csv(path: PathLike) -> pd.DataFrame:
     path = Path(path)
     evals = _validate_evals(_read_raw_eval(path).assign(run_dir=str(path.parent.resolve())))
     _check_against_manifests(evals)
-    return evals
+    return _as_text(evals)
 
 
 def _check_unique_runs(frame: pd.DataFrame, what: str) -> None:
@@ -191,10 +280,9 @@ def _check_unique_runs(frame: pd.DataFrame, what: str) -> None:
                        "pass only one of them")
 
 
-def _run_sort_key(frame: pd.DataFrame) -> tuple:
+def _run_sort_key(first: pd.Series) -> tuple:
     """(variant, benchmark, reward_version, seed) of a file's first row, for ordering runs
     (unvalidated yet, so a non-numeric seed sorts last instead of failing here)."""
-    first = frame.iloc[0]
     seed = pd.to_numeric(pd.Series([first["seed"]]), errors="coerce").iloc[0]
     return (*(str(first[c]) for c in RUN_KEY[:3]), np.isnan(seed), 0 if np.isnan(seed) else seed)
 
@@ -207,12 +295,16 @@ def load_evals(paths: PathLike | Iterable[PathLike], unfinished: bool = False) -
     complete may have evaluated past the manifest's ``env_steps`` (written when its trainer
     started), up to the last update in its ``train_metrics.csv``.
     """
-    frames = [_read_raw_eval(run / "eval.csv").assign(run_dir=str(run)) for run in _require_runs(paths)]
-    frames.sort(key=_run_sort_key)
-    evals = _validate_evals(pd.concat(frames, ignore_index=True))
+    runs = _require_runs(paths)
+    evals = _read_evals_at_once(runs)
+    if evals is None:  # one file at a time, as the errors name the file
+        frames = [_read_raw_eval(run / "eval.csv").assign(run_dir=str(run)) for run in runs]
+        frames.sort(key=lambda frame: _run_sort_key(frame.iloc[0]))
+        evals = pd.concat(frames, ignore_index=True)
+    evals = _validate_evals(evals)
     _check_unique_runs(evals.drop_duplicates("run_dir"), "eval.csv")
     _check_against_manifests(evals, unfinished)
-    return evals
+    return _as_text(evals)
 
 
 def _check_against_manifests(evals: pd.DataFrame, unfinished: bool = False) -> None:
@@ -220,16 +312,17 @@ def _check_against_manifests(evals: pd.DataFrame, unfinished: bool = False) -> N
     error): same run key, no evaluation past the manifest's env_steps (``unfinished``: past
     the last logged update of a run not complete), and for a complete run the last
     evaluation at exactly env_steps."""
-    for run, ev in evals.groupby("run_dir", sort=False):
+    per_run = evals.groupby("run_dir", sort=False, observed=True) \
+        .agg(**{key: (key, "first") for key in RUN_KEY}, last=("step", "max"))
+    for run, first in per_run.iterrows():
         if not (Path(run) / "manifest.json").exists():
             continue
         m = read_manifest(run)
         where = f"{Path(run) / 'eval.csv'} disagrees with {Path(run) / 'manifest.json'}"
-        first = ev.iloc[0]
         for key in RUN_KEY:
             if str(first[key]) != str(m[key]):
                 raise LogError(f"{where}: {key} {first[key]!r} in eval.csv, {m[key]!r} in the manifest")
-        last = int(ev.step.max())
+        last = int(first["last"])
         if unfinished and m["status"] != "complete":
             logged = _last_logged_step(Path(run))
             if logged is not None and last > logged:
@@ -335,6 +428,35 @@ def _run_identity(run: Path) -> dict:
         return {k: row.iloc[0][k] for k in RUN_KEY}
 
 
+def _read_train_at_once(runs: list[tuple[Path, dict]]) -> list[pd.DataFrame] | None:
+    """The ``train_metrics.csv`` of ``(run, identity)`` pairs, one ``read_csv`` per header
+    line, with the run key and ``run_dir``; None wherever that could read differently from
+    one file at a time (``load_train_metrics``'s ``read``, whose errors name the file): a
+    file not plain (:func:`_plain_csv`) or without rows, a parse error, a missing ``update``
+    or ``step``, a column not numeric, or a complete run whose update count disagrees."""
+    by_head: dict[bytes, list[tuple[Path, dict, _Plain]]] = {}
+    for run, identity in runs:
+        plain = _plain_csv(run / "train_metrics.csv")
+        if plain is None:
+            return None
+        by_head.setdefault(plain.head, []).append((run, identity, plain))
+    frames = []
+    for head, files in by_head.items():
+        rows = [f.rows for _, _, f in files]
+        df = _parse_together(head, [f.body for _, _, f in files], sum(rows))
+        if df is None or "update" not in df or "step" not in df \
+                or not all(pd.api.types.is_numeric_dtype(t) for t in df.dtypes):
+            return None
+        for (run, _, _), n in zip(files, rows, strict=True):
+            m = read_manifest(run) if (run / "manifest.json").exists() else None
+            if m is not None and m["status"] == "complete" and n != m["updates"]:
+                return None
+        columns = {k: np.repeat(np.array([i[k] for _, i, _ in files], dtype=object), rows) for k in RUN_KEY}
+        frames.append(df.assign(**columns, run_dir=np.repeat(np.array([str(r) for r, _, _ in files], dtype=object),
+                                                              rows)))
+    return frames
+
+
 def load_train_metrics(paths: PathLike | Iterable[PathLike],
                        variants: Iterable[str] | None = None) -> pd.DataFrame:
     """All ``train_metrics.csv`` (one row per PPO update) with the run key and ``run_dir``.
@@ -344,13 +466,8 @@ def load_train_metrics(paths: PathLike | Iterable[PathLike],
     """
     wanted = None if variants is None else set(variants)
 
-    def read(run: Path) -> pd.DataFrame | None:
+    def read(run: Path, identity: dict) -> pd.DataFrame | None:
         path = run / "train_metrics.csv"
-        if not path.is_file():
-            return None
-        identity = _run_identity(run)
-        if wanted is not None and identity["variant"] not in wanted:
-            return None
         try:
             df = pd.read_csv(path)
         except pd.errors.EmptyDataError:
@@ -367,10 +484,17 @@ def load_train_metrics(paths: PathLike | Iterable[PathLike],
                                f"rows, the complete run has {m['updates']} updates")
         return df.assign(**identity, run_dir=str(run))
 
-    frames = [f for f in map(read, _require_runs(paths)) if f is not None]
+    runs = [(run, identity) for run in _require_runs(paths) if (run / "train_metrics.csv").is_file()
+            for identity in [_run_identity(run)] if wanted is None or identity["variant"] in wanted]
+    frames = _read_train_at_once(runs)
+    if frames is None:  # one file at a time, as the errors name the file
+        frames = [f for f in (read(run, identity) for run, identity in runs) if f is not None]
+        firsts = pd.concat([f.iloc[:1] for f in frames]) if frames else None
+    else:  # every file has rows: its first row's key is its identity
+        firsts = pd.DataFrame([{**identity, "run_dir": str(run)} for run, identity in runs])
     if not frames:
         return pd.DataFrame(columns=[*RUN_KEY, "update", "step", "run_dir"])
-    _check_unique_runs(pd.concat([f.iloc[:1] for f in frames]), "train_metrics.csv")
+    _check_unique_runs(firsts, "train_metrics.csv")
     train = pd.concat(frames, ignore_index=True)
     train["seed"] = train["seed"].astype(np.int64)
     return train.sort_values([*RUN_KEY, "update"], ignore_index=True)

@@ -8,7 +8,8 @@ rliable. Scores may be fractions in [0, 1] or percents; all functions are scale-
   (rliable's ``aggregate_*``) and :func:`worst_k` (the paper's tail metric);
 * a :class:`Statistic` bundles a point estimate with the bootstrap it needs, looked up
   by name with :func:`statistic` (``mean``, ``iqm``, ``median``, ``optgap``, ``worst-10``);
-* dispersion: :func:`per_seed_values`, :func:`std_over_seeds`, :func:`sem` and
+* dispersion: :func:`per_seed_values`, :func:`std_over_seeds`, :func:`sem` (or
+  :func:`seed_std`, :func:`seed_sem` of per-seed values computed once) and
   :func:`bootstrap_ci` (rliable's stratified bootstrap, or a whole-seed bootstrap for
   statistics computed inside each seed), reproducible for a given ``seed``.
 """
@@ -22,7 +23,6 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.stats
-from rliable import library as rly
 from rliable import metrics as rlm
 
 DEFAULT_REPS = 2000
@@ -80,6 +80,18 @@ def worst_k(scores: np.ndarray, k: int, per_seed: bool = True) -> float:
     return float(np.sort(arr.mean(axis=0))[:k].mean())
 
 
+def worst_k_over_evals(history: np.ndarray, k: int) -> np.ndarray:
+    """The per-seed :func:`worst_k` at every evaluation of a (seeds, tasks, evals) history,
+    shape (evals,): each evaluation's tasks sorted once for all evaluations, then the same
+    mean of the (seeds, k) lowest that :func:`worst_k` takes (equal to it bit for bit)."""
+    h = np.asarray(history, dtype=float)
+    if h.ndim != 3:
+        raise ValueError(f"history must be (seeds, tasks, evals), got shape {h.shape}")
+    as_matrix(h.reshape(h.shape[0], -1), "history")
+    ranked = np.sort(h, axis=1)[:, : _check_k(k, h.shape[1])]
+    return np.array([float(ranked[:, :, t].mean()) for t in range(h.shape[2])])
+
+
 def worst_k_profile(scores: np.ndarray, per_seed: bool = True) -> np.ndarray:
     """``worst_k`` for every k = 1..K at once, shape (K,)."""
     arr = as_matrix(scores)
@@ -124,6 +136,9 @@ class Statistic:
     label: str
     fn: Callable[[np.ndarray], float]
     bootstrap: str = "stratified"
+    # the statistic at every evaluation of a (seeds, tasks, evals) history at once, where
+    # that is faster than one evaluation at a time (and the same numbers)
+    over_evals: Callable[[np.ndarray], np.ndarray] | None = None
 
     def __call__(self, scores: np.ndarray) -> float:
         return self.fn(scores)
@@ -157,6 +172,7 @@ def statistic(name: str) -> Statistic:
             f"Worst-{k}",
             lambda s, k=k, pooled=pooled: worst_k(s, k, per_seed=not pooled),
             bootstrap="stratified" if pooled else "seeds",
+            over_evals=None if pooled else (lambda h, k=k: worst_k_over_evals(h, k)),
         )
     raise ValueError(f"unknown statistic '{name}'; expected mean, iqm, median, optgap, worst-K or worst-K-pooled")
 
@@ -172,16 +188,24 @@ def per_seed_values(scores: np.ndarray, stat: Statistic | str = "mean") -> np.nd
     return np.array([stat(arr[i : i + 1]) for i in range(arr.shape[0])])
 
 
+def seed_std(per_seed: np.ndarray) -> float:
+    """Sample standard deviation (ddof=1) of per-seed values (:func:`per_seed_values`); NaN with one seed."""
+    return float(np.std(per_seed, ddof=1)) if per_seed.size > 1 else float("nan")
+
+
+def seed_sem(per_seed: np.ndarray) -> float:
+    """Standard error of the mean of per-seed values (their std / sqrt(seeds))."""
+    return seed_std(per_seed) / np.sqrt(per_seed.size)
+
+
 def std_over_seeds(scores: np.ndarray, stat: Statistic | str = "mean") -> float:
     """Sample standard deviation (ddof=1) of the per-seed statistic; NaN with one seed."""
-    vals = per_seed_values(scores, stat)
-    return float(np.std(vals, ddof=1)) if vals.size > 1 else float("nan")
+    return seed_std(per_seed_values(scores, stat))
 
 
 def sem(scores: np.ndarray, stat: Statistic | str = "mean") -> float:
     """Standard error of the mean of the per-seed statistic (std over seeds / sqrt(seeds))."""
-    arr = as_matrix(scores)
-    return std_over_seeds(arr, stat) / np.sqrt(arr.shape[0])
+    return seed_sem(per_seed_values(scores, stat))
 
 
 @contextlib.contextmanager
@@ -235,6 +259,9 @@ def bootstrap_ci(
         raise ValueError(f"bootstrap reps must be >= 1, got {reps}")
     if stat.bootstrap == "seeds":
         return seed_bootstrap_ci(arr, stat.fn, reps=reps, seed=seed, size=size)
+    # imported here: rliable.library (arch, statsmodels) would be most of this module's import time
+    from rliable import library as rly
+
     with seeded_global_numpy(seed):
         _, intervals = rly.get_interval_estimates(
             {"x": arr}, lambda x: np.array([stat(x)]), reps=reps, confidence_interval_size=size
@@ -288,6 +315,8 @@ def curve_band(
     h = np.asarray(history, dtype=float)
     curve = aggregate_curve(h, aggregator)
     if aggregator != "mean":
+        from rliable import library as rly  # here, as in bootstrap_ci
+
         with seeded_global_numpy(seed):
             _, intervals = rly.get_interval_estimates(
                 {"x": h}, lambda x: aggregate_curve(x, aggregator), reps=reps, confidence_interval_size=size

@@ -82,12 +82,6 @@ def describe(protocol: Protocol | str) -> str:
     return str(as_protocol(protocol))
 
 
-def _run_label(frame: pd.DataFrame) -> str:
-    seed = frame["seed"].iloc[0]
-    where = frame["run_dir"].iloc[0] if "run_dir" in frame else "?"
-    return f"seed {seed} ({where})"
-
-
 def history(evals: pd.DataFrame) -> History:
     """Validate one run group's evaluations and arrange them as a :class:`History`.
 
@@ -96,32 +90,38 @@ def history(evals: pd.DataFrame) -> History:
     """
     if evals.empty:
         raise ProtocolError("no evaluation rows")
-    groups = evals[["variant", "benchmark", "reward_version"]].drop_duplicates()
-    if len(groups) != 1:
+    key_columns = ["variant", "benchmark", "reward_version"]
+    if any((evals[c].to_numpy() != evals[c].to_numpy()[0]).any() for c in key_columns) \
+            and len(groups := evals[key_columns].drop_duplicates()) != 1:
         raise ProtocolError("one (variant, benchmark, reward_version) at a time, got "
                             + "; ".join("/".join(map(str, r)) for r in groups.itertuples(index=False)))
-    variant, benchmark, reward_version = groups.iloc[0]
-    df = evals.sort_values(["seed", "step", "task_index"])
-    task_map = df[["task_index", "task"]].drop_duplicates().sort_values("task_index")
+    variant, benchmark, reward_version = evals[key_columns].iloc[0]
+    # rows by (seed, step, task_index), as a stable sort of the frame would order them
+    order = np.lexsort((evals["task_index"].to_numpy(), evals["step"].to_numpy(), evals["seed"].to_numpy()))
+    col = {c: evals[c].to_numpy()[order] for c in ("seed", "step", "task_index", "task", "success_rate")}
+    task_map = pd.DataFrame({"task_index": col["task_index"], "task": col["task"]}).drop_duplicates() \
+        .sort_values("task_index")
     if task_map["task_index"].duplicated().any():
         bad = task_map[task_map["task_index"].duplicated(keep=False)]
         raise ProtocolError(f"{variant}/{benchmark}-{reward_version}: task_index {bad.iloc[0].task_index} "
                             f"names different tasks across runs: {sorted(bad.task.tolist())}")
     tasks = tuple(task_map["task"])
     task_ids = task_map["task_index"].to_numpy()
+    run_dir = evals["run_dir"].to_numpy()[order] if "run_dir" in evals else None
     ref_steps, ref_label = None, ""
     blocks = []
-    for seed, run in df.groupby("seed", sort=True):
-        label = _run_label(run)
-        if run.duplicated(["step", "task_index"]).any():
+    seed_starts = np.flatnonzero(np.r_[True, col["seed"][1:] != col["seed"][:-1]])
+    for a, b in zip(seed_starts, [*seed_starts[1:], len(order)], strict=True):
+        label = f"seed {col['seed'][a]} ({run_dir[a] if run_dir is not None else '?'})"
+        step, task_index = col["step"][a:b], col["task_index"][a:b]
+        if ((step[1:] == step[:-1]) & (task_index[1:] == task_index[:-1])).any():
             raise ProtocolError(f"{variant}/{benchmark}-{reward_version} {label}: a (step, task_index) is logged twice")
-        sizes = run.groupby("step").size()
+        steps, sizes = np.unique(step, return_counts=True)
         if (sizes != len(task_ids)).any():
-            step = sizes.index[(sizes != len(task_ids)).to_numpy()][0]
-            missing = sorted(set(task_ids.tolist()) - set(run.loc[run.step == step, "task_index"].tolist()))
-            raise ProtocolError(f"{variant}/{benchmark}-{reward_version} {label}: evaluation at step {step} "
-                                f"covers {sizes[step]} of {len(task_ids)} tasks (missing task_index {missing})")
-        steps = sizes.index.to_numpy()
+            i = int(np.flatnonzero(sizes != len(task_ids))[0])
+            missing = sorted(set(task_ids.tolist()) - set(task_index[step == steps[i]].tolist()))
+            raise ProtocolError(f"{variant}/{benchmark}-{reward_version} {label}: evaluation at step {steps[i]} "
+                                f"covers {sizes[i]} of {len(task_ids)} tasks (missing task_index {missing})")
         if ref_steps is None:
             ref_steps, ref_label = steps, label
         elif len(steps) != len(ref_steps):
@@ -135,12 +135,12 @@ def history(evals: pd.DataFrame) -> History:
             i = int(np.flatnonzero(steps != ref_steps)[0])
             raise ProtocolError(f"{variant}/{benchmark}-{reward_version}: evaluation {i} is at step {steps[i]} in "
                                 f"run {label} but at step {ref_steps[i]} in {ref_label}; runs must share a schedule")
-        blocks.append(run["success_rate"].to_numpy(dtype=float).reshape(len(steps), len(task_ids)).T)
-    seeds = tuple(int(s) for s in sorted(df["seed"].unique()))
-    run_dirs = tuple(df.groupby("seed", sort=True)["run_dir"].first()) if "run_dir" in df else ("?",) * len(seeds)
+        blocks.append(col["success_rate"][a:b].astype(float).reshape(len(steps), len(task_ids)).T)
+    seeds = tuple(int(s) for s in col["seed"][seed_starts])
+    run_dirs = tuple(run_dir[seed_starts]) if run_dir is not None else ("?",) * len(seeds)
     return History(variant=str(variant), benchmark=str(benchmark), reward_version=str(reward_version),
                    values=np.stack(blocks), seeds=seeds, tasks=tasks, steps=np.asarray(ref_steps),
-                   episodes=tuple(int(e) for e in sorted(df["episodes"].unique())), run_dirs=run_dirs)
+                   episodes=tuple(int(e) for e in sorted(evals["episodes"].unique())), run_dirs=run_dirs)
 
 
 def histories(evals: pd.DataFrame) -> dict[tuple[str, str, str], History]:
@@ -167,6 +167,8 @@ def _over_evals(values: np.ndarray, stat: Statistic) -> np.ndarray:
     """The statistic over seeds and tasks at each evaluation of a (seeds, tasks, evals) array."""
     if stat.name in ("mean", "iqm", "median"):
         return metrics.aggregate_curve(values, stat.name)
+    if stat.over_evals is not None:
+        return stat.over_evals(values)
     return np.array([stat(values[:, :, t]) for t in range(values.shape[2])])
 
 
@@ -266,9 +268,9 @@ def report(data: pd.DataFrame | History, protocol: Protocol | str, reps: int = m
         "benchmark": h.benchmark, "reward_version": h.reward_version, "episodes": list(h.episodes), **extra,
     }
     if p.dispersion == "std":
-        out["dispersion"] = metrics.std_over_seeds(pct, stat)
+        out["dispersion"] = metrics.seed_std(per_seed)
     elif p.dispersion == "sem":
-        out["dispersion"] = metrics.sem(pct, stat)
+        out["dispersion"] = metrics.seed_sem(per_seed)
     elif p.dispersion == "ci95":
         lo, hi = metrics.bootstrap_ci(pct, stat, reps=reps, seed=seed)
         out.update(ci_low=lo, ci_high=hi, dispersion=(hi - lo) / 2.0)
@@ -288,10 +290,11 @@ class RunSet:
                  train: pd.DataFrame | None = None, reps: int = metrics.DEFAULT_REPS, seed: int = 0):
         self.evals, self.manifests, self.train = evals, manifests, train
         self.reps, self.seed = int(reps), int(seed)
-        self._groups = {key: g for key, g in evals.groupby(["benchmark", "reward_version", "variant"], sort=True)} \
-            if not evals.empty else {}
+        rows = evals.groupby(["benchmark", "reward_version", "variant"], sort=True).indices if not evals.empty else {}
+        self._groups = {key: evals.take(rows[key]) for key in sorted(rows)}  # one take each, not a sorted copy
         self._histories: dict[tuple, History] = {}
         self._reports: dict[tuple, dict[str, Any]] = {}
+        self._manifest_groups: dict[tuple, pd.DataFrame] | None = None
         self.coverage = None  # analysis.partial.Coverage of a partial report, else None
 
     @classmethod
@@ -312,10 +315,11 @@ class RunSet:
             runs = cls(evals, manifests, train_frame, reps=reps, seed=seed)
             runs.coverage = coverage
             return runs
-        if not logs.find_run_dirs(paths):
+        runs = logs.find_run_dirs(paths)  # searched once: each loader is given the run directories
+        if not runs:
             return cls(pd.DataFrame(columns=[*logs.EVAL_COLUMNS, "run_dir"]), reps=reps, seed=seed)
-        return cls(logs.load_evals(paths), logs.load_manifests(paths, missing_ok=True),
-                   logs.load_train_metrics(paths, None if train is True else train) if train else None,
+        return cls(logs.load_evals(runs), logs.load_manifests(runs, missing_ok=True),
+                   logs.load_train_metrics(runs, None if train is True else train) if train else None,
                    reps=reps, seed=seed)
 
     def groups(self) -> list[tuple[str, str, str]]:
@@ -345,7 +349,9 @@ class RunSet:
         m = self.manifests
         if m is None or m.empty:
             return pd.DataFrame()
-        return m[(m.benchmark == benchmark) & (m.reward_version == reward_version) & (m.variant == variant)]
+        if self._manifest_groups is None:  # the manifests split by group once, not filtered per call
+            self._manifest_groups = dict(iter(m.groupby(["benchmark", "reward_version", "variant"], sort=False)))
+        return self._manifest_groups.get((benchmark, reward_version, variant), m.iloc[:0])
 
     def _manifest_value(self, benchmark: str, reward_version: str, variant: str, column: str) -> int | None:
         rows = self._manifest_rows(benchmark, reward_version, variant)

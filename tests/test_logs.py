@@ -143,6 +143,32 @@ def test_manifests_and_train_metrics(tmp_path):
     assert set(train.seed) == {0, 1}
 
 
+@pytest.mark.parametrize("unplain", [
+    lambda raw: raw.replace(b"\n", b"\r\n"),        # carriage returns
+    lambda raw: raw[:-1],                              # no newline after the last row
+    lambda raw: b'"' + raw.replace(b",", b'",', 1),   # a quoted header name
+    lambda raw: raw.replace(b"\n", b"\n\n", 2),          # blank lines (read_csv skips them)
+])
+def test_files_read_together_equal_files_read_one_at_a_time(tmp_path, unplain):
+    """load_evals and load_train_metrics parse plain files in one read_csv; one file they
+    cannot (unplain) sends every file through the reading one at a time, with equal frames."""
+    for variant, bench, seed in [("toppo", "MT10", 1), ("mtppo", "MT10", 0), ("toppo", "MT50", 0),
+                                 ("mtppo", "MT50", 2)]:  # path order is not run order; two train headers
+        synthetic.write_run(tmp_path / f"{bench}-v1" / variant / f"seed{seed}", variant=variant, benchmark=bench,
+                            reward_version="v1", seed=seed, n_evals=3, train_updates=4)
+    runs = logs.find_run_dirs(tmp_path)
+    identities = [(r, logs._run_identity(r)) for r in runs]
+    assert logs._read_evals_at_once(runs) is not None and logs._read_train_at_once(identities) is not None
+    evals, train = logs.load_evals(tmp_path), logs.load_train_metrics(tmp_path)
+    assert list(evals.drop_duplicates("run_dir").variant) == ["mtppo", "mtppo", "toppo", "toppo"]
+    assert evals.benchmark.dtype == object and evals.run_dir.dtype == object
+    for name in ("eval.csv", "train_metrics.csv"):
+        (runs[2] / name).write_bytes(unplain((runs[2] / name).read_bytes()))
+    assert logs._read_evals_at_once(runs) is None and logs._read_train_at_once(identities) is None
+    pd.testing.assert_frame_equal(logs.load_evals(tmp_path), evals, check_exact=True)
+    pd.testing.assert_frame_equal(logs.load_train_metrics(tmp_path), train, check_exact=True)
+
+
 def test_write_text_atomic_leaves_no_temp_files(tmp_path):
     p = logs.write_text_atomic(tmp_path / "sub" / "a.tex", "x")
     logs.write_text_atomic(p, "y")

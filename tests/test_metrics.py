@@ -38,6 +38,21 @@ def test_worst_k_per_seed_and_pooled_by_hand():
         assert profile == pytest.approx([M.worst_k(S, k, per_seed=per_seed) for k in range(1, 5)])
 
 
+def test_worst_k_over_evals_is_worst_k_at_each_evaluation_bit_for_bit():
+    """The curve protocols' worst-k at every evaluation (tasks sorted once for all of them)
+    is the per-evaluation worst_k exactly: ties, one seed or several, k up to every task."""
+    rng = np.random.default_rng(3)
+    for seeds, tasks, evals in [(1, 50, 30), (3, 10, 40), (10, 50, 20), (5, 13, 9)]:
+        # many ties, as success fractions have; and values where any other order of summing shows
+        for h in (rng.integers(0, 7, size=(seeds, tasks, evals)) / 6.0, rng.random((seeds, tasks, evals)) / 3.0):
+            for k in (1, 7, 8, 10, tasks):
+                ref = np.array([M.worst_k(h[:, :, t], k) for t in range(evals)])
+                assert M.worst_k_over_evals(h, k).tobytes() == ref.tobytes()
+    assert M.statistic("worst-10").over_evals is not None and M.statistic("worst-10-pooled").over_evals is None
+    with pytest.raises(ValueError, match="1..10"):
+        M.worst_k_over_evals(np.zeros((2, 10, 3)), 11)
+
+
 @pytest.mark.parametrize("k", [0, 5, -1, 1.5, True])
 def test_worst_k_rejects_k_outside_1_to_K(k):
     with pytest.raises(ValueError, match=r"1\.\.4"):
