@@ -42,10 +42,10 @@ from analysis.protocols import (
     fmt_count,
     score_matrix,
 )
+from analysis.report_files import FIGURE_FORMATS, FIGURE_NAMES
 from analysis.tables import load_baselines_or_none
 from toppo.specs.registry import LABELS, VARIANTS
 
-FIGURE_NAMES = ("curves", "worst_k", "gradnorm_spread", "heatmap", "diagnosis")
 GRADNORM_VARIANTS = ("mtppo", "toppo")
 
 
@@ -121,12 +121,6 @@ def finish(fig, title: str, notes: Sequence[str], scale: str, runs: RunSet) -> N
                       *filter(None, [runs.partial_note(), runs.backend_note()])])
     wrapped = "\n".join(textwrap.wrap(text, width=int(45 * fig.get_figwidth() / 2.6)))
     fig.supxlabel(wrapped, x=0.01, ha="left", fontsize=7, color="0.25")
-
-
-# Every figure is written in these formats, ``name.pdf`` and ``name.png`` (the workflow's
-# outputs are FIGURE_NAMES x FIGURE_FORMATS), with these savefig arguments.
-# No creation date in the PDF: the same logs render the same bytes (a re-render is no diff).
-FIGURE_FORMATS = {"pdf": {"metadata": {"CreationDate": None}}, "png": {"dpi": 150}}
 
 
 def save_figure(fig, out_dir: str | Path, name: str) -> list[Path]:

@@ -34,9 +34,8 @@ from analysis import logs, metrics, reference_check_spec
 from analysis.partial import write_coverage
 from analysis.protocol_spec import Protocol
 from analysis.protocols import RunSet, score_matrix
+from analysis.report_files import REFERENCE_CHECK_FILES as OUTPUT_FILES
 
-OUTPUT_FILES = ("reference_check.tex", "reference_check.csv", "figures/reference_check.pdf",
-                "figures/reference_check.png")
 CSV_COLUMNS = ("kind", "benchmark", "reward_version", "variant", "over", "statistic", "protocol",
                "value", "ci_low", "ci_high", "n_seeds", "n_seeds_over", "budget_reached", "verdict")
 ABOVE, BELOW, NOT_SEPARATED, NO_RUNS = "above", "below", "not separated", "no runs"

@@ -43,8 +43,8 @@ from analysis import logs, metrics
 from analysis.partial import write_coverage
 from analysis.protocol_spec import Protocol, worst_k_of
 from analysis.protocols import RunSet, fmt_count
+from analysis.report_files import REPRODUCTION_FILES as OUTPUT_FILES
 
-OUTPUT_FILES = ("reproduction.tex", "reproduction.csv")
 CSV_COLUMNS = (
     "method", "variant", "benchmark", "reward_version", "quantity", "statistic", "protocol", "paper_value",
     "paper_value_kind", "paper_tolerance", "paper_seeds", "paper_budget", "paper_line", "ours_value", "ours_ci_low",

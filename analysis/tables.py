@@ -58,9 +58,9 @@ from analysis.protocols import (
     same_protocol,
     score_matrix,
 )
+from analysis.report_files import TABLE_FILES
 from toppo.specs.registry import COMBINER_PAIRS, LABELS
 
-TABLE_FILES = ("table3", "ablation_cumulative", "ablation_combiners", "protocols", "per_task", "diagnosis")
 DISPERSION_PHRASES = {"std": " $\\pm$ std over seeds", "sem": " $\\pm$ s.e.m.\\ over seeds",
                      "ci95": " with its 95\\% stratified-bootstrap CI over seeds", "none": ""}
 DISPERSION_HEADS = {"std": "$\\pm$ std", "sem": "$\\pm$ s.e.m.", "ci95": "[95\\% CI]", "none": ""}

@@ -24,8 +24,9 @@ def built_envs():
     """The envs, and every warning their building raised (each one shown: "always")."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        # 5-step episodes keep 50 evaluation episodes per task cheap
-        train, ev = make_envs("MT10", "v2", seed=7, envs_per_task=2, eval_envs_per_task=5,
+        # 5-step episodes keep 50 evaluation episodes per task cheap; two copies of each
+        # evaluation env split its goals as five would, and cost 30 env builds fewer
+        train, ev = make_envs("MT10", "v2", seed=7, envs_per_task=2, eval_envs_per_task=2,
                               async_envs=False, max_episode_steps=5)
     yield train, ev, caught
     train.close()
@@ -45,7 +46,7 @@ def _shown(caught) -> list[tuple[str, str]]:
 
 def test_building_envs_hides_the_box_precision_warnings_and_nothing_else(built_envs):
     _, ev, caught = built_envs
-    assert _shown(caught) == []  # 20 training and 50 evaluation envs, two warnings each before
+    assert _shown(caught) == []  # 20 training and 20 evaluation envs, two warnings each before
     # the source does warn: one env of the same constructors, built without the filter
     with warnings.catch_warnings(record=True) as raw:
         warnings.simplefilter("always")
@@ -146,23 +147,27 @@ def _goals_of_next_resets(vec, n: int) -> list[list[tuple]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("offset", [1, 50, 101])
-def test_placing_a_copy_in_the_goal_cycle_equals_running_the_resets(short_envs, offset):
+def test_placing_a_copy_in_the_goal_cycle_equals_running_the_resets(short_envs):
+    """At each offset, placed is where the reset loop (evaluation's old way) gets: the same
+    checkpoint and, from there, the same next 51 goals, across a reshuffle of the 50-goal
+    list. The offsets' loops are one loop, its checkpoints taken on the way."""
     _, ev = short_envs
     snap = ev.get_state()
     vec = ev.copies[0]
     vec.call("load_checkpoint", list(snap[0]))
-    for _ in range(offset):  # the reset loop evaluation used to run
-        vec.reset()
-    looped = vec.call("get_checkpoint")
-    after_loop = _goals_of_next_resets(vec, 51)  # crosses a reshuffle of the goal list
+    offsets = (1, 50, 101)
+    looped, loop_goals = {}, []  # the checkpoint at each offset; the goals of each reset
+    for resets in range(1, max(offsets) + 52):
+        loop_goals += _goals_of_next_resets(vec, 1)
+        if resets in offsets:
+            looped[resets] = vec.call("get_checkpoint")
 
-    placed = place_copies([snap[0]], [offset])[0]
-    assert [ck for _, ck in placed] == [ck for _, ck in looped]  # pointer, order, rng: exact
-    vec.call("load_checkpoint", list(placed))
-    assert _goals_of_next_resets(vec, 51) == after_loop
-    if offset:
+    for offset in offsets:
+        placed = place_copies([snap[0]], [offset])[0]
+        assert [ck for _, ck in placed] == [ck for _, ck in looped[offset]]  # pointer, order, rng: exact
         assert placed != list(snap[0])
+        vec.call("load_checkpoint", list(placed))
+        assert _goals_of_next_resets(vec, 51) == loop_goals[offset:offset + 51], offset
 
 
 def test_placement_refuses_an_env_that_does_not_sample_goals():

@@ -50,7 +50,10 @@ def wait_for(proc: subprocess.Popen, what: str) -> bool:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds worker processes in /proc")
-@pytest.mark.parametrize("when", ["torch", "line:| config", "child", "line:built envs"])
+# after the envs are built (MT10's, in the trainer and its eval worker): the slow tier's; the
+# quick tier stops it earlier, its first worker starting included
+@pytest.mark.parametrize("when", ["torch", "line:| config", "child",
+                                  pytest.param("line:built envs", marks=pytest.mark.slow)])
 def test_sigterm_during_start_up_is_one_line(tmp_path, when):
     proc = start(tmp_path)
     try:

@@ -408,8 +408,10 @@ def slurm_cluster(tmp_path_factory):
 
 # Two cells of 4 updates (5,000 env steps each, a checkpoint after every update), evaluated
 # twice; tiny networks. Memory and time limit are distinctive so sacct shows they were used.
+# Episodes of 100 steps keep the evaluations short; an update still takes seconds, so the
+# test acts on a job between its first checkpoint and its last.
 CELL_CONFIG = tiny_dag_config("slurmtest", rollout_steps_per_task=500, num_minibatches=2,
-                              mem_mb=1500, runtime=20)
+                              mem_mb=1500, runtime=20, max_episode_steps=100)
 RUNS = "results/runs/slurmtest/MT10-v1"
 REPORT = "results/slurmtest"  # a non-paper scale writes its report under results/{scale}/
 

@@ -24,7 +24,7 @@ from analysis.figures import FIGURE_NAMES
 from analysis.reference_check import OUTPUT_FILES as REFERENCE_CHECK_FILES
 from analysis.tables import TABLE_FILES
 from toppo.specs import numerics_mode
-from toppo.specs.grid import CONFIG_SCHEMA, Grid, group_variants, load_config
+from toppo.specs.grid import CONFIG_SCHEMA, Grid, GridError, group_variants, load_config
 from toppo.specs.registry import COMBINER_GRID, GROUPS, PAPER_COMBINERS, VARIANTS
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,8 +183,9 @@ def test_paper_grid_dag(tmp_path):
 
 def test_partial_report_never_trains(tmp_path):
     """`snakemake partial_report` renders from what exists; it schedules no training job."""
-    assert dry_run(tmp_path, "partial_report") == {"resolved_config": 1, "partial_report": 1, "total": 2}
     proc = snakemake(tmp_path, "--dry-run", "partial_report")
+    assert proc.returncode == 0, output(proc)[-3000:]
+    assert job_counts(proc) == {"resolved_config": 1, "partial_report": 1, "total": 2}
     files = job_files(proc)["partial_report"]
     report = report_files("results/partial")
     assert files == set().union(*report.values()) | {
@@ -343,7 +344,7 @@ def test_slurm_profile_dry_run(tmp_path):
 GROUP = "grid:\n  - {name: main, benchmarks: [MT10], reward_versions: [v1], variants: [mtppo], %s}\n"
 
 
-@pytest.mark.parametrize(("text", "expected"), [
+BAD_CONFIGS = [
     (GROUP % "seeds: -1", "seeds"),
     (GROUP % "seeds: 2, seed_count: 3", "seed_count"),
     (GROUP % "seeds: 2" + "bugdets: {MT10: 5}\n", "bugdets"),
@@ -362,8 +363,22 @@ GROUP = "grid:\n  - {name: main, benchmarks: [MT10], reward_versions: [v1], vari
     (GROUP % "seeds: 2" + "wandb: {entity: me}\n", "project"),
     (GROUP % "seeds: 2" + "trainer_overrides: {wandb_project: toppo}\n",
      "trainer_overrides.wandb_project: set by the workflow from wandb.project"),
-])
+]
+
+
+@pytest.mark.parametrize(("text", "expected"), BAD_CONFIGS)
 def test_bad_config_is_a_clear_error(tmp_path, text, expected):
+    """What the Snakefile checks (common.smk: the merged config, then its grid), in this
+    process; a Snakemake run shows the same error (the slow test below, and here
+    tests/test_config_errors.py and test_unknown_variant_is_named)."""
+    bad = write_config(tmp_path / "bad.yaml", text)
+    with pytest.raises(GridError, match=re.escape(expected)):
+        Grid(load_config([bad]))
+
+
+@pytest.mark.slow  # a Snakemake process for each config
+@pytest.mark.parametrize(("text", "expected"), BAD_CONFIGS)
+def test_snakemake_stops_on_a_bad_config_with_its_error(tmp_path, text, expected):
     bad = write_config(tmp_path / "bad.yaml", text)
     proc = snakemake(tmp_path, "--dry-run", "--configfile", str(bad))
     assert proc.returncode != 0

@@ -126,18 +126,16 @@ AGGREGATES = [f"{OUT}/aggregate/{b}-{r}.csv" for b, r in GROUPS]
 
 def _report_names():
     """The report's files relative to REPORT, by rule: the names `python -m analysis` writes
-    (analysis.tables.TABLE_FILES, analysis.figures.FIGURE_NAMES in each of FIGURE_FORMATS,
-    analysis.reproduction.OUTPUT_FILES, analysis.reference_check.OUTPUT_FILES), so a name
-    added there is a new output here."""
-    from analysis import reference_check, reproduction
-    from analysis.figures import FIGURE_FORMATS, FIGURE_NAMES
-    from analysis.tables import TABLE_FILES
+    (analysis.report_files, which imports nothing: not the analysis stack on every call), so
+    a name added there is a new output here."""
+    from analysis import report_files as names
 
     return {
-        "tables": [f"{name}.tex" for name in TABLE_FILES],
-        "figures": [f"figures/{name}.{ext}" for name in FIGURE_NAMES for ext in FIGURE_FORMATS],
-        "reproduction": list(reproduction.OUTPUT_FILES),
-        "reference_check": list(reference_check.OUTPUT_FILES),
+        "tables": [f"{name}.tex" for name in names.TABLE_FILES],
+        "figures": [f"figures/{name}.{ext}" for name in names.FIGURE_NAMES
+                    for ext in names.FIGURE_FORMATS],
+        "reproduction": list(names.REPRODUCTION_FILES),
+        "reference_check": list(names.REFERENCE_CHECK_FILES),
     }
 
 
