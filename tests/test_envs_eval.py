@@ -1,20 +1,29 @@
 """Real MT10 envs: evaluation covers every goal once, is repeatable, and copies split goals;
-building them shows every warning but gymnasium's Box precision ones."""
+building them shows every warning but gymnasium's Box precision ones; stepping the envs
+directly (``step_envs``) gives what gymnasium's vector env gives, array for array."""
 
 import pickle
 import re
 import warnings
 
+import gymnasium as gym
 import numpy as np
 import pytest
 from gymnasium.spaces import Box
 from metaworld.policies import ENV_POLICY_MAP
 
 from toppo.algo.envs import (
+    EnvCopies,
+    StepBatch,
     advance_goal_cycle,
+    benchmark_env_fns,
+    eval_env_fns,
     make_envs,
+    make_eval_envs,
     place_copies,
     quiet_box_precision_warnings,
+    reduce_step,
+    train_env_fns,
 )
 from toppo.algo.evaluation import evaluate
 
@@ -176,3 +185,55 @@ def test_placement_refuses_an_env_that_does_not_sample_goals():
     with pytest.raises(ValueError, match="does not sample a goal"):
         advance_goal_cycle(ck, 3)
     assert advance_goal_cycle(ck, 0) is ck
+
+
+@pytest.fixture(scope="module")
+def benchmark_fns():
+    """MT10's constructors with 60-step episodes (the benchmark built once, the slow part)."""
+    base, fns = benchmark_env_fns("MT10", "v2", 3, max_episode_steps=60)
+    base.close()
+    return fns
+
+
+@pytest.mark.parametrize("kind", ["train", "eval"])
+def test_stepping_the_envs_directly_gives_what_gymnasiums_vector_env_gives(benchmark_fns, kind):
+    """``EnvCopies`` steps in-process envs with ``step_envs``, not through
+    ``SyncVectorEnv.step``: the same envs built twice, one set stepped each way with the same
+    actions (a noisy expert's), give the same arrays at every step, through truncations
+    (both kinds: 60-step episodes) and successes that end an episode (evaluation envs:
+    terminate on success), and leave the envs in the same state."""
+    fns = benchmark_fns
+    if kind == "train":
+        every = train_env_fns(fns, 3, envs_per_task=1)
+        build = lambda: gym.vector.SyncVectorEnv(every, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)  # noqa: E731
+    else:
+        build = lambda: make_eval_envs(eval_env_fns(fns, 3), 1, async_envs=False).copies[0]  # noqa: E731
+    ours, theirs = EnvCopies([build()], 10), build()
+    assert ours.single_envs() is not None  # so ours steps them directly
+    ours.set_state([theirs.call("get_checkpoint")])  # the same goals and random streams
+    policies = [ENV_POLICY_MAP[n]() for n in ours.task_names]
+    rng = np.random.default_rng(0)
+    obs, _ = theirs.reset()
+    np.testing.assert_array_equal(ours.reset(), obs.astype(np.float32))
+    terminated = truncated = 0
+    try:
+        for _ in range(130):
+            actions = np.stack([p.get_action(o[:39]) for p, o in zip(policies, obs)])
+            actions = np.clip(actions + rng.normal(0, 0.1, actions.shape), -1, 1).astype(np.float32)
+            want = reduce_step(theirs.step(actions), ours.obs_dim)
+            got = ours.step_raw(actions)
+            # the vector env's observations are in its space's dtype (float32), ours float64
+            # until StepBatch.cast: compare in the vector env's dtypes
+            for name, g, w in zip(("obs", "reward", "terminated", "truncated", "final_obs",
+                                   "final_success"), got, want):
+                np.testing.assert_array_equal(g.astype(w.dtype), w, err_msg=name)
+                np.testing.assert_array_equal(getattr(StepBatch.cast(*got), name),
+                                              getattr(StepBatch.cast(*want), name), err_msg=name)
+            obs = want[0]
+            terminated += int(want[2].sum())
+            truncated += int(want[3].sum())
+        assert ours.get_state() == [theirs.call("get_checkpoint")]
+    finally:
+        ours.close()
+        theirs.close()
+    assert truncated >= 10 and (terminated > 0) == (kind == "eval")

@@ -14,6 +14,10 @@ Every training-env backend (``EnvCopies`` here, in the trainer's process;
 ``toppo.harness.envworkers.EnvWorkerPool``, in worker processes) answers ``reset()`` with the
 observations and ``step(actions)`` with a ``StepBatch``: the per-step info reduced to the
 arrays the trainer uses, so the trainer has one rollout path whatever steps the envs.
+Synchronous envs (the trainer's own, an env worker's, evaluation's) are stepped one by one
+by ``step_envs``, which makes the same calls as gymnasium's ``SyncVectorEnv`` without
+building its per-step info dict; only subprocess copies (``async_envs``) go through the
+vector env, their info reduced by ``reduce_step``.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from __future__ import annotations
 import functools
 import time
 import warnings
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -79,14 +84,18 @@ class StepBatch:
                          np.asarray(final_success, dtype=np.float32))
 
 
+def empty_step(n: int, obs_dim: int) -> tuple[np.ndarray, ...]:
+    """The float64 arrays of one step of ``n`` envs, as no env has written them yet: obs,
+    reward, terminated, truncated, final_obs (0: no episode ended), final_success (nan)."""
+    return (np.zeros((n, obs_dim)), np.zeros(n), np.zeros(n, dtype=bool), np.zeros(n, dtype=bool),
+            np.zeros((n, obs_dim)), np.full(n, np.nan))
+
+
 def reduce_step(result: tuple, obs_dim: int) -> tuple[np.ndarray, ...]:
-    """A same-step-autoreset vector env's ``step`` result as float64 arrays: obs, reward,
-    terminated, truncated, final_obs (0 where no episode ended), final_success (nan there).
-    No info dict survives this: it is what an env worker writes to shared memory."""
+    """A same-step-autoreset vector env's ``step`` result as ``empty_step``'s arrays: what
+    ``step_envs`` writes, read from gymnasium's info dict (asynchronous copies)."""
     obs, reward, terminated, truncated, info = result
-    n = len(reward)
-    final_obs = np.zeros((n, obs_dim))
-    final_success = np.full(n, np.nan)
+    *_, final_obs, final_success = empty_step(len(reward), obs_dim)
     if "_final_obs" in info:
         for i in np.flatnonzero(info["_final_obs"]):
             final_obs[i] = info["final_obs"][i]
@@ -94,6 +103,32 @@ def reduce_step(result: tuple, obs_dim: int) -> tuple[np.ndarray, ...]:
         for i in np.flatnonzero(info["_final_info"]):
             final_success[i] = info["final_info"]["success"][i]
     return obs, reward, terminated, truncated, final_obs, final_success
+
+
+def step_envs(envs: Sequence[gym.Env], actions: np.ndarray, out: Sequence[np.ndarray],
+              which: Iterable[int] | None = None) -> None:
+    """Step ``envs[i]`` with ``actions[i]`` for each i of ``which`` (all by default), in
+    order, with same-step autoreset, writing ``out`` (``empty_step``'s arrays, or views of
+    them) at row i: no info dict is built, none is read but the ended episode's ``success``.
+
+    The calls and the numbers are those of ``gymnasium.vector.SyncVectorEnv`` in
+    ``AutoresetMode.SAME_STEP`` followed by ``reduce_step`` (tests/test_envs_eval.py checks
+    it array for array): each env's ``step(action)``, and ``reset()`` (no seed, no options)
+    once its episode ended. The observations stay float64 until ``StepBatch.cast`` (the
+    vector env casts them to its space's float32 itself: one rounding either way). Only what it costs differs: the vector env merges every env's info
+    into arrays at every step, which the trainer reads two fields of at an episode's end
+    (with our reading of them, 250-280 us of CPU per step of ref_mt10's 10 envs on the
+    2-core Xeon VM, against 45 us here: about 5% of its rollout; docs/throughput.md)."""
+    obs, reward, terminated, truncated, final_obs, final_success = out
+    rows = slice(None) if which is None else which
+    final_obs[rows], final_success[rows] = 0.0, np.nan
+    for i in range(len(envs)) if which is None else which:
+        o, reward[i], terminated[i], truncated[i], info = envs[i].step(actions[i])
+        if terminated[i] or truncated[i]:
+            final_obs[i] = o
+            final_success[i] = info["success"]
+            o, _ = envs[i].reset()
+        obs[i] = o
 
 
 class TrainEnvs:
@@ -107,7 +142,8 @@ class TrainEnvs:
 
 class EnvCopies(TrainEnvs):
     """Several vector envs (one per copy, each with one env per task) stepped together, in
-    this process (``SyncVectorEnv``) or in one subprocess per env (``AsyncVectorEnv``).
+    this process (``SyncVectorEnv``: its envs stepped by ``step_envs``) or in one subprocess
+    per env (``AsyncVectorEnv``).
 
     Async copies are stepped with ``step_async`` on all of them before any ``step_wait``,
     so their subprocesses run in parallel. ``first_task``: the task index of the copies'
@@ -125,8 +161,10 @@ class EnvCopies(TrainEnvs):
         self.act_dim = self.single_action_space.shape[0]
         self.task_names: list[str] = _task_names(copies[0])
         self.busy_s = 0.0  # seconds spent in reset() and step() (the trainer's time budget)
-        self._async = isinstance(copies[0], gym.vector.AsyncVectorEnv)
-        self._actions: list[np.ndarray] | None = None  # the step begun by step_async
+        # the individual envs in index order where every copy is synchronous (stepped by
+        # step_envs), else None: subprocess copies, stepped by gymnasium
+        self._singles = self.single_envs()
+        self._actions: np.ndarray | None = None  # the step begun by step_async
 
     def reset(self) -> np.ndarray:
         t0 = time.perf_counter()
@@ -136,12 +174,12 @@ class EnvCopies(TrainEnvs):
 
     def step_async(self, actions: np.ndarray) -> None:
         """Start one step of every env: subprocess copies (``async_envs``) start stepping now,
-        in-process copies in ``step_wait``. The trainer works on its buffers and the critic's
+        in-process envs in ``step_wait``. The trainer works on its buffers and the critic's
         value in between, while env workers step (``toppo.harness.envworkers``)."""
         t0 = time.perf_counter()
-        self._actions = np.split(np.array(actions), len(self.copies))  # a copy: the caller's may change
-        if self._async:
-            for c, a in zip(self.copies, self._actions):
+        self._actions = np.array(actions)  # a copy: the caller's may change
+        if self._singles is None:
+            for c, a in zip(self.copies, np.split(self._actions, len(self.copies))):
                 c.step_async(a)
         self.busy_s += time.perf_counter() - t0
 
@@ -153,18 +191,18 @@ class EnvCopies(TrainEnvs):
         return self.step_wait_raw()
 
     def step_wait_raw(self) -> tuple[np.ndarray, ...]:
-        """The step begun by ``step_async`` as ``reduce_step``'s float64 arrays (evaluation
+        """The step begun by ``step_async`` as ``empty_step``'s float64 arrays (evaluation
         sums the float64 rewards, whichever way its envs are stepped)."""
         t0 = time.perf_counter()
         if self._actions is None:
             raise RuntimeError("step_wait without a step_async before it")
-        if self._async:
-            results = [c.step_wait() for c in self.copies]
+        if self._singles is None:
+            parts = [reduce_step(c.step_wait(), self.obs_dim) for c in self.copies]
+            out = tuple(np.concatenate(col) for col in zip(*parts))
         else:
-            results = [c.step(a) for c, a in zip(self.copies, self._actions)]
+            out = empty_step(self.num_envs, self.obs_dim)
+            step_envs(self._singles, self._actions, out)
         self._actions = None
-        parts = [reduce_step(r, self.obs_dim) for r in results]
-        out = tuple(np.concatenate(col) for col in zip(*parts))
         self.busy_s += time.perf_counter() - t0
         return out
 

@@ -32,7 +32,7 @@ from typing import Any
 
 import numpy as np
 
-from toppo.algo.envs import EnvCopies, place_copies
+from toppo.algo.envs import EnvCopies, empty_step, place_copies, step_envs
 
 
 @dataclass
@@ -47,7 +47,7 @@ def evaluate(act: Callable[[np.ndarray, np.ndarray], np.ndarray], envs: EnvCopie
              snapshot: list[Any], episodes: int) -> EvalResult:
     """Run ``episodes`` evaluation episodes per task. ``act(obs, task)`` maps observations
     (B, D) of envs running tasks ``task`` (B,) to actions (B, A)."""
-    K, C, N = envs.num_tasks, len(envs.copies), envs.num_envs
+    K, C, N, D = envs.num_tasks, len(envs.copies), envs.num_envs, envs.obs_dim
     per_copy = math.ceil(episodes / C)
     # episodes each env index (copy * K + task) must complete
     quota = np.repeat([max(0, min(per_copy, episodes - c * per_copy)) for c in range(C)], K)
@@ -67,21 +67,15 @@ def evaluate(act: Callable[[np.ndarray, np.ndarray], np.ndarray], envs: EnvCopie
         for k in np.unique(active % K):  # one forward per task still running, over its C copies
             rows = slice(k, N, K)
             actions[rows] = act(obs[rows], envs.task_ids[rows])
-        if singles is None:
+        if singles is None:  # asynchronous copies step as a whole
             new_obs, reward, terminated, truncated, _, final_success = envs.step_raw(actions)
-            obs[active] = new_obs[active]  # a finished env's observation stays as it was
             steps += N
-            ended = np.flatnonzero(terminated | truncated)
-        else:
-            reward, ended, final_success = np.zeros(N), [], np.full(N, np.nan)
-            for i in active:
-                o, reward[i], term, trunc, info = singles[i].step(actions[i])
-                if term or trunc:
-                    ended.append(i)
-                    final_success[i] = float(info["success"])
-                    o, _ = singles[i].reset()  # the next goal of the pseudorandom cycle
-                obs[i] = o
+        else:  # only the active envs; a reset takes the next goal of the cycle
+            new_obs, reward, terminated, truncated, _, final_success = out = empty_step(N, D)
+            step_envs(singles, actions, out, which=active)
             steps += active.size
+        obs[active] = new_obs[active]  # a finished env's observation stays as it was
+        ended = np.flatnonzero(terminated | truncated)
         running_return += reward
         for i in ended:
             if done_eps[i] < quota[i]:

@@ -8,7 +8,7 @@ the same env seeds, the same float64 arithmetic. All workers step in lockstep: t
 writes the actions to shared memory, sends each worker one short message, and waits for one
 short reply from each; the workers write observations, rewards, terminated / truncated
 flags, final observations and final success straight into shared memory
-(``toppo.algo.envs.reduce_step``: no info dict is pickled per step). So the trainer reads the same
+(``toppo.algo.envs.step_envs``: no info dict is built or pickled per step). So the trainer reads the same
 arrays whatever the worker count, and the worker count is not in the config hash.
 
 Faults: a worker that dies (any signal, any exit) is noticed at once through its process
@@ -46,7 +46,7 @@ from toppo.algo.envs import (
     benchmark_env_fns,
     eval_env_fns,
     quiet_box_precision_warnings,
-    reduce_step,
+    step_envs,
     train_env_fns,
 )
 from toppo.harness import numerics
@@ -124,7 +124,6 @@ def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tup
     try:
         envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         shm = _SharedArrays(_layout(*dims), names)
-        obs_dim = dims[1]
         conn.send(("ready", os.getpid()))
         while True:
             try:
@@ -132,9 +131,7 @@ def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tup
             except EOFError:  # the trainer is gone
                 break
             if msg == "step":
-                out = reduce_step(envs.step(shm["actions"][lo:hi]), obs_dim)
-                for key, value in zip(_OUTPUTS, out):
-                    shm[key][lo:hi] = value
+                step_envs(envs.envs, shm["actions"][lo:hi], [shm[k][lo:hi] for k in _OUTPUTS])
                 conn.send("ok")
             elif msg == "reset":
                 shm["obs"][lo:hi] = envs.reset()[0]
