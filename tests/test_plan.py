@@ -34,9 +34,10 @@ def job_s(rollout, learn, steps, epochs, eval_steps, build_s, eval_workers=None,
     return 2 * build_s + (max(train, evaluate / eval_workers) if eval_workers else train + evaluate)
 
 
-def test_paper_grid_on_a_gpu_cluster():
+def test_paper_grid_on_a_gpu_cluster(tmp_path):
     grid = Grid(load_config())
-    text = plan_text(grid, grid.cells, gpu=True, portable=True)  # portable: CPU kernels only
+    # root: a checkout without finished cells of the scale (no measured rate), whatever this one holds
+    text = plan_text(grid, grid.cells, root=tmp_path, gpu=True, portable=True)  # portable: CPU kernels only
     # docs/throughput.md's cuda (16) rows (rollout env steps/s, learn s per update): MT10 toppo
     # 1482, 0.22; mtppo 1415, 0.13; MT50 toppo 1268, 0.26 (also every other variant's); mtppo
     # 1549, 0.11; each also its _ref row's. The paper's cells: 16 epochs; 20M (MT10) and 100M
@@ -71,18 +72,20 @@ def test_paper_grid_on_a_gpu_cluster():
         "builds of 45 s; at most: the table's rollouts ran in one process, these jobs step their "
         "envs in 7 env workers\n")
     # docs/workflow.md states the total to tens of node-hours, and the reference_check group's
-    ref_hours = float(plan_text(grid, grid.groups["reference_check"], gpu=True, portable=True)
+    ref_hours = float(plan_text(grid, grid.groups["reference_check"], root=tmp_path, gpu=True,
+                                portable=True)
                       .split(" node-hours in all")[0].rsplit("; ", 1)[1].replace(",", ""))
     doc = " ".join((REPO / "docs" / "workflow.md").read_text().split())
     assert (f"the grid is about {round(hours, -1):,.0f} node-hours, the `reference_check` group's "
             f"{len(grid.groups['reference_check'])} cells about {round(ref_hours, -1):,.0f}") in doc
 
 
-def test_smoke_grid_on_the_two_core_machine():
+def test_smoke_grid_on_the_two_core_machine(tmp_path):
     """The grid whose plan said 3 min against about 13 measured (issue 28): now the CPU rows,
     3 evaluations and 2 env builds per job, portable numerics."""
     grid = Grid(load_config([REPO / "config" / "smoke.yaml"]))
-    text = plan_text(grid, grid.cells, gpu=False, cores=2, configfiles=["config/smoke.yaml"],
+    # root: no finished smoke cells (the README's first command leaves four in a checkout)
+    text = plan_text(grid, grid.cells, root=tmp_path, gpu=False, cores=2, configfiles=["config/smoke.yaml"],
                      portable=True)
     # cpu (1) rows: toppo 1426 env steps/s, 2.39 s per update; mtppo 1594, 1.64. The smoke
     # cells: 150K steps, 4 epochs, evaluated at 50K, 100K and 150K steps, 5 episodes x 10
@@ -121,9 +124,9 @@ def test_the_documented_estimate_holds_within_2x_on_the_committed_cpu_study():
     assert 0.65 <= min(ratios.values()) and max(ratios.values()) <= 1.8, ratios
 
 
-def test_paper_grid_on_a_two_core_laptop_says_so_and_names_the_smaller_scales():
+def test_paper_grid_on_a_two_core_laptop_says_so_and_names_the_smaller_scales(tmp_path):
     grid = Grid(load_config())
-    text = plan_text(grid, grid.cells, gpu=False, cores=2)
+    text = plan_text(grid, grid.cells, root=tmp_path, gpu=False, cores=2)
     assert "  each job: device cpu; MT10 2 threads, 20M env steps; MT50 2 threads, 100M env steps\n" in text
     assert "days at 1 job at once" in text
     assert "No GPU here: device auto trains on this machine's CPU." in text
