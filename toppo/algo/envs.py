@@ -5,8 +5,10 @@ depend on the seed) and one env per task. Env copies reuse that factory's per-ta
 constructors with a different env seed, so every copy sees the *same* 50 goals per task
 with its own random stream; evaluation envs are the same constructors with
 ``terminate_on_success=True`` and ``task_select="pseudorandom"``. Building the benchmark
-once serves training and evaluation (MT50's goal generation is the slow part); the
-constructors pickle, so an evaluation worker process builds its envs from them.
+once serves training and evaluation (the goal generation is the slow part, so its result is
+kept on disk for the next process that builds the same benchmark and seed:
+``toppo.algo.goal_cache``); the constructors pickle, so an evaluation worker process builds
+its envs from them.
 
 Env index layout everywhere: ``copy * K + task``.
 
@@ -32,6 +34,8 @@ from typing import Any
 import gymnasium as gym
 import metaworld
 import numpy as np
+
+from toppo.algo.goal_cache import cached_goals
 
 # gymnasium's Box warns (gym.logger.warn: a UserWarning attributed to gymnasium.spaces.box)
 # whenever a space's float64 bounds are cast to its float32 dtype, which metaworld's spaces do
@@ -243,13 +247,15 @@ def _reseeded(fns: list[functools.partial], seed: int, **changes: Any) -> list[f
 def benchmark_env_fns(benchmark: str, reward_version: str, seed: int, max_episode_steps: int
                       ) -> tuple[gym.vector.SyncVectorEnv, list[functools.partial]]:
     """The package's own vector env for ``benchmark`` (goals generated from ``seed``: the slow
-    part on MT50) and its per-task constructors, which carry the goals and pickle."""
+    part, so they are kept on disk, ``toppo.algo.goal_cache``) and its per-task constructors,
+    which carry the goals and pickle."""
     quiet_box_precision_warnings()
-    base = gym.make_vec(
-        f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True,
-        reward_function_version=reward_version, max_episode_steps=max_episode_steps,
-        terminate_on_success=False,
-    )
+    with cached_goals(benchmark):  # the goals generated from this seed before, if kept
+        base = gym.make_vec(
+            f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True,
+            reward_function_version=reward_version, max_episode_steps=max_episode_steps,
+            terminate_on_success=False,
+        )
     return base, list(base.env_fns)
 
 
