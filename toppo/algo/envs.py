@@ -35,6 +35,7 @@ import gymnasium as gym
 import metaworld
 import numpy as np
 
+from toppo.algo.compiled_models import compile_once
 from toppo.algo.goal_cache import cached_goals
 
 # gymnasium's Box warns (gym.logger.warn: a UserWarning attributed to gymnasium.spaces.box)
@@ -250,7 +251,8 @@ def benchmark_env_fns(benchmark: str, reward_version: str, seed: int, max_episod
     part, so they are kept on disk, ``toppo.algo.goal_cache``) and its per-task constructors,
     which carry the goals and pickle."""
     quiet_box_precision_warnings()
-    with cached_goals(benchmark):  # the goals generated from this seed before, if kept
+    # the goals generated from this seed before, if kept; one compile of each task's model
+    with cached_goals(benchmark), compile_once():
         base = gym.make_vec(
             f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True,
             reward_function_version=reward_version, max_episode_steps=max_episode_steps,
@@ -277,8 +279,9 @@ def make_eval_envs(eval_fns: list[functools.partial], copies: int, async_envs: b
     quiet_box_precision_warnings()
     tasks = tasks if tasks is not None else range(len(eval_fns))
     vec_cls = _vector_class(async_envs)
-    evals = [vec_cls([eval_fns[k] for k in tasks], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-             for _ in range(copies)]
+    with compile_once():  # the copies' models: copies of one compile per task
+        evals = [vec_cls([eval_fns[k] for k in tasks], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                 for _ in range(copies)]
     for e in evals:
         e.call("toggle_sample_tasks_on_reset", True)  # next goal of the cycle at every reset
     return EnvCopies(evals, len(tasks), first_task=tasks.start)
@@ -299,12 +302,13 @@ def make_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_
     the evaluation constructors of the same benchmark goals (``eval_env_fns``), for
     ``make_eval_envs`` here or in an evaluation worker. The same envs in worker processes:
     ``toppo.harness.envworkers.make_worker_train_envs``; both return the same ``StepBatch``es."""
-    base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
-    K, vec_cls = len(fns), _vector_class(async_envs)
-    every = train_env_fns(fns, seed, envs_per_task)
-    train = [base if c == 0 and not async_envs  # exactly the package's env for copy 0
-             else vec_cls(every[c * K:(c + 1) * K], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-             for c in range(envs_per_task)]
+    with compile_once():  # the copies' models: copies of one compile per task
+        base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
+        K, vec_cls = len(fns), _vector_class(async_envs)
+        every = train_env_fns(fns, seed, envs_per_task)
+        train = [base if c == 0 and not async_envs  # exactly the package's env for copy 0
+                 else vec_cls(every[c * K:(c + 1) * K], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                 for c in range(envs_per_task)]
     if async_envs:
         base.close()  # only its constructors were needed
     return EnvCopies(train, len(fns)), eval_env_fns(fns, seed)
