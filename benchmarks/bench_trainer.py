@@ -68,6 +68,7 @@ import torch
 import toppo.algo.envs
 from toppo.algo.learner import Learner
 from toppo.algo.ppo import stratified_minibatches
+from toppo.harness import heap
 from toppo.harness.timebudget import format_budget
 from toppo.specs.cores import auto_env_workers, available_cores
 from toppo.specs.registry import BENCHMARKS
@@ -292,8 +293,10 @@ UPDATE_VARIANTS = {"ref_mt10": ("ref_mt10", {}), "mtppo": ("mtppo", {}), "toppo"
 
 def paper_update_child(steps: int) -> None:
     """Part 5, in one numerics mode: CPU seconds of one paper-sized MT10 update (512 times the
-    median minibatch step) of each of UPDATE_VARIANTS, as one JSON line."""
+    median minibatch step) of each of UPDATE_VARIANTS, as one JSON line; glibc keeps freed
+    memory, as in the trainer (toppo.harness.heap)."""
     torch.set_num_threads(1)
+    heap.keep_freed_memory()
     setups = {}
     for label, (variant, overrides) in UPDATE_VARIANTS.items():
         cfg = resolve(variant, {"benchmark": "MT10", "device": "cpu", **overrides})

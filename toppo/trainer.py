@@ -39,6 +39,7 @@ from toppo.algo.compiled_models import compile_once
 from toppo.algo.envpool_envs import make_envpool_train_envs
 from toppo.algo.envs import make_train_envs
 from toppo.algo.learner import Learner
+from toppo.harness import heap
 from toppo.harness.envworkers import make_worker_train_envs
 from toppo.harness.evalrecord import EvalRecord
 from toppo.harness.evalworker import EvalSpec, make_evaluator, snapshot_weights
@@ -75,6 +76,7 @@ class Trainer:
         self.ckpt_path, self.prev_path = checkpoint_paths(self.out)  # latest.pt, previous.pt
         self.device = resolve_device(cfg.device)
         numerics.configure_torch(cfg.torch_threads)
+        heap.keep_freed_memory()  # no page faults for the buffers each minibatch step frees
         torch.manual_seed(cfg.seed)
         np.random.seed(cfg.seed)
 
