@@ -33,6 +33,12 @@ import gymnasium as gym
 import metaworld
 import numpy as np
 
+from toppo.algo import metaworld_fast
+
+# metaworld's hot Python paths replaced by bit-identical code (toppo.algo.metaworld_fast), in
+# every process that imports this module to build envs: trainer, env and evaluation workers.
+metaworld_fast.install()
+
 # gymnasium's Box warns (gym.logger.warn: a UserWarning attributed to gymnasium.spaces.box)
 # whenever a space's float64 bounds are cast to its float32 dtype, which metaworld's spaces do
 # twice per env built ("Box low's ..." and "Box high's precision lowered by casting to
