@@ -80,8 +80,13 @@ class VersionMismatch(RuntimeError):
     """An installed package is not the version the fast paths were written against."""
 
 
+@functools.cache
+def installed_versions() -> dict[str, str]:
+    return {name: version(name) for name in PINNED}
+
+
 def check_versions() -> None:
-    found = {name: version(name) for name in PINNED}
+    found = installed_versions()
     if found != PINNED:
         raise VersionMismatch(
             f"toppo.algo.metaworld_fast copies the source of {PINNED}, found {found}: re-read the "
