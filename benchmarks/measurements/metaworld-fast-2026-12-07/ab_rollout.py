@@ -11,33 +11,16 @@ Per vector step = one step of the 10 envs; a 100,000-step update is 10,000 of th
 
     taskset -c 1 python benchmarks/measurements/metaworld-fast-2026-12-07/ab_rollout.py [STEPS] [ROUNDS]
 """
-import functools
 import os
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from toppo.harness import numerics
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "rollout-profile-2026-12-07"))
+from rollout_split import Trainer, acc, clock, resolve, timed  # noqa: E402  (native numerics)
 
-numerics.apply("native")
 from toppo.algo import metaworld_fast  # noqa: E402
-from toppo.specs.variants import resolve  # noqa: E402
-from toppo.trainer import Trainer  # noqa: E402
-
-clock = time.thread_time
-env_cpu = [0.0]
-
-
-def timed(fn):
-    @functools.wraps(fn)
-    def wrapper(*a, **k):
-        t0 = clock()
-        try:
-            return fn(*a, **k)
-        finally:
-            env_cpu[0] += clock() - t0
-    return wrapper
 
 
 def main() -> None:
@@ -49,7 +32,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tr = Trainer(cfg, Path(tmp))
         for e in tr.envs.single_envs():
-            e.step, e.reset = timed(e.step), timed(e.reset)
+            e.step, e.reset = timed("env", e.step), timed("env", e.reset)
         tr.collect_rollout()  # warm-up
         print(f"{'code':10s} {'load':>5s} {'rollout CPU':>12s} {'wall':>8s} {'env CPU':>9s} "
               f"{'rest CPU':>9s}   us per vector step; x10,000 = s per 100k-step update", flush=True)
@@ -59,14 +42,14 @@ def main() -> None:
             for code in order:
                 (metaworld_fast.install if code == "fast" else metaworld_fast.uninstall)()
                 load = os.getloadavg()[0]
-                env_cpu[0] = 0.0
+                acc.clear()
                 t0, w0 = clock(), time.perf_counter()
                 tr.collect_rollout()
                 cpu, wall = clock() - t0, time.perf_counter() - w0
                 per = 1e6 / steps
                 totals[code].append(cpu * per)
                 print(f"{code:10s} {load:5.2f} {cpu * per:12.0f} {wall * per:8.0f} "
-                      f"{env_cpu[0] * per:9.0f} {(cpu - env_cpu[0]) * per:9.0f}", flush=True)
+                      f"{acc['env'] * per:9.0f} {(cpu - acc['env']) * per:9.0f}", flush=True)
         metaworld_fast.install()
         mean = {k: sum(v) / len(v) for k, v in totals.items()}
         cut = mean["metaworld"] - mean["fast"]

@@ -13,7 +13,6 @@ around them. ``--fast``: with the replacements installed, else metaworld's own c
 import argparse
 import functools
 import sys
-import time
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,6 +24,8 @@ from metaworld.utils import reward_utils
 from toppo.algo import metaworld_fast as mf
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "rollout-profile-2026-12-07"))
+import rollout_split  # noqa: E402  (its CPU-clock timers)
 from test_metaworld_fast import raw_env  # noqa: E402  (the tests' env builder)
 
 MT10 = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3",
@@ -32,20 +33,18 @@ MT10 = ("reach-v3", "push-v3", "pick-place-v3", "door-open-v3", "drawer-open-v3"
         "window-close-v3")
 MT50_SAMPLE = ("assembly-v3", "basketball-v3", "coffee-push-v3", "hammer-v3", "lever-pull-v3",
                "plate-slide-v3", "shelf-place-v3", "soccer-v3", "stick-pull-v3", "sweep-into-v3")
-clock = time.thread_time
-acc: dict[str, float] = defaultdict(float)
+clock, acc = rollout_split.clock, rollout_split.acc
 calls: dict[str, int] = defaultdict(int)
 
 
 def timed(key, fn):
+    """``rollout_split.timed`` (CPU time into ``acc[key]``), counting the calls too."""
+    timed_fn = rollout_split.timed(key, fn)
+
     @functools.wraps(fn)
     def wrapper(*a, **k):
-        t0 = clock()
-        try:
-            return fn(*a, **k)
-        finally:
-            acc[key] += clock() - t0
-            calls[key] += 1
+        calls[key] += 1
+        return timed_fn(*a, **k)
     return wrapper
 
 
