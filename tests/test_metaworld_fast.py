@@ -68,10 +68,18 @@ def test_installed_by_the_env_module_and_pinned():
     assert mf.installed()
 
 
-def test_another_version_is_refused(monkeypatch):
+def test_another_version_is_refused_and_leaves_metaworlds_code(monkeypatch):
     monkeypatch.setitem(mf.PINNED, "scipy", "0.0")
     with pytest.raises(mf.VersionMismatch, match="scipy"):
         mf.install()
+    mf.uninstall()
+    try:
+        with pytest.warns(RuntimeWarning, match="metaworld's own code steps the envs"):
+            assert not mf.install_where_pinned()
+        assert not mf.installed()
+    finally:
+        monkeypatch.undo()
+        assert mf.install_where_pinned() and mf.installed()
 
 
 def test_env_modules_use_rotation_only_as_replaced():
@@ -184,13 +192,13 @@ class FakeEnv:
 def test_touching_object_equals_the_original_on_random_contacts():
     rng = np.random.default_rng(2)
     touching = 0
-    for _ in range(3000):
+    for _ in range(1500):
         env = FakeEnv(rng)
         for geom in range(5):
             fast = outcome(mf.touching_object, env, geom)
             assert fast == outcome(mf._ORIGINALS["touching_object"], env, geom)
             touching += bool(mf.touching_object(env, geom))
-    assert touching > 50
+    assert touching > 25
 
 
 # ------------------------------------------------------------------------- real states

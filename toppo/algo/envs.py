@@ -36,8 +36,9 @@ import numpy as np
 from toppo.algo import metaworld_fast
 
 # metaworld's hot Python paths replaced by bit-identical code (toppo.algo.metaworld_fast), in
-# every process that imports this module to build envs: trainer, env and evaluation workers.
-metaworld_fast.install()
+# every process that imports this module to build envs: trainer, env and evaluation workers
+# (under other metaworld/scipy/numpy versions than it copies: metaworld's own code, a warning).
+metaworld_fast.install_where_pinned()
 
 # gymnasium's Box warns (gym.logger.warn: a UserWarning attributed to gymnasium.spaces.box)
 # whenever a space's float64 bounds are cast to its float32 dtype, which metaworld's spaces do

@@ -36,16 +36,19 @@ info value keeps its bits:
   dispatch layers.
 
 Equality is tested, not argued: tests/test_metaworld_fast.py compares every replacement with
-the original bit for bit (``tobytes``: signs of zeros, no NaN unless both) on random inputs,
-edge cases and real states of all 50 MT50 tasks, and sha256 of MT10 rollouts (autoresets
-included) with and without ``install()``. The code follows the installed versions' source,
-so ``install`` refuses any other version of metaworld, scipy or numpy (``PINNED``): an
-upgrade must re-read the originals and re-run those tests, not diverge silently.
+the original bit for bit (type and bytes: signs of zeros, NaNs) on random inputs, edge cases
+and real states of metaworld's tasks (all 50 in the slow tier), and sha256 of rollouts
+(MT10 through the harness, autoresets included) with and without ``install()``. The code
+follows the installed versions' source, so ``install`` refuses any other version of
+metaworld, scipy or numpy (``PINNED``): an upgrade must re-read the originals and re-run
+those tests, not diverge silently.
 
-``toppo.algo.envs`` installs it on import, so every process that builds metaworld envs
-through the harness steps the fast code: the trainer, env workers and evaluation workers
-(spawned: they import ``toppo.algo.envs`` to build their envs), the tests, and
-``AsyncVectorEnv``'s children (forked from a process that has it).
+``toppo.algo.envs`` calls ``install_where_pinned`` on import, so every process that builds
+metaworld envs through the harness steps the fast code: the trainer, env workers and
+evaluation workers (spawned: they import ``toppo.algo.envs`` to build their envs), the
+tests, and ``AsyncVectorEnv``'s children (forked from a process that has it). Under other
+versions it leaves metaworld's own code in place (the same numbers, slower), warns, and
+the tests fail.
 """
 
 from __future__ import annotations
@@ -54,6 +57,7 @@ import functools
 import importlib
 import math
 import pkgutil
+import warnings
 from collections.abc import Callable
 from importlib.metadata import version
 from typing import Any
@@ -270,6 +274,18 @@ def install() -> None:
     check_versions()
     for owner, name, _, fast in _names():
         setattr(owner, name, fast)
+
+
+def install_where_pinned() -> bool:
+    """``install()`` where the installed versions are ``PINNED``; elsewhere leave metaworld's
+    own code (the same numbers, slower) and warn. Whether the fast code is in."""
+    try:
+        install()
+    except VersionMismatch as err:
+        warnings.warn(f"{err}. Until then metaworld's own code steps the envs (the same "
+                      "numbers, slower).", RuntimeWarning, stacklevel=2)
+        return False
+    return True
 
 
 def uninstall() -> None:
