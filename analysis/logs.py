@@ -153,7 +153,8 @@ def _read_evals_at_once(runs: list[Path]) -> pd.DataFrame | None:
     firsts = parse([f.body[: f.first] for f in files], len(files))
     if firsts is None:
         return None
-    order = sorted(range(len(runs)), key=lambda i: _run_sort_key(firsts.iloc[i]))
+    keys = [_run_sort_key(first) for first in firsts[RUN_KEY].to_dict("records")]
+    order = sorted(range(len(runs)), key=keys.__getitem__)
     rows = [files[i].rows for i in order]
     df = parse([files[i].body for i in order], sum(rows))
     if df is None:
@@ -280,10 +281,10 @@ def _check_unique_runs(frame: pd.DataFrame, what: str) -> None:
                        "pass only one of them")
 
 
-def _run_sort_key(first: pd.Series) -> tuple:
+def _run_sort_key(first: pd.Series | dict) -> tuple:
     """(variant, benchmark, reward_version, seed) of a file's first row, for ordering runs
     (unvalidated yet, so a non-numeric seed sorts last instead of failing here)."""
-    seed = pd.to_numeric(pd.Series([first["seed"]]), errors="coerce").iloc[0]
+    seed = pd.to_numeric(first["seed"], errors="coerce")
     return (*(str(first[c]) for c in RUN_KEY[:3]), np.isnan(seed), 0 if np.isnan(seed) else seed)
 
 

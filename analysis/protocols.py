@@ -145,7 +145,7 @@ def history(evals: pd.DataFrame) -> History:
 
 def histories(evals: pd.DataFrame) -> dict[tuple[str, str, str], History]:
     """A :class:`History` per (benchmark, reward_version, variant) in the frame."""
-    return {key: history(g) for key, g in evals.groupby(["benchmark", "reward_version", "variant"], sort=True)}
+    return {key: history(g) for key, g in evals.groupby(GROUP_KEY, sort=True)}
 
 
 def _as_history(data: pd.DataFrame | History) -> History:
@@ -279,6 +279,34 @@ def report(data: pd.DataFrame | History, protocol: Protocol | str, reps: int = m
     return out
 
 
+GROUP_KEY = ["benchmark", "reward_version", "variant"]
+
+
+def _key_blocks(evals: pd.DataFrame) -> dict[tuple[str, str, str], tuple[int, int]] | None:
+    """Each run group's rows as ``(first, end)`` where every group is one block of rows with
+    text keys (GROUP_KEY; ``load_evals`` orders the rows so); None otherwise."""
+    keys = [evals[c].to_numpy() for c in GROUP_KEY]
+    try:
+        changed = np.logical_or.reduce([k[1:] != k[:-1] for k in keys])
+    except TypeError:  # a pd.NA compared
+        return None
+    starts = np.flatnonzero(np.r_[True, changed])
+    blocks = {tuple(k[a] for k in keys): (a, b) for a, b in zip(starts, [*starts[1:], len(evals)], strict=True)}
+    one_each = len(blocks) == len(starts) and all(isinstance(v, str) for key in blocks for v in key)
+    return blocks if one_each else None
+
+
+def _split_groups(evals: pd.DataFrame) -> dict[tuple[str, str, str], pd.DataFrame]:
+    """The rows of each run group (GROUP_KEY) in frame order, keys sorted: slices of the
+    frame (:func:`_key_blocks`), else copies (``groupby``: rows with a missing key left out)."""
+    if evals.empty:
+        return {}
+    blocks = _key_blocks(evals)
+    if blocks is not None:
+        return {key: evals.iloc[a:b] for key, (a, b) in sorted(blocks.items())}
+    return {key: evals.take(rows) for key, rows in sorted(evals.groupby(GROUP_KEY).indices.items())}
+
+
 class RunSet:
     """Evaluations of many run groups, with their histories and reports computed once.
 
@@ -290,8 +318,7 @@ class RunSet:
                  train: pd.DataFrame | None = None, reps: int = metrics.DEFAULT_REPS, seed: int = 0):
         self.evals, self.manifests, self.train = evals, manifests, train
         self.reps, self.seed = int(reps), int(seed)
-        rows = evals.groupby(["benchmark", "reward_version", "variant"], sort=True).indices if not evals.empty else {}
-        self._groups = {key: evals.take(rows[key]) for key in sorted(rows)}  # one take each, not a sorted copy
+        self._groups = _split_groups(evals)
         self._histories: dict[tuple, History] = {}
         self._reports: dict[tuple, dict[str, Any]] = {}
         self._manifest_groups: dict[tuple, pd.DataFrame] | None = None
@@ -350,7 +377,7 @@ class RunSet:
         if m is None or m.empty:
             return pd.DataFrame()
         if self._manifest_groups is None:  # the manifests split by group once, not filtered per call
-            self._manifest_groups = dict(iter(m.groupby(["benchmark", "reward_version", "variant"], sort=False)))
+            self._manifest_groups = dict(iter(m.groupby(GROUP_KEY, sort=False)))
         return self._manifest_groups.get((benchmark, reward_version, variant), m.iloc[:0])
 
     def _manifest_value(self, benchmark: str, reward_version: str, variant: str, column: str) -> int | None:

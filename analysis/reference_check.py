@@ -200,7 +200,7 @@ def figure(rows: Sequence[Row], spec: dict, scale: str, runs: RunSet):
     one column of panels per benchmark and reward version."""
     import matplotlib.pyplot as plt
 
-    from analysis.figures import finish, no_data
+    from analysis.figures import axes_title, finish, no_data
     from toppo.specs.registry import LABELS
 
     settings = list(dict.fromkeys((r.benchmark, r.reward_version) for r in rows)) or [("", "")]
@@ -226,7 +226,7 @@ def figure(rows: Sequence[Row], spec: dict, scale: str, runs: RunSet):
                 ax.set_xlabel("gain in mean success (points)")
             else:
                 ax.set_xlabel("mean success (%)")
-                ax.set_title(f"{bench} {rv.upper()}", fontsize=9)
+                axes_title(ax, f"{bench} {rv.upper()}", fontsize=9)
     own = reference_check_spec(spec)
     used = [runs.history(b, r, v) for b, r, v in runs.groups() if v in own["variants"]]
     finish(fig, "Reference check: TOPPO's gain over each MT-PPO",

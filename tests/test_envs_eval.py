@@ -2,9 +2,11 @@
 building them shows every warning but gymnasium's Box precision ones; stepping the envs
 directly (``step_envs``) gives what gymnasium's vector env gives, array for array."""
 
+import os
 import pickle
 import re
 import warnings
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -26,6 +28,7 @@ from toppo.algo.envs import (
     train_env_fns,
 )
 from toppo.algo.evaluation import evaluate
+from toppo.algo.goal_cache import CACHE_ENV
 
 
 @pytest.fixture(scope="module")
@@ -189,10 +192,16 @@ def test_placement_refuses_an_env_that_does_not_sample_goals():
 
 @pytest.fixture(scope="module")
 def benchmark_fns():
-    """MT10's constructors with 60-step episodes (the benchmark built once, the slow part)."""
-    base, fns = benchmark_env_fns("MT10", "v2", 3, max_episode_steps=60)
+    """MT10's constructors with 60-step episodes, the goals of ``built_envs``' seed (read back
+    from the goal cache: toppo.algo.goal_cache)."""
+    base, fns = benchmark_env_fns("MT10", "v2", 7, max_episode_steps=60)
     base.close()
     return fns
+
+
+def test_the_benchmarks_goals_are_kept_for_the_next_build(benchmark_fns):
+    [path] = (Path(os.environ[CACHE_ENV]) / "metaworld-goals").glob("MT10-seed7-*.pkl")
+    assert pickle.loads(path.read_bytes()) == [t for f in benchmark_fns for t in f.keywords["tasks"]]
 
 
 @pytest.mark.parametrize("kind", ["train", "eval"])
@@ -203,6 +212,7 @@ def test_stepping_the_envs_directly_gives_what_gymnasiums_vector_env_gives(bench
     (both kinds: 60-step episodes) and successes that end an episode (evaluation envs:
     terminate on success), and leave the envs in the same state."""
     fns = benchmark_fns
+    quiet_box_precision_warnings()  # this test builds gymnasium's vector env itself
     if kind == "train":
         every = train_env_fns(fns, 3, envs_per_task=1)
         build = lambda: gym.vector.SyncVectorEnv(every, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)  # noqa: E731

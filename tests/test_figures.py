@@ -1,5 +1,6 @@
 """analysis.figures: every figure renders (with and without data) and states its facts."""
 
+import io
 import itertools
 
 import matplotlib.pyplot as plt
@@ -133,3 +134,25 @@ def test_rendering_twice_gives_the_same_bytes(runs, spec, tmp_path):
     for ext in figures.FIGURE_FORMATS:
         assert (tmp_path / "a" / f"curves.{ext}").read_bytes() == (tmp_path / "b" / f"curves.{ext}").read_bytes()
     assert b"/CreationDate" not in (tmp_path / "a" / "curves.pdf").read_bytes()  # no render time
+
+
+@pytest.mark.parametrize("name", [  # the quick tier: one figure with line panels, one with an image and colorbar
+    name if name in ("curves", "heatmap") else pytest.param(name, marks=pytest.mark.slow)
+    for name in figures.FIGURE_NAMES])
+def test_save_figure_writes_what_savefig_writes(runs, spec, tmp_path, name):
+    # save_figure lays a figure out once per format instead of savefig's extra draw, and the
+    # figures pin their axes titles at the top (figures.axes_title): matplotlib's own savefig of
+    # the same figure with automatically placed titles gives the same bytes
+    build = {"curves": figures.training_curves, "worst_k": figures.worst_k_curve,
+             "gradnorm_spread": figures.gradnorm_spread, "heatmap": figures.success_heatmap,
+             "diagnosis": figures.diagnosis}[name]
+    written = figures.save_figure(build(runs, spec, "figscale"), tmp_path, name)
+    fig = build(runs, spec, "figscale")
+    assert fig.get_layout_engine() is not None
+    for ax in fig.axes:
+        ax._autotitlepos = None  # matplotlib's automatic placement, as a new axes has it
+    for path, (ext, kw) in zip(written, figures.FIGURE_FORMATS.items(), strict=True):
+        buf = io.BytesIO()
+        fig.savefig(buf, format=ext, **kw)
+        assert path.read_bytes() == buf.getvalue(), path.name
+    plt.close(fig)

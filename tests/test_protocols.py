@@ -1,6 +1,7 @@
 """analysis.protocols on synthetic logs whose answers are computed by hand (in the comments)."""
 
 import numpy as np
+import pandas as pd
 import pytest
 import synthetic
 
@@ -140,6 +141,21 @@ def test_runset_caches_and_reads_manifests(tmp_path):
     assert runs.report("MT50", "v1", "toppo", "final/mean/std") is None
     assert runs.param_total("MT10", "v1", "toppo") == 1234 and runs.budget_target("MT10", "v1", "toppo") == 300
     assert runs.summary([runs.history("MT10", "v1", "toppo")]) == "2 seeds, budget reached 300 env steps (of 300 configured)"
+
+
+def test_runset_groups_are_groupbys(tmp_path):
+    # a group's rows in one block are a slice of the frame, else taken; either way what
+    # groupby gives, a row with a missing key left out
+    for variant in ("toppo", "mtppo"):
+        write(tmp_path, variant=variant)
+    evals = logs.load_evals(tmp_path)
+    key = ["benchmark", "reward_version", "variant"]
+    missing_keys = [evals.assign(variant=evals.variant.where(evals.index != 3, m)) for m in (None, np.nan, pd.NA)]
+    for frame in (evals, evals.sample(frac=1, random_state=0), *missing_keys):
+        groups = RunSet(frame)._groups
+        want = {k: frame.take(rows) for k, rows in sorted(frame.groupby(key).indices.items())}
+        assert list(groups) == list(want) and all(groups[k].equals(want[k]) for k in want)
+    assert len(RunSet(evals)._groups) == 2
 
 
 def test_curve_with_std_band(evals):

@@ -35,6 +35,7 @@ import numpy as np
 import torch
 
 from toppo.algo import rollout
+from toppo.algo.compiled_models import compile_once
 from toppo.algo.envpool_envs import make_envpool_train_envs
 from toppo.algo.envs import make_train_envs
 from toppo.algo.learner import Learner
@@ -86,18 +87,19 @@ class Trainer:
                                        cpus=self.env_worker_cpus)
                      if self.env_workers else
                      functools.partial(make_train_envs, async_envs=cfg.async_envs))
-        self.envs, eval_fns = make_envs(cfg.benchmark, cfg.reward_version, cfg.seed,
-                                        envs_per_task=cfg.envs_per_task,
-                                        max_episode_steps=cfg.max_episode_steps)
-        self.K = self.envs.num_tasks
-        obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
-        self.task_of_env = torch.as_tensor(self.envs.task_ids, device=self.device)
-        self.learner = Learner(cfg, obs_dim, act_dim, self.device)
+        with compile_once():  # each task's model compiled once, for training and inline evaluation
+            self.envs, eval_fns = make_envs(cfg.benchmark, cfg.reward_version, cfg.seed,
+                                            envs_per_task=cfg.envs_per_task,
+                                            max_episode_steps=cfg.max_episode_steps)
+            self.K = self.envs.num_tasks
+            obs_dim, act_dim = self.envs.obs_dim, self.envs.act_dim
+            self.task_of_env = torch.as_tensor(self.envs.task_ids, device=self.device)
+            self.learner = Learner(cfg, obs_dim, act_dim, self.device)
 
-        self.budget = TimeBudget()  # seconds, see toppo.harness.timebudget
-        # inline, or worker process(es) building their eval envs from eval_fns meanwhile
-        self.evals = EvalRecord(make_evaluator(EvalSpec(cfg, eval_fns, obs_dim, act_dim)), cfg,
-                                variant, self.envs.task_names, self.budget)
+            self.budget = TimeBudget()  # seconds, see toppo.harness.timebudget
+            # inline, or worker process(es) building their eval envs from eval_fns meanwhile
+            self.evals = EvalRecord(make_evaluator(EvalSpec(cfg, eval_fns, obs_dim, act_dim)), cfg,
+                                    variant, self.envs.task_names, self.budget)
         self.eval_resubmit: list[tuple[int, dict[str, torch.Tensor]]] = []  # from a checkpoint
         self.git_commit = git_commit()  # the code this process runs (not the one at the end)
         self.machine = numerics.describe()  # CPU, Python, torch's build and kernels, the mode

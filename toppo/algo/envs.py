@@ -5,8 +5,10 @@ depend on the seed) and one env per task. Env copies reuse that factory's per-ta
 constructors with a different env seed, so every copy sees the *same* 50 goals per task
 with its own random stream; evaluation envs are the same constructors with
 ``terminate_on_success=True`` and ``task_select="pseudorandom"``. Building the benchmark
-once serves training and evaluation (MT50's goal generation is the slow part); the
-constructors pickle, so an evaluation worker process builds its envs from them.
+once serves training and evaluation (the goal generation is the slow part, so its result is
+kept on disk for the next process that builds the same benchmark and seed:
+``toppo.algo.goal_cache``); the constructors pickle, so an evaluation worker process builds
+its envs from them.
 
 Env index layout everywhere: ``copy * K + task``.
 
@@ -34,6 +36,8 @@ import metaworld
 import numpy as np
 
 from toppo.algo import metaworld_fast
+from toppo.algo.compiled_models import compile_once
+from toppo.algo.goal_cache import cached_goals
 
 # metaworld's hot Python paths replaced by bit-identical code (toppo.algo.metaworld_fast), in
 # every process that imports this module to build envs: trainer, env and evaluation workers
@@ -250,13 +254,16 @@ def _reseeded(fns: list[functools.partial], seed: int, **changes: Any) -> list[f
 def benchmark_env_fns(benchmark: str, reward_version: str, seed: int, max_episode_steps: int
                       ) -> tuple[gym.vector.SyncVectorEnv, list[functools.partial]]:
     """The package's own vector env for ``benchmark`` (goals generated from ``seed``: the slow
-    part on MT50) and its per-task constructors, which carry the goals and pickle."""
+    part, so they are kept on disk, ``toppo.algo.goal_cache``) and its per-task constructors,
+    which carry the goals and pickle."""
     quiet_box_precision_warnings()
-    base = gym.make_vec(
-        f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True,
-        reward_function_version=reward_version, max_episode_steps=max_episode_steps,
-        terminate_on_success=False,
-    )
+    # the goals generated from this seed before, if kept; one compile of each task's model
+    with cached_goals(benchmark), compile_once():
+        base = gym.make_vec(
+            f"Meta-World/{benchmark}", seed=seed, vector_strategy="sync", use_one_hot=True,
+            reward_function_version=reward_version, max_episode_steps=max_episode_steps,
+            terminate_on_success=False,
+        )
     return base, list(base.env_fns)
 
 
@@ -278,8 +285,9 @@ def make_eval_envs(eval_fns: list[functools.partial], copies: int, async_envs: b
     quiet_box_precision_warnings()
     tasks = tasks if tasks is not None else range(len(eval_fns))
     vec_cls = _vector_class(async_envs)
-    evals = [vec_cls([eval_fns[k] for k in tasks], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-             for _ in range(copies)]
+    with compile_once():  # the copies' models: copies of one compile per task
+        evals = [vec_cls([eval_fns[k] for k in tasks], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                 for _ in range(copies)]
     for e in evals:
         e.call("toggle_sample_tasks_on_reset", True)  # next goal of the cycle at every reset
     return EnvCopies(evals, len(tasks), first_task=tasks.start)
@@ -300,12 +308,13 @@ def make_train_envs(benchmark: str, reward_version: str, seed: int, *, envs_per_
     the evaluation constructors of the same benchmark goals (``eval_env_fns``), for
     ``make_eval_envs`` here or in an evaluation worker. The same envs in worker processes:
     ``toppo.harness.envworkers.make_worker_train_envs``; both return the same ``StepBatch``es."""
-    base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
-    K, vec_cls = len(fns), _vector_class(async_envs)
-    every = train_env_fns(fns, seed, envs_per_task)
-    train = [base if c == 0 and not async_envs  # exactly the package's env for copy 0
-             else vec_cls(every[c * K:(c + 1) * K], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
-             for c in range(envs_per_task)]
+    with compile_once():  # the copies' models: copies of one compile per task
+        base, fns = benchmark_env_fns(benchmark, reward_version, seed, max_episode_steps)
+        K, vec_cls = len(fns), _vector_class(async_envs)
+        every = train_env_fns(fns, seed, envs_per_task)
+        train = [base if c == 0 and not async_envs  # exactly the package's env for copy 0
+                 else vec_cls(every[c * K:(c + 1) * K], autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+                 for c in range(envs_per_task)]
     if async_envs:
         base.close()  # only its constructors were needed
     return EnvCopies(train, len(fns)), eval_env_fns(fns, seed)

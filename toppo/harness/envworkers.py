@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 
+from toppo.algo.compiled_models import compile_once
 from toppo.algo.envs import (
     StepBatch,
     TrainEnvs,
@@ -122,7 +123,8 @@ def _worker_main(conn, fns: list[functools.partial], lo: int, hi: int, dims: tup
     quiet_box_precision_warnings()  # a spawned process: the trainer's filters are not here
     envs = shm = None
     try:
-        envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+        with compile_once():  # a slice with env copies: one compile per task
+            envs = gym.vector.SyncVectorEnv(fns, autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
         shm = _SharedArrays(_layout(*dims), names)
         conn.send(("ready", os.getpid()))
         while True:
