@@ -35,8 +35,14 @@ import gymnasium as gym
 import metaworld
 import numpy as np
 
+from toppo.algo import metaworld_fast
 from toppo.algo.compiled_models import compile_once
 from toppo.algo.goal_cache import cached_goals
+
+# metaworld's hot Python paths replaced by bit-identical code (toppo.algo.metaworld_fast), in
+# every process that imports this module to build envs: trainer, env and evaluation workers
+# (under other metaworld/scipy/numpy versions than it copies: metaworld's own code, a warning).
+metaworld_fast.install_where_pinned()
 
 # gymnasium's Box warns (gym.logger.warn: a UserWarning attributed to gymnasium.spaces.box)
 # whenever a space's float64 bounds are cast to its float32 dtype, which metaworld's spaces do
