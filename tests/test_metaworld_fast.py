@@ -119,9 +119,10 @@ def rotation_matrices(rng: np.random.Generator, n: int) -> list[np.ndarray]:
 def test_quaternion_equals_scipy_on_random_and_edge_matrices():
     rng = np.random.default_rng(0)
     matrices = rotation_matrices(rng, 3000)
-    for m in matrices:
-        assert outcome(mf.quat_from_matrix, m) == outcome(
-            lambda x: Rotation.from_matrix(x).as_quat(), m), m
+    with np.errstate(invalid="ignore"):  # the NaN matrix: both sides' determinant warns
+        for m in matrices:
+            assert outcome(mf.quat_from_matrix, m) == outcome(
+                lambda x: Rotation.from_matrix(x).as_quat(), m), m
     # the fast path is taken for valid rotations (else this test checks scipy against itself)
     fast = sum(mf._GRAMIAN_SLACK >= abs(np.dot(m[0], m[0]) - 1) for m in matrices)
     assert fast > 3000
@@ -294,7 +295,7 @@ def test_real_states_and_rollouts_are_bit_identical(name):
 def test_every_mt50_task_is_bit_identical():
     names = sorted(metaworld.ALL_V3_ENVIRONMENTS)
     assert len(names) == 50
-    touches = {name: check_task(name, steps=200) for name in names}
+    touches = {name: check_task(name, steps=110) for name in names}  # an autoreset after 100
     assert sum(t > 0 for t in touches.values()) >= 10
 
 
