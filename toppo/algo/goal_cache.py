@@ -30,7 +30,6 @@ import contextlib
 import hashlib
 import os
 import pickle
-import tempfile
 from collections.abc import Iterator
 from importlib.metadata import version
 from pathlib import Path
@@ -39,6 +38,8 @@ from typing import Any
 import metaworld
 import mujoco
 import numpy as np
+
+from toppo.specs.runfiles import write_bytes_atomic
 
 CACHE_ENV = "TOPPO_CACHE_DIR"
 
@@ -68,19 +69,6 @@ def _fits(tasks: Any, classes: dict) -> bool:
             and all(isinstance(t, metaworld.Task) and t.env_name == n for t, n in zip(tasks, names)))
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
-
-
 @contextlib.contextmanager
 def cached_goals(label: str) -> Iterator[None]:
     """Inside this block, metaworld's benchmark goals come from the cache where they are
@@ -103,7 +91,7 @@ def cached_goals(label: str) -> Iterator[None]:
             pass  # missing or unreadable: generated below
         tasks = original(classes, args_kwargs, kwargs_override, seed=seed)
         with contextlib.suppress(OSError):  # an unwritable cache is no cache
-            _write_atomic(path, pickle.dumps(tasks, protocol=pickle.HIGHEST_PROTOCOL))
+            write_bytes_atomic(path, pickle.dumps(tasks, protocol=pickle.HIGHEST_PROTOCOL))
         return tasks
 
     metaworld._make_tasks = make_tasks
