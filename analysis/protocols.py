@@ -143,6 +143,9 @@ def history(evals: pd.DataFrame) -> History:
                    episodes=tuple(int(e) for e in sorted(evals["episodes"].unique())), run_dirs=run_dirs)
 
 
+GROUP_KEY = ["benchmark", "reward_version", "variant"]  # a run group: the rows of one History
+
+
 def histories(evals: pd.DataFrame) -> dict[tuple[str, str, str], History]:
     """A :class:`History` per (benchmark, reward_version, variant) in the frame."""
     return {key: history(g) for key, g in evals.groupby(GROUP_KEY, sort=True)}
@@ -277,9 +280,6 @@ def report(data: pd.DataFrame | History, protocol: Protocol | str, reps: int = m
     elif p.dispersion != "none":
         raise ProtocolError(f"unknown dispersion '{p.dispersion}'; expected std, sem, ci95 or none")
     return out
-
-
-GROUP_KEY = ["benchmark", "reward_version", "variant"]
 
 
 def _key_blocks(evals: pd.DataFrame) -> dict[tuple[str, str, str], tuple[int, int]] | None:
