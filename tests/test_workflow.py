@@ -315,13 +315,14 @@ def test_a_fresh_checkout_of_the_cpu_study_trains_nothing(tmp_path):
     assert "train" not in counts and counts["tables"] == counts["figures"] == 1, counts
 
 
+# cpu in the slow tier: the quick tier asks smoke, another scale with its own folder, and paper
 @pytest.mark.parametrize(("configfile", "target", "message"), [
     ("config/smoke.yaml", "results/table3.tex",
      "scale smoke writes its report under results/smoke/: ask for results/smoke/table3.tex, "
      "not results/table3.tex"),
-    ("config/cpu.yaml", "results/figures/curves.png",
-     "scale cpu writes its report under results/cpu/: ask for results/cpu/figures/curves.png, "
-     "not results/figures/curves.png"),
+    pytest.param("config/cpu.yaml", "results/figures/curves.png",
+                 "scale cpu writes its report under results/cpu/: ask for results/cpu/figures/curves.png, "
+                 "not results/figures/curves.png", marks=pytest.mark.slow),
     (None, "results/paper/reproduction.tex",
      "scale paper writes its report under results/: ask for results/reproduction.tex, "
      "not results/paper/reproduction.tex"),
