@@ -23,6 +23,7 @@ def run(root, variant="toppo", seed=0, **kw):
                                reward_version="v1", seed=seed, steps=[10, 20], **kw)
 
 
+@pytest.mark.slow  # the quick tier's tests/test_layers.py imports these and every other analysis module
 def test_analysis_does_not_import_torch():
     """The column contract and atomic writers are shared with the trainer without torch."""
     code = ("import sys, analysis.logs, analysis.tables, analysis.figures, analysis.protocols; "

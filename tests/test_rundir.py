@@ -372,6 +372,7 @@ def test_two_trainers_on_one_directory(tmp_path):
                 break
             time.sleep(0.1)
         assert first.poll() is None
+        first.send_signal(signal.SIGSTOP)  # live and holding the lock, not computing beside the second
         second = subprocess.run([sys.executable, "-m", "toppo.train", *cli(run)],
                                 capture_output=True, text=True, timeout=120, env=ENV)
         assert second.returncode == train_mod.EXIT_LOCKED

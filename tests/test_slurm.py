@@ -115,7 +115,9 @@ def test_profile_sets_the_executor_and_retries():
     assert 3 * prof["slurm-init-seconds-before-status-checks"] > 180
 
 
-@pytest.mark.parametrize("device", ["cpu", "cuda", "auto"])
+# device cuda in the slow tier: the quick tier's GPU request with cuda is the one below (a
+# Snakemake process each)
+@pytest.mark.parametrize("device", ["cpu", pytest.param("cuda", marks=pytest.mark.slow), "auto"])
 def test_sbatch_line_of_a_training_job(fake_slurm, device):
     argv = fake_slurm("--config", f"device={device}")
     assert option(argv, "--cpus-per-task") == str(MT10["threads"])

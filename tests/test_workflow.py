@@ -220,23 +220,25 @@ def test_partial_report_of_the_cpu_study_reruns_when_a_cell_trains_further(tmp_p
 
 def test_a_run_that_trains_prints_its_plan_first(tmp_path):
     """The plan (analysis.plan, the Snakefile's onstart) before any job: device cuda on this
-    CPU machine, so the two training jobs fail at once, after the plan was printed."""
+    CPU machine, so the training job fails at once, after the plan was printed. One cell (a
+    trainer process is seconds of the quick tier); tests/test_plan.py plans several."""
     import torch
 
     if torch.cuda.is_available():
-        pytest.skip("needs a machine without a GPU (the jobs would train)")
-    cfg = write_config(tmp_path / "tiny.yaml", TINY.replace("scale: e2e", "scale: plan"))
+        pytest.skip("needs a machine without a GPU (the job would train)")
+    cfg = write_config(tmp_path / "tiny.yaml", TINY.replace("scale: e2e", "scale: plan")
+                       .replace("variants: [mtppo, toppo]", "variants: [toppo]"))
     proc = snakemake(tmp_path, "--cores", "2", "results/plan/table3.tex", "--configfile", str(cfg),
                      "--config", "device=cuda", timeout=600)
     assert proc.returncode != 0
     out = output(proc)
     assert out.index("Plan (scale plan, ") < out.index("rule train:")  # before any job starts
     plan = out[out.index("Plan (scale plan, "):]
-    assert plan.splitlines()[0].endswith(": 2 cells to train (main 2)")
+    assert plan.splitlines()[0].endswith(": 1 cell to train (main 1)")
     assert "  each job: device cpu; MT10 1 thread, 20K env steps" in plan
     # the documented model (tests/test_plan.py has its numbers): evaluation and env builds in
-    assert re.search(r"\n  MT10 rate \d+ to \d+ env steps/s: docs/throughput.md \(another machine: "
-                     r"H200 node, cpu with 1 thread\), mtppo and toppo rows, with 2 evaluations \(at "
+    assert re.search(r"\n  MT10 rate \d+ env steps/s: docs/throughput.md \(another machine: "
+                     r"H200 node, cpu with 1 thread\), toppo rows, with 2 evaluations \(at "
                      r"most 2K env steps\), 2 env builds of 10 s.*; expect within 2x\n", plan), plan
     assert "No GPU here: device cuda jobs will fail (the trainer needs CUDA)." in plan
     assert "paper-scale" not in plan  # 20K steps per cell
@@ -313,13 +315,14 @@ def test_a_fresh_checkout_of_the_cpu_study_trains_nothing(tmp_path):
     assert "train" not in counts and counts["tables"] == counts["figures"] == 1, counts
 
 
+# cpu in the slow tier: the quick tier asks smoke, another scale with its own folder, and paper
 @pytest.mark.parametrize(("configfile", "target", "message"), [
     ("config/smoke.yaml", "results/table3.tex",
      "scale smoke writes its report under results/smoke/: ask for results/smoke/table3.tex, "
      "not results/table3.tex"),
-    ("config/cpu.yaml", "results/figures/curves.png",
-     "scale cpu writes its report under results/cpu/: ask for results/cpu/figures/curves.png, "
-     "not results/figures/curves.png"),
+    pytest.param("config/cpu.yaml", "results/figures/curves.png",
+                 "scale cpu writes its report under results/cpu/: ask for results/cpu/figures/curves.png, "
+                 "not results/figures/curves.png", marks=pytest.mark.slow),
     (None, "results/paper/reproduction.tex",
      "scale paper writes its report under results/: ask for results/reproduction.tex, "
      "not results/paper/reproduction.tex"),
