@@ -193,7 +193,8 @@ def test_a_bad_mode_is_one_line_naming_the_flag_or_the_variable(args, env, named
 
 def test_describe_records_the_machine():
     code = ("from toppo.harness import numerics; numerics.apply(); import torch, json; "
-            "numerics.configure_torch(0); print(json.dumps(numerics.describe()))")
+            "numerics.configure_torch(0); import sys; print(json.dumps({**numerics.describe(), 'warn_only': "
+            "torch.is_deterministic_algorithms_warn_only_enabled(), 'inductor': 'torch._inductor' in sys.modules}))")
     proc = run_python(code, TOPPO_NUMERICS="portable")
     assert proc.returncode == 0, proc.stderr
     d = json.loads(proc.stdout)
@@ -203,7 +204,8 @@ def test_describe_records_the_machine():
     assert d["libc"].startswith("glibc") or sys.platform != "linux"
     assert d["environment"]["OPENBLAS_CORETYPE"] == "Prescott"
     assert d["torch"]["cpu_capability"] == "DEFAULT" and d["torch"]["num_threads"] == 1
-    assert d["torch"]["deterministic_algorithms"] is True
+    assert d["torch"]["deterministic_algorithms"] is True and d["warn_only"] is True
+    assert d["inductor"] is False  # the flag set without importing torch's compiler (1 s a process)
     assert any("Build settings" in line for line in d["torch"]["build"])
 
 

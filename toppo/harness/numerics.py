@@ -131,10 +131,10 @@ def configure_torch(requested_threads: int) -> None:
     if n > 0:
         torch.set_num_threads(n)
     if current() == "portable":
-        # torch.use_deterministic_algorithms(True, warn_only=True) less its setting of
-        # torch._inductor's config, which imports inductor and dynamo (1.1 s of every process's
-        # start on the 2-core machine): nothing here compiles with torch.compile
-        torch._C._set_deterministic_algorithms(True, warn_only=True)
+        # what torch.use_deterministic_algorithms(True, warn_only=True) sets, without its
+        # import of torch._inductor's config (inductor and dynamo: 1.1 s of every process's
+        # start on the 2-core machine); nothing here compiles with torch.compile
+        torch.set_deterministic_debug_mode("warn")
 
 
 def check() -> None:
