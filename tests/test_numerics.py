@@ -97,8 +97,6 @@ def test_portable_mode_gives_the_same_bits_under_the_other_user_settings():
     assert_portable_bits([USER_SETTINGS[0], *USER_SETTINGS[2:]])
 
 
-
-
 def test_the_mode_is_applied_in_the_environment_children_inherit():
     code = ("from toppo.harness import numerics; print(numerics.apply()); import os, json; "
             "print(json.dumps({k: os.environ.get(k) for k in (*numerics.PORTABLE_ENV, 'TOPPO_NUMERICS')}))")
